@@ -1,0 +1,125 @@
+"""The interface every platform adapter implements, and its capabilities."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bridge.model import Conversation, InboundMessage, Kind, Part
+
+if TYPE_CHECKING:
+    from bridge.settings import ChannelSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a platform accepts, so the core can shape replies for it."""
+
+    max_text: int = 4096
+    length: Callable[[str], int] = len  # how the platform counts characters (Telegram: UTF-16)
+    media_by_url: bool = False  # the platform fetches attachment URLs itself (send as real files)
+    typing: bool = False  # the platform shows a "typing..." indicator (see Channel.typing)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """A webhook call as the platform made it: URL as it saw it (built from PUBLIC_URL)."""
+
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    content_type: str = ""
+
+
+class SendError(Exception):
+    """Sending a part failed. ``retry_after``: retry later (seconds, or None for backoff)."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None, final: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.final = final
+
+
+class Unreachable(SendError):
+    """The person cannot be sent to any more (blocked the bot, opted out, chat gone)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason, final=True)
+
+
+@dataclass
+class Texts:
+    """Short answers the bridge itself gives; configurable per channel."""
+
+    unsupported: str = "Sorry, I can only read text messages. Please write your message as text."
+    reset: str = "Your conversation has been reset. You can start a new one now."
+    welcome: str = ""
+    help: str = ""
+    apology: str = "Sorry, something went wrong and I could not answer that. Please try again later."
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any]) -> Texts:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known and v is not None})
+
+
+class Channel(abc.ABC):
+    """A named connection to one platform account (a Telegram bot, a Twilio number, a widget)."""
+
+    kind: str = ""  # "telegram", "twilio", "web" ...
+    capabilities: Capabilities = Capabilities()
+
+    def __init__(self, name: str, settings: ChannelSettings):
+        self.name = name
+        self.settings = settings
+        self.bot = settings.bot
+        self.texts = Texts.from_settings(settings.texts)
+
+    # lifecycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open clients (called once, in the app's cleanup context)."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Close clients."""
+
+    def routes(self) -> list[web.RouteDef]:
+        """Extra HTTP routes this channel serves (the web widget's Chat API)."""
+        return []
+
+    # inbound ------------------------------------------------------------------------------------
+    async def verify(self, request: WebhookRequest) -> None:
+        """Check the webhook's signature or secret; raise an ``ApiError`` (401/403) if wrong."""
+        raise NotImplementedError
+
+    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
+        """Turn a verified payload into messages (pure: no I/O). Raise ``BadRequest`` if malformed.
+
+        Payloads that carry nothing to answer (edits, status updates) give an empty list.
+        """
+        raise NotImplementedError
+
+    def ack(self) -> web.Response:
+        """The answer the platform expects once the messages are stored."""
+        return web.json_response({"ok": True})
+
+    async def observe(self, request: WebhookRequest) -> None:  # noqa: B027 - optional hook
+        """Called for verified payloads that carry no message (e.g. a person blocked the bot)."""
+
+    # outbound -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def send(self, conversation: Conversation, part: Part) -> str | None:
+        """Deliver one part; return the platform's message id. Raise ``SendError``/``Unreachable``."""
+
+    async def typing(self, conversation: Conversation) -> None:  # noqa: B027 - optional hook
+        """Show "typing..." once (the worker repeats it while the bot thinks)."""
+
+
+def command_kind(text: str) -> Kind:
+    """The core's own commands, for channels without native commands: ``/reset``."""
+    word = text.strip().split(maxsplit=1)[0].lower() if text.strip() else ""
+    return Kind.RESET if word == "/reset" else Kind.TEXT

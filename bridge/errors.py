@@ -1,0 +1,48 @@
+"""Errors that become JSON answers with a status and a short ``detail``."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An HTTP error answer: ``{"detail": ...}`` with ``status``."""
+
+    status = 400
+
+    def __init__(self, detail: str, status: int | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class TooLarge(ApiError):
+    status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
+class Throttled(ApiError):
+    status = 429
+
+
+class ConfigError(Exception):
+    """A bad or missing setting; the message is one line naming the setting, never its value."""

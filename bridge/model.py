@@ -1,0 +1,90 @@
+"""Typed values that travel through the core: inbound messages, replies, attachments."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Kind(enum.StrEnum):
+    """What an inbound message asks of the bridge."""
+
+    TEXT = "text"  # relay to the bot
+    RESET = "reset"  # end the bot session, start a new one, tell the person
+    START = "start"  # like reset, then the channel's welcome text (Telegram /start)
+    HELP = "help"  # answer with the channel's help text
+    UNSUPPORTED = "unsupported"  # photo, sticker, voice...: answer what the bot can read
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Who wrote, as the platform names them.
+
+    ``key`` identifies the conversation inside a channel (a Telegram chat id, ``chat:user``
+    in a per-person group, a phone number). ``address`` is where replies go (chat id, phone
+    number); it is usually the same as ``key``.
+    """
+
+    key: str
+    address: str
+    name: str = ""
+    platform: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One message a person sent, parsed from a platform payload (pure data, no I/O)."""
+
+    channel: str
+    platform_id: str  # unique per channel: a platform retry carries the same id
+    person: Person
+    kind: Kind = Kind.TEXT
+    text: str = ""
+    what: str = ""  # for UNSUPPORTED: "photo", "sticker", ...
+    context: dict[str, Any] = field(default_factory=dict)  # platform details kept with the row
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file of a reply: a name and an absolute URL anyone can fetch."""
+
+    name: str
+    url: str
+    content_type: str = ""
+    size: int | None = None
+
+    @property
+    def is_image(self) -> bool:
+        if self.content_type:
+            return self.content_type.startswith("image/")
+        return self.name.lower().rsplit(".", 1)[-1] in {"png", "jpg", "jpeg", "gif", "webp"}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the bot answered."""
+
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One outbound message of a reply, after splitting, as the worker hands it to a channel."""
+
+    id: int
+    seq: int
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A (channel, person) conversation as stored."""
+
+    id: int
+    channel: str
+    person: Person
+    session_id: str | None
+    state: dict[str, Any]
