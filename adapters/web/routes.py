@@ -1,0 +1,244 @@
+"""The OCS Chat API served by the bridge, so the official widget works unchanged, and the demo page.
+
+``install(app)`` is the plugin the core runs while building the application.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from bridge.channel import command_kind
+from bridge.errors import BadRequest, Forbidden, NotFound, TooLarge, UnsupportedMediaType
+from bridge.model import Conversation, InboundMessage, Person
+from bridge.typedefs import CORE
+
+from . import uploads
+from .channel import WebChannel
+from .demo import demo_page, install_static
+from .security import (
+    SESSION_TOKEN_HEADER,
+    RateLimiter,
+    check_embed_key,
+    check_origin,
+    check_session_token,
+    client_address,
+    cors_middleware,
+    new_session_id,
+    new_session_token,
+    token_digest,
+)
+from .wire import assistant_message, iso, parse_since
+
+LIMITER: web.AppKey[RateLimiter] = web.AppKey("web_rate_limiter", RateLimiter)
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_TOKEN_DIGEST = "session_token_sha256"
+_TOKEN_REQUIRED = "session_token_required"
+POLL_LIMIT = 50
+
+
+def install(app: web.Application) -> None:
+    """Add the Chat API, its CORS handling, the demo page and the widget's files."""
+    app[LIMITER] = RateLimiter()
+    app.middlewares.append(cors_middleware(lambda: web_channels(app)))
+    app.router.add_post("/api/chat/start/", start)
+    app.router.add_post("/api/chat/{session_id}/message/", message)
+    app.router.add_get("/api/chat/{session_id}/poll/", poll_messages)
+    app.router.add_get("/api/chat/{session_id}/{task_id}/poll/", poll_task)
+    app.router.add_post("/api/chat/{session_id}/upload/", upload)
+    app.router.add_get("/uploads/{file_id}/{name}", download)
+    app.router.add_get("/", demo_page)
+    install_static(app)
+
+
+def web_channels(app: web.Application) -> list[WebChannel]:
+    core = app.get(CORE)
+    if core is None:
+        return []
+    return [c for c in core.channels.values() if isinstance(c, WebChannel)]
+
+
+@dataclass(frozen=True)
+class Session:
+    channel: WebChannel
+    conversation: Conversation
+
+
+# handlers -------------------------------------------------------------------------------------------
+async def start(request: web.Request) -> web.Response:
+    body = await _json(request)
+    chatbot_id = body.get("chatbot_id")
+    if not isinstance(chatbot_id, str) or not chatbot_id:
+        raise BadRequest("'chatbot_id' is required")
+    channel = next((c for c in web_channels(request.app) if c.chatbot_id == chatbot_id), None)
+    if channel is None:
+        raise NotFound("unknown chatbot")
+    check_origin(channel, request)
+    check_embed_key(channel, request)
+    _limit_address(request, channel)
+    remote_id = _text(body.get("participant_remote_id"))
+    name = _text(body.get("participant_name"))
+    raw_data = body.get("session_data")
+    session_data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+    session_id, token = new_session_id(), new_session_token()
+    state = {
+        "participant_remote_id": remote_id,
+        "page_url": _text(session_data.get("page_url"), 2000),
+        _TOKEN_DIGEST: token_digest(token),
+        # Newer widgets announce themselves by sending the header (even empty) at start.
+        _TOKEN_REQUIRED: channel.options.require_session_token or SESSION_TOKEN_HEADER in request.headers,
+    }
+    person = Person(key=session_id, address=session_id, name=name, platform="web")
+    await request.app[CORE].store.open_conversation(channel.name, person, state=state)
+    return web.json_response(
+        {
+            "session_id": session_id,
+            "session_token": token,
+            "chatbot": {"id": channel.chatbot_id, "name": channel.name},
+            "participant": {"identifier": remote_id or session_id, "remote_id": remote_id, "name": name},
+        },
+        status=201,
+    )
+
+
+async def message(request: web.Request) -> web.Response:
+    session = await _session(request)
+    channel, conversation = session.channel, session.conversation
+    body = await _json(request)
+    text = body.get("message")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("'message' must be a non-empty string")
+    if len(text) > channel.options.max_message_chars:
+        raise TooLarge(f"a message may be at most {channel.options.max_message_chars} characters")
+    _limit_address(request, channel)
+    request.app[LIMITER].hit(f"session:{conversation.id}", channel.options.session_rate, "messages")
+    if body.get("attachment_ids"):
+        text += _attachment_links(request, channel, conversation, body["attachment_ids"])
+    context = body.get("context")
+    inbound = InboundMessage(
+        channel=channel.name,
+        platform_id=f"{conversation.person.key}:{secrets.token_urlsafe(12)}",
+        person=conversation.person,
+        kind=command_kind(text),
+        text=text.strip(),
+        context={"page_context": context} if isinstance(context, dict) else {},
+    )
+    accepted = (await request.app[CORE].accept([inbound]))[0]
+    return web.json_response({"task_id": accepted.public_id, "status": "processing"}, status=202)
+
+
+async def poll_task(request: web.Request) -> web.Response:
+    session = await _session(request)
+    store = request.app[CORE].store
+    stored = await store.message(request.match_info["task_id"])
+    if stored is None or stored.conversation_id != session.conversation.id:
+        raise NotFound("unknown task")
+    if stored.status == "pending":
+        return web.json_response({"status": "processing", "message": None})
+    parts = await store.parts_of(stored.id)
+    links = session.channel.options.attachment_links
+    reply = assistant_message(parts, links=links) if parts else _empty_message()
+    if stored.status == "dead":
+        error = reply["content"] or session.channel.texts.apology
+        return web.json_response({"status": "error", "error": error, "message": reply if parts else None})
+    return web.json_response({"status": "complete", "message": reply})
+
+
+async def poll_messages(request: web.Request) -> web.Response:
+    session = await _session(request)
+    since = parse_since(request.query.get("since"))
+    parts = await request.app[CORE].store.parts_since(session.conversation.id, since)
+    links = session.channel.options.attachment_links
+    messages = [assistant_message([p], links=links) for p in parts[:POLL_LIMIT]]
+    return web.json_response(
+        {"messages": messages, "has_more": len(parts) > POLL_LIMIT, "session_status": "active"}
+    )
+
+
+async def upload(request: web.Request) -> web.Response:
+    session = await _session(request)
+    options = session.channel.options
+    if not options.uploads_enabled:
+        raise Forbidden("file uploads are not enabled for this chat")
+    _limit_address(request, session.channel)
+    root = Path(options.uploads_dir)
+    files = await uploads.receive(request, root, session.conversation.person.key, options.max_upload_bytes)
+    return web.json_response({"files": [f.public() for f in files]}, status=201)
+
+
+async def download(request: web.Request) -> web.FileResponse:
+    for channel in web_channels(request.app):
+        if not channel.options.uploads_enabled:
+            continue
+        root = Path(channel.options.uploads_dir)
+        try:
+            found = uploads.find(root, request.match_info["file_id"])
+        except NotFound:
+            continue
+        if found.name == request.match_info["name"]:
+            return web.FileResponse(
+                root / found.id / found.name, headers={"Content-Type": found.content_type}
+            )
+    raise NotFound("unknown file")
+
+
+# helpers --------------------------------------------------------------------------------------------
+async def _session(request: web.Request) -> Session:
+    """The conversation behind ``{session_id}``, after the origin, embed key and token checks."""
+    session_id = request.match_info["session_id"]
+    if _SESSION_ID.match(session_id):
+        store = request.app[CORE].store
+        for channel in web_channels(request.app):
+            conversation = await store.conversation(channel.name, session_id)
+            if conversation is not None:
+                check_origin(channel, request)
+                check_embed_key(channel, request)
+                state = conversation.state
+                check_session_token(
+                    request, str(state.get(_TOKEN_DIGEST, "")), bool(state.get(_TOKEN_REQUIRED))
+                )
+                return Session(channel, conversation)
+    raise NotFound("unknown session")
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("send JSON (Content-Type: application/json)")
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("malformed JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _text(value: object, limit: int = 255) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _limit_address(request: web.Request, channel: WebChannel) -> None:
+    address = client_address(request, channel.options.trust_forwarded_for)
+    request.app[LIMITER].hit(f"ip:{address}", channel.options.ip_rate, "requests from your address")
+
+
+def _attachment_links(
+    request: web.Request, channel: WebChannel, conversation: Conversation, ids: object
+) -> str:
+    if not channel.options.uploads_enabled:
+        raise BadRequest("file uploads are not enabled for this chat")
+    files = uploads.owned(Path(channel.options.uploads_dir), ids, conversation.person.key)
+    base = request.app[CORE].settings.base_url
+    return "".join(f"\n\n[{f.name}]({base}/uploads/{f.id}/{quote(f.name)})" for f in files)
+
+
+def _empty_message() -> dict[str, Any]:
+    return {"created_at": iso(datetime.now(UTC)), "role": "assistant", "content": "", "attachments": []}

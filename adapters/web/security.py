@@ -1,0 +1,145 @@
+"""Who may call the widget API: origins (CORS), the embed key, session tokens, rate limits."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+
+from aiohttp import web
+
+from bridge.errors import ApiError, Forbidden, Throttled
+
+from .channel import WebChannel
+
+API_PREFIX = "/api/chat/"
+ALLOW_HEADERS = "Content-Type, X-Embed-Key, X-Session-Token, X-CSRFToken, x-ocs-widget-version"
+ALLOW_METHODS = "GET, POST, OPTIONS"
+SESSION_TOKEN_HEADER = "X-Session-Token"
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """What the store keeps: the token itself never rests in the database."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_embed_key(channel: WebChannel, request: web.Request) -> None:
+    expected = channel.options.embed_key
+    if expected is None:
+        return
+    given = request.headers.get("X-Embed-Key", "")
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise Forbidden("invalid or missing X-Embed-Key")
+
+
+def check_session_token(request: web.Request, digest: str, required: bool) -> None:
+    """A token the client sends must match; it must be sent when the session requires it."""
+    given = request.headers.get(SESSION_TOKEN_HEADER)
+    if given is None:
+        if required:
+            raise Forbidden("X-Session-Token required")
+        return
+    if not hmac.compare_digest(token_digest(given).encode(), digest.encode()):
+        raise Forbidden("invalid X-Session-Token")
+
+
+def check_origin(channel: WebChannel, request: web.Request) -> None:
+    """A browser call from a page this channel does not allow (another widget's origin): 403."""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != request_origin(request) and not channel.allows_origin(origin):
+        raise Forbidden("origin not allowed")
+
+
+def request_origin(request: web.Request) -> str:
+    """The origin this request was addressed to (same-origin calls are always allowed)."""
+    return f"{request.scheme}://{request.host}"
+
+
+def client_address(request: web.Request, trust_forwarded: bool) -> str:
+    if trust_forwarded:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.remote or "unknown"
+
+
+class RateLimiter:
+    """At most ``limit`` events per ``window`` seconds per key (sliding window, in memory)."""
+
+    def __init__(self, window: float = 60.0, max_keys: int = 100_000):
+        self.window = window
+        self.max_keys = max_keys
+        self._events: dict[str, deque[float]] = {}
+
+    def hit(self, key: str, limit: int, what: str) -> None:
+        now = time.monotonic()
+        events = self._events.setdefault(key, deque())
+        while events and events[0] <= now - self.window:
+            events.popleft()
+        if len(events) >= limit:
+            retry = max(1, int(events[0] + self.window - now) + 1)
+            raise Throttled(f"too many {what}; try again in {retry} s", headers={"Retry-After": str(retry)})
+        events.append(now)
+        if len(self._events) > self.max_keys:
+            self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        for key in [k for k, v in self._events.items() if not v or v[-1] <= now - self.window]:
+            del self._events[key]
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def cors_middleware(
+    channels: Callable[[], Iterable[WebChannel]],
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """CORS for /api/chat/: preflights and answers for allowed origins only; others get 403."""
+
+    def allowed(request: web.Request, origin: str) -> bool:
+        if origin == request_origin(request):
+            return True
+        return any(channel.allows_origin(origin) for channel in channels())
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(API_PREFIX):
+            return await handler(request)
+        origin = request.headers.get("Origin")
+        if origin is not None and not allowed(request, origin):
+            return web.json_response({"detail": "origin not allowed"}, status=403)
+        if request.method == "OPTIONS":
+            response: web.StreamResponse = web.Response(status=204)
+        else:
+            try:
+                response = await handler(request)
+            except ApiError as exc:
+                response = web.json_response({"detail": exc.detail}, status=exc.status, headers=exc.headers)
+            except web.HTTPException as exc:
+                _cors_headers(exc.headers, origin)
+                raise
+        _cors_headers(response.headers, origin)
+        return response
+
+    return middleware
+
+
+def _cors_headers(headers: MutableMapping[str, str], origin: str | None) -> None:
+    if origin is None:
+        return
+    headers["Access-Control-Allow-Origin"] = origin
+    headers["Access-Control-Allow-Methods"] = ALLOW_METHODS
+    headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
+    headers["Access-Control-Max-Age"] = "600"
+    headers["Vary"] = "Origin"

@@ -1,0 +1,102 @@
+"""Files people attach in the widget (only when ``uploads_enabled``): kept on disk, linked by URL.
+
+The bot reads text only, so an attached file reaches it as a named link in the message text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from aiohttp import BodyPartReader, web
+
+from bridge.errors import BadRequest, NotFound, TooLarge, UnsupportedMediaType
+
+from .security import token_digest
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+META = "meta.json"
+
+
+@dataclass(frozen=True)
+class Upload:
+    id: str
+    name: str
+    size: int
+    content_type: str
+    session: str  # digest of the session id the file belongs to
+
+    def public(self) -> dict[str, object]:
+        return {"id": self.id, "name": self.name, "size": self.size, "content_type": self.content_type}
+
+
+def safe_name(name: str) -> str:
+    cleaned = _SAFE_NAME.sub("_", Path(name).name).strip(" .")
+    return cleaned[:120] or "file"
+
+
+async def receive(request: web.Request, root: Path, session_id: str, max_bytes: int) -> list[Upload]:
+    """Store every ``files`` field of a multipart body; 415 if not multipart, 413 if too big."""
+    if not request.content_type.startswith("multipart/"):
+        raise UnsupportedMediaType("upload files as multipart/form-data")
+    reader = await request.multipart()
+    uploads: list[Upload] = []
+    async for field in reader:
+        if not isinstance(field, BodyPartReader) or field.name != "files" or not field.filename:
+            continue
+        uploads.append(await _store(field, root, session_id, max_bytes))
+    if not uploads:
+        raise BadRequest("no files provided (multipart field 'files')")
+    return uploads
+
+
+async def _store(field: BodyPartReader, root: Path, session_id: str, max_bytes: int) -> Upload:
+    file_id = secrets.token_urlsafe(16)
+    folder = root / file_id
+    folder.mkdir(parents=True)
+    name = safe_name(field.filename or "")
+    size = 0
+    with (folder / name).open("wb") as out:
+        while chunk := await field.read_chunk():
+            size += len(chunk)
+            if size > max_bytes:
+                out.close()
+                _remove(folder)
+                raise TooLarge(f"a file may be at most {max_bytes} bytes")
+            out.write(chunk)
+    content_type = field.headers.get("Content-Type", "application/octet-stream")
+    upload = Upload(file_id, name, size, content_type, token_digest(session_id))
+    (folder / META).write_text(json.dumps(asdict(upload)), encoding="utf-8")
+    return upload
+
+
+def find(root: Path, file_id: str) -> Upload:
+    if not _ID.match(file_id):
+        raise NotFound("unknown file")
+    try:
+        return Upload(**json.loads((root / file_id / META).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        raise NotFound("unknown file") from None
+
+
+def owned(root: Path, file_ids: object, session_id: str) -> list[Upload]:
+    """The uploads a message refers to; 400 unless each belongs to this session."""
+    if not isinstance(file_ids, list) or not all(isinstance(i, str | int) for i in file_ids):
+        raise BadRequest("'attachment_ids' must be a list of file ids")
+    try:
+        uploads = [find(root, str(i)) for i in file_ids]
+    except NotFound:
+        raise BadRequest("one or more file ids are invalid") from None
+    if any(u.session != token_digest(session_id) for u in uploads):
+        raise BadRequest("one or more file ids are invalid")
+    return uploads
+
+
+def _remove(folder: Path) -> None:
+    for child in folder.iterdir():
+        child.unlink()
+    folder.rmdir()

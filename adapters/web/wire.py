@@ -1,0 +1,58 @@
+"""The Chat API's JSON shapes, as the official widget reads them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from bridge.errors import BadRequest
+from bridge.model import Attachment
+
+
+class PartLike(Protocol):
+    text: str
+    attachments: tuple[Attachment, ...]
+    created_at: datetime
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds, ``Z``-suffixed: the widget sends it back as ``since``."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise BadRequest("'since' must be an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def attachment_json(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "name": attachment.name,
+        "content_type": attachment.content_type or None,
+        "size": attachment.size,
+        "content_url": attachment.url,
+    }
+
+
+def assistant_message(parts: Sequence[PartLike], *, links: bool) -> dict[str, Any]:
+    """One widget message from one or more stored parts (a reply's parts read as one)."""
+    texts = [p.text for p in parts if p.text]
+    attachments = [a for p in parts for a in p.attachments]
+    if links and attachments:
+        texts.append("\n".join(f"[{_label(a.name)}]({a.url})" for a in attachments))
+    return {
+        "created_at": iso(parts[-1].created_at),
+        "role": "assistant",
+        "content": "\n\n".join(texts),
+        "attachments": [attachment_json(a) for a in attachments],
+    }
+
+
+def _label(name: str) -> str:
+    return name.replace("[", "(").replace("]", ")") or "file"
