@@ -144,6 +144,7 @@ class FakeOCS:
         app = web.Application(middlewares=[self._middleware])
         p = self.prefix
         app.router.add_post(f"{p}/api/sessions/", self._create_session)
+        app.router.add_get(f"{p}/api/experiments/{{id}}/", self._get_experiment)
         app.router.add_get(f"{p}/api/sessions/{{id}}/", self._get_session)
         app.router.add_post(f"{p}/api/sessions/{{id}}/end_experiment_session/", self._end_session)
         app.router.add_patch(f"{p}/api/sessions/{{id}}/update_state/", self._update_state)
@@ -287,11 +288,7 @@ class FakeOCS:
             "url": f"{self.url}/api/sessions/{s.id}/",
             "id": s.id,
             "team": {"name": "Fake team", "slug": "fake-team"},
-            "experiment": {
-                "id": s.experiment,
-                "name": "Fake bot",
-                "url": f"{self.url}/api/experiments/{s.experiment}/",
-            },
+            "experiment": self._experiment_json(s.experiment),
             "participant": {"identifier": s.participant or "api-user@example.com"},
             "created_at": s.created_at,
             "updated_at": s.messages[-1].created_at if s.messages else s.created_at,
@@ -314,7 +311,16 @@ class FakeOCS:
             ]
         return data
 
+    def _experiment_json(self, experiment: str) -> dict[str, Any]:
+        return {"id": experiment, "name": "Fake bot", "url": f"{self.url}/api/experiments/{experiment}/"}
+
     # --- session endpoints -----------------------------------------------------------------
+
+    async def _get_experiment(self, request: web.Request) -> web.Response:
+        experiment = request.match_info["id"]
+        if not self._known_experiment(experiment):
+            return web.json_response(NOT_FOUND, status=404)
+        return web.json_response(self._experiment_json(experiment))
 
     async def _create_session(self, request: web.Request) -> web.Response:
         body = request["json"]
