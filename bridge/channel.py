@@ -12,6 +12,7 @@ from aiohttp import web
 from bridge.model import Conversation, InboundMessage, Kind, Part
 
 if TYPE_CHECKING:
+    from bridge.core import Core
     from bridge.settings import ChannelSettings
 
 
@@ -81,15 +82,19 @@ class Channel(abc.ABC):
         self.texts = Texts.from_settings(settings.texts)
 
     # lifecycle ----------------------------------------------------------------------------------
-    async def start(self) -> None:  # noqa: B027 - optional hook
-        """Open clients (called once, in the app's cleanup context)."""
+    async def start(self, core: Core) -> None:
+        """Open clients (called once, in the app's cleanup context). Keep ``core`` if needed."""
+        self.core = core
 
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Close clients."""
 
-    def routes(self) -> list[web.RouteDef]:
-        """Extra HTTP routes this channel serves (the web widget's Chat API)."""
-        return []
+    async def check(self) -> str:
+        """Reach the platform with the configured credentials (``bridge check``); say who answered.
+
+        Raise ``SendError`` with a plain reason when it cannot be reached or the credentials are wrong.
+        """
+        return "ok"
 
     # inbound ------------------------------------------------------------------------------------
     async def verify(self, request: WebhookRequest) -> None:

@@ -77,6 +77,8 @@ class WorkerSettings(BaseModel):
     retry_base: float = Field(default=2.0, ge=0)
     retry_max: float = Field(default=300.0, ge=0)
     session_idle_timeout: float | None = Field(default=None, gt=0)  # seconds; unset = never
+    typing_interval: float = Field(default=4.0, gt=0)
+    shutdown_grace: float = Field(default=10.0, ge=0)
 
 
 class Settings(BaseModel):

@@ -15,9 +15,12 @@ class BotError(Exception):
     bot may already have stored the turn, and a blind retry would duplicate it.
     """
 
-    def __init__(self, reason: str, *, retryable: bool = False, retry_after: float | None = None):
+    def __init__(
+        self, reason: str, *, retryable: bool = False, retry_after: float | None = None, status: int | None = None
+    ):
         super().__init__(reason)
         self.reason = reason
+        self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
 

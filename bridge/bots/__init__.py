@@ -1,0 +1,15 @@
+"""Bot backends: ``ocs`` (Open Chat Studio) and ``echo``."""
+
+from __future__ import annotations
+
+from bridge.bots.base import Bot, BotError, SessionGone
+from bridge.bots.echo import EchoBot
+from bridge.bots.ocs import OcsBot
+from bridge.settings import BotSettings
+
+
+def build_bot(settings: BotSettings) -> Bot:
+    return OcsBot(settings) if settings.backend == "ocs" else EchoBot()
+
+
+__all__ = ["Bot", "BotError", "EchoBot", "OcsBot", "SessionGone", "build_bot"]

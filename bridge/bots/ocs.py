@@ -1,0 +1,132 @@
+"""Open Chat Studio: one OCS session per conversation, messages through the API channel.
+
+One API key is one OCS participant, so the bridge opens a session per conversation
+(``POST /api/sessions/``, never with ``participant``) and sends every message with its ``session``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from bridge.bots.base import Bot, BotError, SessionGone
+from bridge.model import Attachment, Conversation, Reply
+from bridge.settings import BotSettings
+
+RETRYABLE_STATUS = {429, 502, 503, 504}
+
+
+class OcsBot(Bot):
+    def __init__(self, settings: BotSettings):
+        if settings.api_key is None or not settings.experiment_id:
+            raise ValueError("an OCS bot needs an API key and an experiment id")
+        self.base = settings.base_url.rstrip("/")
+        self.experiment = settings.experiment_id
+        self.version = settings.version
+        self._key = settings.api_key
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+        )
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession(
+            timeout=self._timeout,
+            headers={"X-api-key": self._key.get_secret_value(), "Accept": "application/json"},
+        )
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    @property
+    def message_url(self) -> str:
+        version = f"/v{self.version}" if self.version else ""
+        return f"{self.base}/channels/api/{self.experiment}{version}/incoming_message"
+
+    async def open_session(self, conversation: Conversation) -> str:
+        person = conversation.person
+        state = {
+            "platform": person.platform or conversation.channel,
+            "channel": conversation.channel,
+            "user_id": person.key,
+            "user_name": person.name,
+        }
+        body = await self._call(
+            "POST", f"{self.base}/api/sessions/", {"experiment": self.experiment, "state": state}
+        )
+        session_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(session_id, str) or not session_id:
+            raise BotError("OCS created a session without an id")
+        return session_id
+
+    async def send(self, session_id: str, text: str) -> Reply:
+        try:
+            body = await self._call("POST", self.message_url, {"message": text, "session": session_id})
+        except BotError as exc:
+            if exc.status == 404:
+                raise SessionGone(exc.reason, status=404) from None
+            raise
+        if not isinstance(body, dict) or not isinstance(body.get("response"), str):
+            raise BotError("OCS answered without a response text")
+        attachments = tuple(
+            Attachment(name=str(a.get("file_name") or "file"), url=str(a["link"]))
+            for a in body.get("attachments") or ()
+            if isinstance(a, dict) and isinstance(a.get("link"), str)
+        )
+        return Reply(text=body["response"], attachments=attachments)
+
+    async def end_session(self, session_id: str) -> None:
+        try:
+            await self._call("POST", f"{self.base}/api/sessions/{session_id}/end_experiment_session/", None)
+        except BotError as exc:
+            if exc.status != 404:
+                raise
+
+    async def check(self) -> str:
+        body = await self._call("GET", f"{self.base}/api/experiments/{self.experiment}/", None)
+        name = body.get("name") if isinstance(body, dict) else None
+        return f"OCS chatbot {name or self.experiment!r} at {self.base}"
+
+    async def _call(self, method: str, url: str, payload: dict[str, Any] | None) -> Any:
+        """One request; failures become ``BotError`` (retryable when the turn cannot have landed)."""
+        if self._http is None:
+            raise RuntimeError("OcsBot.start() was not called")
+        try:
+            async with self._http.request(method, url, json=payload) as response:
+                raw = await response.read()
+                status = response.status
+        except TimeoutError:
+            raise BotError("OCS timed out", retryable=True) from None
+        except aiohttp.ClientError as exc:
+            raise BotError(f"OCS unreachable ({type(exc).__name__})", retryable=True) from None
+        if status in RETRYABLE_STATUS:
+            retry_after = _available_in(raw) if status == 429 else None
+            raise BotError(f"OCS answered {status}", retryable=True, retry_after=retry_after, status=status)
+        if status >= 400:
+            raise BotError(f"OCS answered {status}{_detail(raw)}", status=status)
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise BotError(f"OCS answered {status} with a body that is not JSON") from None
+
+
+def _detail(raw: bytes) -> str:
+    try:
+        detail = json.loads(raw).get("detail")
+    except (ValueError, AttributeError):
+        return ""
+    return f": {str(detail)[:200]}" if detail else ""
+
+
+def _available_in(raw: bytes) -> float | None:
+    try:
+        value = json.loads(raw).get("available_in")
+        return float(value) if value is not None else None
+    except (ValueError, AttributeError, TypeError):
+        return None

@@ -1,0 +1,258 @@
+"""The ``bridge`` command: the one place that wires the adapters into the core."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+import adapters
+from bridge import logs
+from bridge.bots import BotError, build_bot
+from bridge.channel import Channel, SendError
+from bridge.core import Core
+from bridge.errors import ConfigError
+from bridge.settings import Settings, exit_on_config_error, load_settings
+from bridge.store import Store
+from bridge.store.db import create_engine, migrate
+from bridge.store.queue import dead_letters, revive
+from bridge.web import create_app
+
+log = structlog.get_logger("bridge.cli")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        logs.configure(settings.log_format, settings.log_level)
+        channels = adapters.build_channels(settings)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+        return
+    code = args.run(settings, channels, args)
+    raise SystemExit(code or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bridge", description="Messaging platforms <-> an OCS chatbot.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="HTTP server and delivery workers in one process")
+    serve.add_argument("--no-worker", action="store_true", help="HTTP only (workers run elsewhere)")
+    serve.set_defaults(run=_serve)
+    sub.add_parser("worker", help="delivery workers only").set_defaults(run=_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
+    sub.add_parser("check", help="validate settings and reach every service").set_defaults(run=_check)
+
+    dead = sub.add_parser("dead-letters", help="messages that could not be answered or delivered")
+    dead_sub = dead.add_subparsers(required=True, metavar="ACTION")
+    dead_sub.add_parser("list", help="list dead letters").set_defaults(run=_dead_list)
+    retry = dead_sub.add_parser("retry", help="queue dead letters again")
+    target = retry.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?", help="a dead letter id from `list` (in-N or out-N)")
+    target.add_argument("--all", action="store_true", help="every dead letter")
+    retry.set_defaults(run=_dead_retry)
+
+    telegram = sub.add_parser("telegram", help="Telegram webhook and long polling")
+    telegram.add_argument("--channel", help="the Telegram channel's name (default: every Telegram channel)")
+    tg_sub = telegram.add_subparsers(required=True, metavar="ACTION")
+    tg_sub.add_parser("set-webhook", help="register PUBLIC_URL/webhooks/{channel}").set_defaults(run=_tg_set)
+    tg_sub.add_parser("delete-webhook", help="remove the webhook").set_defaults(run=_tg_delete)
+    tg_sub.add_parser("poll", help="serve, taking Telegram updates by long polling").set_defaults(run=_tg_poll)
+    return parser
+
+
+Args = argparse.Namespace
+
+
+# serving ----------------------------------------------------------------------------------------
+def _serve(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    return _run_http(settings, channels, workers=not args.no_worker)
+
+
+def _run_http(
+    settings: Settings,
+    channels: dict[str, Channel],
+    *,
+    workers: bool,
+    background: list[Callable[[Core], Awaitable[None]]] | None = None,
+) -> int:
+    app = create_app(
+        settings, channels, plugins=adapters.plugins(), workers=workers, background=background or []
+    )
+    log.info("starting", port=settings.port, public_url=settings.base_url, channels=sorted(channels))
+    web.run_app(
+        app,
+        port=settings.port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=settings.worker.shutdown_grace + 5,
+    )
+    return 0
+
+
+def _worker(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    async def run() -> None:
+        runner = web.AppRunner(create_app(settings, channels, workers=True))
+        await runner.setup()  # starts the core (and its workers) without listening
+        log.info("worker started", channels=sorted(channels))
+        try:
+            await _until_signal()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(run())
+    return 0
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+# database ---------------------------------------------------------------------------------------
+def _migrate(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    asyncio.run(migrate(settings.database_url))
+    print("database is up to date")
+    return 0
+
+
+def _with_store(action: Callable[[Store], Awaitable[int]], settings: Settings) -> int:
+    async def run() -> int:
+        if settings.is_sqlite:
+            await migrate(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            return await action(Store(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _dead_list(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    async def action(store: Store) -> int:
+        letters = await dead_letters(store)
+        if not letters:
+            print("no dead letters")
+        for letter in letters:
+            when = letter.at.strftime("%Y-%m-%d %H:%M:%S") if letter.at else "-"
+            print(f"{letter.ref}\t{when}\t{letter.channel}\t{logs.mask(letter.person_key)}\t{letter.reason}")
+        return 0
+
+    return _with_store(action, settings)
+
+
+def _dead_retry(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    async def action(store: Store) -> int:
+        refs = [d.ref for d in await dead_letters(store)] if args.all else [args.id]
+        failed = 0
+        for ref in refs:
+            if await revive(store, ref):
+                print(f"{ref} queued again")
+            else:
+                print(f"{ref}: no such dead letter", file=sys.stderr)
+                failed += 1
+        if not refs:
+            print("no dead letters")
+        return 1 if failed else 0
+
+    return _with_store(action, settings)
+
+
+# check ------------------------------------------------------------------------------------------
+def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    async def run() -> int:
+        problems = 0
+
+        async def probe(what: str, call: Callable[[], Awaitable[str]], errors: tuple[type[Exception], ...]) -> None:
+            nonlocal problems
+            try:
+                print(f"ok    {what}: {await call()}")
+            except errors as exc:
+                problems += 1
+                print(f"FAIL  {what}: {getattr(exc, 'reason', None) or exc}")
+
+        engine = create_engine(settings.database_url)
+
+        async def database() -> str:
+            await Store(engine).ping()
+            return f"{engine.dialect.name} reachable"
+
+        await probe("database", database, (Exception,))
+        await engine.dispose()
+        for name, bot_settings in settings.bots.items():
+            bot = build_bot(bot_settings)
+            await bot.start()
+            try:
+                await probe(f"bot {name!r}", bot.check, (BotError,))
+            finally:
+                await bot.stop()
+        for name, channel in channels.items():
+            await probe(f"channel {name!r} ({channel.kind})", channel.check, (SendError,))
+        print("all good" if not problems else f"{problems} problem(s)")
+        return 1 if problems else 0
+
+    return asyncio.run(run())
+
+
+# telegram ---------------------------------------------------------------------------------------
+def _telegram_channels(channels: dict[str, Channel], args: Args) -> list[Any]:
+    chosen = [c for c in channels.values() if c.kind == "telegram" and args.channel in (None, c.name)]
+    if not chosen:
+        raise SystemExit("bridge: no Telegram channel configured (set TELEGRAM_BOT_TOKEN)")
+    return chosen
+
+
+def _tg_set(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    from adapters.telegram.commands import set_webhook
+
+    async def run() -> None:
+        for channel in _telegram_channels(channels, args):
+            print(f"{channel.name}: webhook set to {await set_webhook(channel, settings.base_url)}")
+
+    asyncio.run(_with_channels(run, _telegram_channels(channels, args)))
+    return 0
+
+
+def _tg_delete(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    from adapters.telegram.commands import delete_webhook
+
+    async def run() -> None:
+        for channel in _telegram_channels(channels, args):
+            await delete_webhook(channel)
+            print(f"{channel.name}: webhook deleted")
+
+    asyncio.run(_with_channels(run, _telegram_channels(channels, args)))
+    return 0
+
+
+async def _with_channels(run: Callable[[], Awaitable[None]], channels: list[Channel]) -> None:
+    """Run a one-off Bot API command, then close the channels' clients (no store needed)."""
+    try:
+        await run()
+    except SendError as exc:
+        raise SystemExit(f"bridge: Telegram refused: {exc.reason}") from None
+    finally:
+        for channel in channels:
+            await channel.stop()
+
+
+def _tg_poll(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    from adapters.telegram.commands import poll
+
+    def poller(channel: Channel) -> Callable[[Core], Awaitable[None]]:
+        return lambda core: poll(channel, core, asyncio.Event())  # type: ignore[arg-type]
+
+    tasks = [poller(channel) for channel in _telegram_channels(channels, args)]
+    return _run_http(settings, channels, workers=True, background=tasks)

@@ -1,0 +1,59 @@
+"""The running core: store, bots, channels and workers, as the HTTP app and adapters see them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+
+from bridge.bots import Bot
+from bridge.channel import Channel
+from bridge.logs import mask
+from bridge.metrics import Metrics
+from bridge.model import InboundMessage
+from bridge.settings import Settings
+from bridge.store import Store
+from bridge.store.repo import Accepted
+
+log = structlog.get_logger("bridge.core")
+
+__all__ = ["Accepted", "Core"]
+
+
+@dataclass
+class Core:
+    settings: Settings
+    store: Store
+    http: aiohttp.ClientSession
+    channels: dict[str, Channel]
+    bots: dict[str, Bot]
+    metrics: Metrics = field(default_factory=Metrics)
+    workers: list[object] = field(default_factory=list)  # the Worker of this process, if it runs one
+
+    async def accept(self, messages: Sequence[InboundMessage]) -> list[Accepted]:
+        """Store messages durably (each in one transaction) and wake the workers."""
+        accepted = []
+        for message in messages:
+            result = await self.store.accept(message)
+            accepted.append(result)
+            if result.duplicate:
+                self.metrics.duplicates.labels(message.channel).inc()
+                log.info("duplicate ignored", message_id=result.public_id, channel=message.channel)
+            else:
+                self.metrics.received.labels(message.channel).inc()
+                log.info(
+                    "message accepted",
+                    message_id=result.public_id,
+                    channel=message.channel,
+                    kind=message.kind.value,
+                    person=mask(message.person.key),
+                )
+        if any(not a.duplicate for a in accepted):
+            self.wake()
+        return accepted
+
+    def wake(self) -> None:
+        for worker in self.workers:
+            worker.wakeup.set()  # type: ignore[attr-defined]

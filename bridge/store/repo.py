@@ -1,0 +1,302 @@
+"""The store as channels, the web API and the CLI see it: conversations, messages, reply parts."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bridge.model import Attachment, Conversation, InboundMessage, Person
+from bridge.store.db import sessionmaker
+from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The outcome of storing one inbound message."""
+
+    message_id: int
+    public_id: str
+    conversation_id: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    public_id: str
+    conversation_id: int
+    channel: str
+    kind: str
+    text: str
+    what: str
+    status: str  # pending | done | dead
+    attempts: int
+    next_attempt_at: datetime
+    error: str | None
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    id: int
+    conversation_id: int
+    message_id: int | None
+    seq: int
+    text: str
+    attachments: tuple[Attachment, ...]
+    status: str  # pending | sent | dead | skipped
+    attempts: int
+    next_attempt_at: datetime
+    error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be answered (``in-N``) or a part that could not be delivered (``out-N``)."""
+
+    ref: str
+    channel: str
+    person_key: str
+    at: datetime
+    reason: str
+
+
+def to_conversation(row: ConversationRow) -> Conversation:
+    person = Person(key=row.person_key, address=row.address, name=row.person_name, platform=row.platform)
+    return Conversation(
+        id=row.id, channel=row.channel, person=person, session_id=row.session_id, state=dict(row.state or {})
+    )
+
+
+def to_message(row: MessageRow) -> StoredMessage:
+    return StoredMessage(
+        id=row.id,
+        public_id=row.public_id,
+        conversation_id=row.conversation_id,
+        channel=row.channel,
+        kind=row.kind,
+        text=row.text,
+        what=row.what,
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        error=row.error,
+        received_at=row.received_at,
+    )
+
+
+def to_part(row: PartRow) -> StoredPart:
+    return StoredPart(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        message_id=row.message_id,
+        seq=row.seq,
+        text=row.text,
+        attachments=tuple(Attachment(**a) for a in row.attachments or ()),
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        error=row.error,
+        created_at=row.created_at,
+    )
+
+
+def attachments_json(attachments: tuple[Attachment, ...]) -> list[dict[str, Any]]:
+    return [
+        {"name": a.name, "url": a.url, "content_type": a.content_type, "size": a.size} for a in attachments
+    ]
+
+
+class Store:
+    """Conversations, inbound messages and reply parts (see ``bridge.store.queue`` for the worker side)."""
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self.session = sessionmaker(engine)
+        self.is_postgres = engine.dialect.name == "postgresql"
+
+    # inbound ------------------------------------------------------------------------------------
+    async def accept(self, message: InboundMessage) -> Accepted:
+        """Store a message durably in one transaction; a platform retry is recognised."""
+        async with self.session() as session:
+            try:
+                async with session.begin():
+                    existing = await self._find_message(session, message.channel, message.platform_id)
+                    if existing is not None:
+                        return Accepted(existing.id, existing.public_id, existing.conversation_id, True)
+                    conversation_id = await self._upsert_conversation(session, message.channel, message.person)
+                    row = MessageRow(
+                        public_id=secrets.token_urlsafe(16),
+                        conversation_id=conversation_id,
+                        channel=message.channel,
+                        platform_id=message.platform_id,
+                        kind=message.kind.value,
+                        text=message.text,
+                        what=message.what,
+                        context=message.context,
+                    )
+                    session.add(row)
+                    await session.flush()
+                    return Accepted(row.id, row.public_id, conversation_id, duplicate=False)
+            except IntegrityError:  # the same platform message accepted concurrently
+                async with session.begin():
+                    existing = await self._find_message(session, message.channel, message.platform_id)
+                if existing is None:
+                    raise
+                return Accepted(existing.id, existing.public_id, existing.conversation_id, duplicate=True)
+
+    async def _find_message(self, session: AsyncSession, channel: str, platform_id: str) -> MessageRow | None:
+        return await session.scalar(
+            select(MessageRow).where(MessageRow.channel == channel, MessageRow.platform_id == platform_id)
+        )
+
+    async def _upsert_conversation(
+        self, session: AsyncSession, channel: str, person: Person, *, work: bool = True
+    ) -> int:
+        """Create or touch the conversation; with ``work``, mark it as having something to do."""
+        now = utcnow()
+        values = {
+            "channel": channel,
+            "person_key": person.key,
+            "address": person.address,
+            "person_name": person.name,
+            "platform": person.platform,
+            "state": {},
+            "blocked": False,
+            "inbox_seq": 1 if work else 0,
+            "next_run_at": now if work else None,
+            "last_activity_at": now,
+            "created_at": now,
+        }
+        insert = (postgresql.insert if self.is_postgres else sqlite.insert)(ConversationRow).values(values)
+        table = ConversationRow.__table__.c
+        changes: dict[str, Any] = {"address": person.address}
+        if person.name:
+            changes["person_name"] = person.name
+        if work:
+            changes |= {
+                "inbox_seq": table.inbox_seq + 1,
+                "next_run_at": func.coalesce(table.next_run_at, now),
+                "blocked": False,  # a person who writes again can be answered again
+            }
+        statement = insert.on_conflict_do_update(
+            index_elements=["channel", "person_key"], set_=changes
+        ).returning(table.id)
+        return int((await session.execute(statement)).scalar_one())
+
+    # conversations ------------------------------------------------------------------------------
+    async def conversation(self, channel: str, key: str) -> Conversation | None:
+        async with self.session() as session:
+            row = await session.scalar(
+                select(ConversationRow).where(
+                    ConversationRow.channel == channel, ConversationRow.person_key == key
+                )
+            )
+            return None if row is None else to_conversation(row)
+
+    async def conversation_by_id(self, conversation_id: int) -> Conversation | None:
+        async with self.session() as session:
+            row = await session.get(ConversationRow, conversation_id)
+            return None if row is None else to_conversation(row)
+
+    async def open_conversation(
+        self, channel: str, person: Person, state: dict[str, Any] | None = None
+    ) -> Conversation:
+        """Get or create the conversation; ``state`` (if given) is merged into its stored state."""
+        async with self.session() as session, session.begin():
+            conversation_id = await self._upsert_conversation(session, channel, person, work=False)
+            row = await session.get(ConversationRow, conversation_id, populate_existing=True)
+            assert row is not None
+            if state:
+                row.state = {**(row.state or {}), **state}
+            return to_conversation(row)
+
+    async def set_session(self, conversation_id: int, session_id: str | None) -> None:
+        async with self.session() as session, session.begin():
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == conversation_id)
+                .values(session_id=session_id, last_activity_at=utcnow())
+            )
+
+    async def set_blocked(self, channel: str, key: str, blocked: bool) -> None:
+        """A blocked person gets nothing more; their pending parts are skipped."""
+        async with self.session() as session, session.begin():
+            conversation_id = await session.scalar(
+                update(ConversationRow)
+                .where(ConversationRow.channel == channel, ConversationRow.person_key == key)
+                .values(blocked=blocked)
+                .returning(ConversationRow.id)
+            )
+            if blocked and conversation_id is not None:
+                await skip_pending_parts(session, conversation_id, "person blocked the bot")
+
+    async def rekey_conversation(self, channel: str, old_key: str, new_key: str, new_address: str) -> None:
+        """The platform renamed the chat (Telegram group -> supergroup): keep the conversation."""
+        async with self.session() as session, session.begin():
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.channel == channel, ConversationRow.person_key == old_key)
+                .values(person_key=new_key, address=new_address)
+            )
+
+    # reading back (web channel, CLI) ------------------------------------------------------------
+    async def message(self, public_id: str) -> StoredMessage | None:
+        async with self.session() as session:
+            row = await session.scalar(select(MessageRow).where(MessageRow.public_id == public_id))
+            return None if row is None else to_message(row)
+
+    async def parts_of(self, message_id: int) -> list[StoredPart]:
+        async with self.session() as session:
+            rows = await session.scalars(
+                select(PartRow).where(PartRow.message_id == message_id).order_by(PartRow.id)
+            )
+            return [to_part(r) for r in rows]
+
+    async def parts_since(self, conversation_id: int, since: datetime | None) -> list[StoredPart]:
+        query = select(PartRow).where(PartRow.conversation_id == conversation_id)
+        if since is not None:
+            query = query.where(PartRow.created_at > since)
+        async with self.session() as session:
+            return [to_part(r) for r in await session.scalars(query.order_by(PartRow.id))]
+
+    async def enqueue_parts(
+        self, conversation_id: int, texts: list[str], message_id: int | None = None
+    ) -> list[int]:
+        """Queue outbound parts (a proactive message) and wake the conversation."""
+        async with self.session() as session, session.begin():
+            rows = [
+                PartRow(conversation_id=conversation_id, message_id=message_id, seq=i, text=t)
+                for i, t in enumerate(texts)
+            ]
+            session.add_all(rows)
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.id == conversation_id)
+                .values(
+                    inbox_seq=ConversationRow.inbox_seq + 1,
+                    next_run_at=func.coalesce(ConversationRow.next_run_at, utcnow()),
+                )
+            )
+            await session.flush()
+            return [r.id for r in rows]
+
+    async def ping(self) -> None:
+        async with self.session() as session:
+            await session.execute(select(1))
+
+
+async def skip_pending_parts(session: AsyncSession, conversation_id: int, reason: str) -> None:
+    await session.execute(
+        update(PartRow)
+        .where(PartRow.conversation_id == conversation_id, PartRow.status == "pending")
+        .values(status="skipped", error=reason)
+    )

@@ -1,0 +1,12 @@
+"""Every ``web.AppKey`` of the application, in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from bridge.core import Core
+
+CORE: web.AppKey[Core] = web.AppKey("core")

@@ -1,0 +1,195 @@
+"""The aiohttp application: webhooks, health, metrics, the bridge API; resources in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+import aiohttp
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bridge import api
+from bridge.bots import build_bot
+from bridge.channel import Channel, WebhookRequest
+from bridge.core import Core
+from bridge.errors import ApiError, NotFound
+from bridge.settings import Settings
+from bridge.store import Store
+from bridge.store.db import create_engine, migrate
+from bridge.store.queue import Queue
+from bridge.typedefs import CORE
+from bridge.worker import Worker
+
+log = structlog.get_logger("bridge.web")
+
+Plugin = Callable[[web.Application], None]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(
+    settings: Settings,
+    channels: dict[str, Channel],
+    *,
+    plugins: Iterable[Plugin] = (),
+    workers: bool = True,
+    background: Iterable[Callable[[Core], Awaitable[None]]] = (),
+) -> web.Application:
+    """Build the app. ``plugins`` add routes (the widget); ``background`` are extra long-running
+    tasks started with the core (Telegram long polling)."""
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[log_requests, json_errors])
+    app.cleanup_ctx.append(_core_context(settings, channels, workers, list(background)))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/webhooks/{channel}", webhook)
+    app.router.add_post("/api/trigger_bot", api.trigger_bot)
+    for plugin in plugins:
+        plugin(app)
+    return app
+
+
+def _core_context(
+    settings: Settings,
+    channels: dict[str, Channel],
+    run_workers: bool,
+    background: list[Callable[[Core], Awaitable[None]]],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        if settings.is_sqlite:
+            await migrate(settings.database_url)
+        engine = create_engine(settings.database_url)
+        bots = {name: build_bot(bot) for name, bot in settings.bots.items()}
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(engine.dispose)
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+            core = Core(settings=settings, store=Store(engine), http=http, channels=channels, bots=bots)
+            for bot in bots.values():
+                await bot.start()
+                stack.push_async_callback(bot.stop)
+            for channel in channels.values():
+                await channel.start(core)
+                stack.push_async_callback(channel.stop)
+            tasks: list[asyncio.Task[None]] = []
+            if run_workers:
+                worker = Worker(core, owner=f"{socket.gethostname()}:{secrets.token_hex(4)}")
+                core.workers.append(worker)
+                tasks.append(asyncio.create_task(worker.run(), name="worker"))
+            tasks += [asyncio.create_task(_logged(task(core)), name="background") for task in background]
+            app[CORE] = core
+            try:
+                yield
+            finally:
+                for worker in core.workers:
+                    await worker.stop(settings.worker.shutdown_grace)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    return context
+
+
+async def _logged(awaitable: Awaitable[None]) -> None:
+    try:
+        await awaitable
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("background task failed")
+
+
+# middlewares ------------------------------------------------------------------------------------
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error is JSON ``{"detail": ...}`` with the right status; never a 500 for bad input."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return web.json_response({"detail": exc.detail}, status=exc.status, headers=exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        detail = {
+            404: "Not found.",
+            405: "Method not allowed.",
+            413: "Request body too large.",
+        }.get(exc.status, exc.reason)
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return web.json_response({"detail": detail}, status=exc.status, headers=headers)
+    except Exception:
+        log.exception("unhandled error")
+        return web.json_response({"detail": "Internal error; nothing was lost."}, status=500)
+
+
+@web.middleware
+async def log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    request_id = secrets.token_hex(8)
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        response = await handler(request)
+        log.info(
+            "request",
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response
+
+
+# handlers ---------------------------------------------------------------------------------------
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    problems = []
+    try:
+        await asyncio.wait_for(core.store.ping(), 5)
+    except Exception as exc:
+        problems.append(f"database: {type(exc).__name__}")
+    problems += ["workers: not running" for w in core.workers if not w.running]
+    if problems:
+        return web.json_response({"status": "unavailable", "detail": "; ".join(problems)}, status=503)
+    return web.json_response({"status": "ready", "workers": len(core.workers)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    core = request.app[CORE]
+    with contextlib.suppress(Exception):
+        core.metrics.queue_depth.set(await Queue(core.store, "", 1).depth())
+    response = web.Response(body=generate_latest(core.metrics.registry))
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return response
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """Verify, store durably, acknowledge. Nothing slow happens here."""
+    started = time.perf_counter()
+    core = request.app[CORE]
+    name = request.match_info["channel"]
+    channel = core.channels.get(name)
+    if channel is None:
+        raise NotFound(f"unknown channel {name!r}")
+    body = await request.read()
+    hook = WebhookRequest(
+        url=core.settings.base_url + request.rel_url.path_qs,
+        headers=request.headers,
+        body=body,
+        content_type=request.content_type,
+    )
+    await channel.verify(hook)
+    messages = channel.parse(hook)
+    if messages:
+        await core.accept(messages)
+    else:
+        await channel.observe(hook)
+    response = channel.ack()
+    core.metrics.ack_time.labels(name).observe(time.perf_counter() - started)
+    return response

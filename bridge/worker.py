@@ -1,0 +1,292 @@
+"""Delivery workers: claim conversations, relay their messages to the bot in order, send the replies.
+
+A dispatcher leases up to ``concurrency`` conversations at a time and runs one task per
+conversation; a heartbeat keeps the leases alive. Within a conversation, reply parts waiting to
+go out are sent first (in order), then the oldest pending message is handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+
+from bridge.bots import Bot, BotError, SessionGone
+from bridge.channel import Channel, SendError, Unreachable
+from bridge.model import Attachment, Conversation, Kind, Part, Reply
+from bridge.split import split_text
+from bridge.store.queue import Queue, Work
+
+if TYPE_CHECKING:
+    from bridge.core import Core
+    from bridge.store import StoredMessage, StoredPart
+
+log = structlog.get_logger("bridge.worker")
+
+Parts = list[tuple[str, tuple[Attachment, ...]]]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Worker:
+    def __init__(self, core: Core, owner: str):
+        self.core = core
+        self.config = core.settings.worker
+        self.queue = Queue(core.store, owner, self.config.lease_seconds)
+        self.wakeup = asyncio.Event()
+        self.active: dict[int, asyncio.Task[None]] = {}
+        self.stopping = False
+        self.running = False
+
+    # dispatcher ---------------------------------------------------------------------------------
+    async def run(self) -> None:
+        self.running = True
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            while not self.stopping:
+                self.wakeup.clear()
+                free = self.config.concurrency - len(self.active)
+                if free > 0:
+                    try:
+                        for conversation_id in await self.queue.claim(free):
+                            self._spawn(conversation_id)
+                    except Exception:
+                        log.exception("claim failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), self.config.poll_interval)
+        finally:
+            heartbeat.cancel()
+            self.running = False
+
+    def _spawn(self, conversation_id: int) -> None:
+        task = asyncio.create_task(self._conversation(conversation_id), name=f"conversation-{conversation_id}")
+        self.active[conversation_id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self.active.pop(conversation_id, None)
+            self.wakeup.set()
+
+        task.add_done_callback(done)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_seconds / 4)
+            try:
+                await self.queue.renew(list(self.active))
+            except Exception:
+                log.exception("lease renewal failed")
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let in-flight conversations finish for ``grace`` seconds, then release them."""
+        self.stopping = True
+        self.wakeup.set()
+        tasks = list(self.active.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # one conversation ---------------------------------------------------------------------------
+    async def _conversation(self, conversation_id: int) -> None:
+        try:
+            while not self.stopping:
+                work = await self.queue.work(conversation_id)
+                if work is None:  # lease lost: another worker has it now
+                    return
+                if not await self._step(work):
+                    return
+        except asyncio.CancelledError:
+            # shutting down: hand the conversation back at once so another worker can resume it
+            await asyncio.shield(self.queue.release(conversation_id, run_at=now()))
+            raise
+        except Exception:
+            log.exception("conversation failed", conversation=conversation_id)
+            await self.queue.release(conversation_id, run_at=now() + timedelta(seconds=5))
+        else:
+            if self.stopping:
+                await self.queue.release(conversation_id, run_at=now())
+
+    async def _step(self, work: Work) -> bool:
+        """Do the next thing in this conversation; False once it has nothing due (released)."""
+        conversation_id = work.conversation.id
+        channel = self.core.channels.get(work.conversation.channel)
+        part = await self.queue.next_part(conversation_id)
+        if part is not None:
+            if part.next_attempt_at > now():
+                await self.queue.release(conversation_id, run_at=part.next_attempt_at)
+                return False
+            await self._deliver(channel, work, part)
+            return True
+        message = await self.queue.next_message(conversation_id)
+        if message is None:
+            return not await self.queue.release(conversation_id, seq=work.seq)
+        if message.next_attempt_at > now():
+            await self.queue.release(conversation_id, run_at=message.next_attempt_at)
+            return False
+        with structlog.contextvars.bound_contextvars(message_id=message.public_id, channel=message.channel):
+            await self._handle(channel, work, message)
+        return True
+
+    # delivering ---------------------------------------------------------------------------------
+    async def _deliver(self, channel: Channel | None, work: Work, part: StoredPart) -> None:
+        metrics = self.core.metrics
+        name = work.conversation.channel
+        if channel is None:
+            await self.queue.part_dead(part, f"channel {name!r} is not configured")
+            return
+        if work.blocked:
+            await self.queue.block(work.conversation.id, "person blocked the bot")
+            return
+        try:
+            platform_id = await channel.send(
+                work.conversation, Part(part.id, part.seq, part.text, part.attachments)
+            )
+        except Unreachable as exc:
+            log.warning("person unreachable, not sending again", reason=exc.reason)
+            metrics.failed.labels(name, "deliver").inc()
+            await self.queue.block(work.conversation.id, exc.reason)
+            return
+        except SendError as exc:
+            await self._send_failed(part, exc.reason, exc.final, exc.retry_after, name)
+            return
+        except Exception as exc:
+            log.exception("send raised")
+            await self._send_failed(part, f"send failed ({type(exc).__name__})", False, None, name)
+            return
+        await self.queue.part_sent(part, platform_id)
+        metrics.delivered.labels(name).inc()
+        log.info("part delivered", part=part.id, seq=part.seq)
+
+    async def _send_failed(
+        self, part: StoredPart, reason: str, final: bool, retry_after: float | None, channel: str
+    ) -> None:
+        if final or part.attempts + 1 >= self.config.max_attempts:
+            log.warning("part undeliverable", part=part.id, reason=reason)
+            self.core.metrics.failed.labels(channel, "deliver").inc()
+            await self.queue.part_dead(part, reason)
+        else:
+            log.info("part send will be retried", part=part.id, reason=reason, attempt=part.attempts + 1)
+            await self.queue.part_retry(part, now() + self._delay(part.attempts, retry_after), reason)
+
+    def _delay(self, attempts: int, retry_after: float | None) -> timedelta:
+        if retry_after is not None:
+            return timedelta(seconds=retry_after)
+        backoff = min(self.config.retry_max, self.config.retry_base * 2**attempts)
+        return timedelta(seconds=backoff * random.uniform(0.5, 1.0))
+
+    # handling a message -------------------------------------------------------------------------
+    async def _handle(self, channel: Channel | None, work: Work, message: StoredMessage) -> None:
+        if channel is None:
+            await self.queue.complete(message, [], dead_reason=f"channel {message.channel!r} is not configured")
+            return
+        bot = self.core.bots[channel.bot]
+        kind = Kind(message.kind)
+        try:
+            if kind is Kind.UNSUPPORTED:
+                parts = self._texts(channel, channel.texts.unsupported)
+            elif kind is Kind.HELP and channel.texts.help:
+                parts = self._texts(channel, channel.texts.help)
+            elif kind in (Kind.RESET, Kind.START):
+                await self._reset(bot, work.conversation)
+                text = channel.texts.reset if kind is Kind.RESET else channel.texts.welcome
+                parts = self._texts(channel, text)
+            else:
+                parts = await self._relay(bot, channel, work, message)
+        except BotError as exc:
+            await self._bot_failed(channel, message, exc)
+            return
+        if await self.queue.complete(message, parts):
+            log.info("message answered", parts=len(parts))
+        else:
+            log.warning("lease lost before the answer was stored; another worker will redo it")
+
+    async def _relay(self, bot: Bot, channel: Channel, work: Work, message: StoredMessage) -> Parts:
+        conversation = work.conversation
+        session_id = conversation.session_id
+        idle = self.config.session_idle_timeout
+        if session_id and idle and (message.received_at - work.last_activity_at).total_seconds() > idle:
+            log.info("session expired after idle time")
+            await self._end(bot, session_id)
+            session_id = None
+        if session_id is None:
+            session_id = await self._open(bot, conversation)
+        metrics = self.core.metrics
+        metrics.relayed.labels(channel.name).inc()
+        started = time.monotonic()
+        typing = asyncio.create_task(self._typing(channel, conversation))
+        try:
+            try:
+                reply = await bot.send(session_id, message.text)
+            except SessionGone:
+                log.info("bot session gone upstream; opening a new one")
+                reply = await bot.send(await self._open(bot, conversation), message.text)
+        finally:
+            typing.cancel()
+        metrics.bot_latency.labels(channel.name).observe(time.monotonic() - started)
+        metrics.replied.labels(channel.name).inc()
+        return self._shape(channel, reply)
+
+    async def _open(self, bot: Bot, conversation: Conversation) -> str:
+        session_id = await bot.open_session(conversation)
+        await self.core.store.set_session(conversation.id, session_id)
+        log.info("bot session opened")
+        return session_id
+
+    async def _end(self, bot: Bot, session_id: str) -> None:
+        try:
+            await bot.end_session(session_id)
+        except BotError as exc:
+            if exc.retryable:
+                raise
+            log.warning("could not end the bot session", reason=exc.reason)
+
+    async def _reset(self, bot: Bot, conversation: Conversation) -> None:
+        if conversation.session_id:
+            await self._end(bot, conversation.session_id)
+        await self._open(bot, conversation)
+
+    async def _typing(self, channel: Channel, conversation: Conversation) -> None:
+        if not channel.capabilities.typing:
+            return
+        while True:
+            try:
+                await channel.typing(conversation)
+            except Exception as exc:  # typing is a courtesy; never fail the message for it
+                log.debug("typing failed", reason=str(exc))
+            await asyncio.sleep(self.config.typing_interval)
+
+    async def _bot_failed(self, channel: Channel, message: StoredMessage, exc: BotError) -> None:
+        if exc.retryable and message.attempts + 1 < self.config.max_attempts:
+            delay = self._delay(message.attempts, exc.retry_after)
+            log.info("bot failed, will retry", reason=exc.reason, attempt=message.attempts + 1)
+            await self.queue.retry_message(message, now() + delay, exc.reason)
+            return
+        log.warning("bot failed, message kept as a dead letter", reason=exc.reason)
+        self.core.metrics.failed.labels(channel.name, "bot").inc()
+        await self.queue.complete(message, self._texts(channel, channel.texts.apology), dead_reason=exc.reason)
+
+    # shaping replies ----------------------------------------------------------------------------
+    def _texts(self, channel: Channel, text: str) -> Parts:
+        return self._shape(channel, Reply(text=text))
+
+    def _shape(self, channel: Channel, reply: Reply) -> Parts:
+        caps = channel.capabilities
+        text, attachments = reply.text, reply.attachments
+        if attachments and not caps.media_by_url:
+            links = "\n".join(f"[{a.name}]({a.url})" for a in attachments)
+            text, attachments = f"{text}\n\n{links}".strip(), ()
+        texts = split_text(text, caps.max_text, caps.length)
+        if not texts and attachments:
+            texts = [""]
+        parts: Parts = [(t, ()) for t in texts]
+        if parts:
+            parts[-1] = (parts[-1][0], attachments)
+        return parts
