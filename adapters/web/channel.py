@@ -63,8 +63,8 @@ class WebChannel(Channel):
     def __init__(self, name: str, settings: ChannelSettings):
         super().__init__(name, settings)
         self.options: WebOptions = settings.options(WebOptions, name)
-        self.chatbot_id = self.options.chatbot_id or name
-        self.allowed_origins = frozenset(self.options.allowed_origins)
+        self.chatbot_id: str = self.options.chatbot_id or name
+        self.allowed_origins: frozenset[str] = frozenset(self.options.allowed_origins)
 
     async def start(self, core: Core) -> None:
         await super().start(core)

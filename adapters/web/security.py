@@ -127,8 +127,9 @@ def cors_middleware(
             except ApiError as exc:
                 response = web.json_response({"detail": exc.detail}, status=exc.status, headers=exc.headers)
             except web.HTTPException as exc:
-                _cors_headers(exc.headers, origin)
-                raise
+                if exc.status < 400:
+                    raise
+                response = web.json_response({"detail": exc.reason}, status=exc.status)
         _cors_headers(response.headers, origin)
         return response
 

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from bridge.errors import BadRequest
 from bridge.model import Attachment
-
-
-class PartLike(Protocol):
-    text: str
-    attachments: tuple[Attachment, ...]
-    created_at: datetime
+from bridge.store.repo import StoredPart
 
 
 def iso(moment: datetime) -> str:
@@ -40,7 +35,7 @@ def attachment_json(attachment: Attachment) -> dict[str, Any]:
     }
 
 
-def assistant_message(parts: Sequence[PartLike], *, links: bool) -> dict[str, Any]:
+def assistant_message(parts: Sequence[StoredPart], *, links: bool) -> dict[str, Any]:
     """One widget message from one or more stored parts (a reply's parts read as one)."""
     texts = [p.text for p in parts if p.text]
     attachments = [a for p in parts for a in p.attachments]
