@@ -1,0 +1,232 @@
+"""The Telegram channel: a bot reached through the Bot API (python-telegram-bot)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import structlog
+import telegram
+from telegram import error as tg
+from telegram.constants import ChatAction, ParseMode
+from telegram.request import HTTPXRequest
+
+from bridge.channel import Capabilities, Channel, SendError, WebhookRequest
+from bridge.errors import Forbidden
+from bridge.model import Attachment, Conversation, InboundMessage, Part
+from bridge.split import utf16_length
+
+from . import parse
+from .errors import Scrubber, is_bad_markup, is_gone, retry_after
+from .format import to_html
+from .limits import Limiter, Rates
+from .options import TelegramOptions
+
+if TYPE_CHECKING:
+    from telegram import Update
+
+    from bridge.core import Core
+    from bridge.settings import ChannelSettings
+
+log = structlog.get_logger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+Step = Callable[[int | str], Awaitable[telegram.Message]]
+
+
+def _quiet_libraries() -> None:
+    """httpx logs every URL at INFO (the token is in it); PTB logs parameters at DEBUG."""
+    for name, level in (
+        ("httpx", logging.WARNING),
+        ("httpcore", logging.WARNING),
+        ("telegram", logging.INFO),
+    ):
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), level))
+
+
+class TelegramChannel(Channel):
+    """One Telegram bot. Inbound by webhook (or ``poll``), outbound through the Bot API."""
+
+    kind = "telegram"
+    capabilities = Capabilities(max_text=4096, length=utf16_length, media_by_url=True, typing=True)
+
+    def __init__(self, name: str, settings: ChannelSettings):
+        super().__init__(name, settings)
+        self.options = settings.options(TelegramOptions, name)
+        token = self.options.bot_token.get_secret_value()
+        self.scrub = Scrubber(token)
+        self.rules = parse.Rules(
+            channel=name,
+            bot_id=int(token.split(":", 1)[0]),
+            username=self.options.bot_username,
+            group_trigger=self.options.group_trigger,
+            group_conversation=self.options.group_conversation,
+            help_enabled=bool(self.texts.help),
+        )
+        self.limiter = Limiter(
+            Rates(self.options.rate_per_chat, self.options.rate_per_group, self.options.rate_per_bot)
+        )
+        self._api: telegram.Bot | None = None
+        self._steps_done: dict[int, int] = {}  # part id -> steps already sent (a retried part resumes)
+        _quiet_libraries()
+
+    @property
+    def api(self) -> telegram.Bot:
+        """The PTB client, every call routed to ``api_base_url`` (built on first use)."""
+        if self._api is None:
+            timeout = self.options.request_timeout
+            base = self.options.api_base_url
+            self._api = telegram.Bot(
+                self.options.bot_token.get_secret_value(),
+                base_url=f"{base}/bot",
+                base_file_url=f"{base}/file/bot",
+                request=HTTPXRequest(
+                    connection_pool_size=64,
+                    connect_timeout=timeout,
+                    read_timeout=timeout,
+                    write_timeout=timeout,
+                    pool_timeout=timeout,
+                ),
+                get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=timeout),
+            )
+        return self._api
+
+    # lifecycle ----------------------------------------------------------------------------------
+    async def start(self, core: Core) -> None:
+        await super().start(core)
+        if not self.rules.username:
+            try:
+                await self.learn_username()
+            except SendError as exc:
+                log.warning("telegram.getme_failed", channel=self.name, reason=exc.reason)
+
+    async def stop(self) -> None:
+        if self._api is not None:
+            api, self._api = self._api, None
+            await api.shutdown()
+
+    async def learn_username(self) -> telegram.User:
+        """``getMe``: the bot's @username, needed to see mentions in groups."""
+        try:
+            me = await self.api.get_me()
+        except tg.TelegramError as exc:
+            raise self.scrub.send_error(exc) from None
+        self.rules = dataclasses.replace(self.rules, username=(me.username or "").lower())
+        return me
+
+    async def check(self) -> str:
+        me = await self.learn_username()
+        return f"Telegram bot @{me.username} (id {me.id})"
+
+    # inbound ------------------------------------------------------------------------------------
+    async def verify(self, request: WebhookRequest) -> None:
+        given = next((v for k, v in request.headers.items() if k.lower() == SECRET_HEADER.lower()), "")
+        expected = self.options.webhook_secret.get_secret_value()
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Forbidden("wrong or missing secret token")
+
+    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
+        return parse.messages(parse.decode(request.body), self.rules)
+
+    async def observe(self, request: WebhookRequest) -> None:
+        await self.observe_update(parse.decode(request.body))
+
+    async def observe_update(self, update: Update) -> None:
+        """Updates with no message to answer: the bot blocked or restarted, a group migrated."""
+        moved = parse.migration(update)
+        if moved is not None:
+            old, new = moved
+            await self._rekey(parse.conversation_key(old, None, self.rules, True), old, new)
+        member = parse.membership(update)
+        if member is not None:
+            chat, blocked = member
+            log.info("telegram.membership", channel=self.name, blocked=blocked)
+            await self.core.store.set_blocked(self.name, str(chat), blocked)
+
+    async def _rekey(self, key: str, old_chat: int, new_chat: int) -> None:
+        new_key = parse.rekeyed(key, old_chat, new_chat)
+        if new_key is None:
+            return
+        if await self.core.store.conversation(self.name, key) is None:
+            return  # already moved (both migration messages arrive), or never talked
+        log.info("telegram.group_migrated", channel=self.name)
+        await self.core.store.rekey_conversation(self.name, key, new_key, str(new_chat))
+
+    # outbound -----------------------------------------------------------------------------------
+    async def send(self, conversation: Conversation, part: Part) -> str | None:
+        """Send the text (HTML, else plain) then each attachment; a retried part resumes."""
+        steps: list[Step] = []
+        if part.text.strip():
+            steps.append(lambda chat: self._send_text(chat, part.text))
+        for attachment in part.attachments:
+            steps.append(lambda chat, a=attachment: self._send_file(chat, a))  # type: ignore[misc]
+        chat: int | str = conversation.person.address
+        message_id: str | None = None
+        for index in range(self._steps_done.get(part.id, 0), len(steps)):
+            chat, message = await self._call(conversation, chat, steps[index])
+            message_id = str(message.message_id)
+            self._steps_done[part.id] = index + 1
+        self._steps_done.pop(part.id, None)
+        return message_id
+
+    async def typing(self, conversation: Conversation) -> None:
+        chat = conversation.person.address
+        if self.limiter.paused(chat):
+            return
+        try:
+            await self.api.send_chat_action(chat, ChatAction.TYPING)
+        except tg.RetryAfter as exc:
+            self.limiter.pause(chat, retry_after(exc))
+        except tg.TelegramError as exc:  # only a hint: the send itself reports real failures
+            log.debug("telegram.typing_failed", channel=self.name, reason=self.scrub(exc.message))
+
+    async def _call(
+        self, conversation: Conversation, chat: int | str, step: Step
+    ) -> tuple[int | str, telegram.Message]:
+        """Run one Bot API call within the flood limits; map failures for the core."""
+        for _ in range(2):  # the second round only after a group -> supergroup migration
+            await self._throttle(str(chat))
+            try:
+                return chat, await step(chat)
+            except tg.ChatMigrated as exc:
+                await self._rekey(conversation.person.key, int(chat), exc.new_chat_id)
+                chat = exc.new_chat_id
+            except tg.RetryAfter as exc:
+                seconds = retry_after(exc)
+                self.limiter.pause(str(chat), seconds)
+                raise SendError("Telegram flood control (429)", retry_after=seconds) from None
+            except tg.TelegramError as exc:
+                raise self.scrub.send_error(exc) from None
+        raise SendError("Telegram: the group moved more than once")
+
+    async def _throttle(self, chat: str) -> None:
+        while (wait := self.limiter.reserve(chat)) > 0:
+            if wait > self.options.max_wait:
+                raise SendError("Telegram flood limit", retry_after=wait)
+            await asyncio.sleep(wait)
+
+    async def _send_text(self, chat: int | str, text: str) -> telegram.Message:
+        try:
+            return await self.api.send_message(chat, to_html(text), parse_mode=ParseMode.HTML)
+        except tg.BadRequest as exc:
+            if not is_bad_markup(exc):
+                raise
+            log.info("telegram.plain_fallback", channel=self.name, reason=exc.message)
+            return await self.api.send_message(chat, text)
+
+    async def _send_file(self, chat: int | str, attachment: Attachment) -> telegram.Message:
+        """As a photo (images) or document, by URL; if Telegram cannot fetch it, as a link."""
+        senders = [self.api.send_photo, self.api.send_document] if attachment.is_image else []
+        for sender in senders or [self.api.send_document]:
+            try:
+                return await sender(chat, attachment.url)
+            except tg.BadRequest as exc:
+                if is_gone(exc):
+                    raise
+                log.info("telegram.file_not_sent", channel=self.name, reason=exc.message)
+        return await self.api.send_message(chat, f"{attachment.name}: {attachment.url}")
