@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
-from fakes.ocs import FakeOCS, FakeSession
 
 from adapters.web import WebChannel, install
 from bridge.channel import Channel
 from bridge.settings import load_settings
 from bridge.web import create_app
+from tests.fakes.ocs import FakeOCS, FakeSession
 
 MakeClient = Callable[..., Awaitable[TestClient]]
 ORIGIN = "https://shop.example.org"
@@ -46,12 +46,6 @@ async def make_client(tmp_path: Path) -> AsyncIterator[MakeClient]:
     yield make
     for client in clients:
         await client.close()
-
-
-@pytest.fixture
-async def ocs() -> AsyncIterator[FakeOCS]:
-    async with FakeOCS() as server:
-        yield server
 
 
 def ocs_env(ocs: FakeOCS) -> dict[str, str]:
@@ -101,18 +95,18 @@ async def test_a_message_gets_the_bots_answer(make_client: MakeClient) -> None:
     assert body["message"]["created_at"].endswith("Z")
 
 
-async def test_attachments_and_links_reach_the_widget(make_client: MakeClient, ocs: FakeOCS) -> None:
+async def test_attachments_and_links_reach_the_widget(make_client: MakeClient, fake_ocs: FakeOCS) -> None:
     def reply(text: str, session: FakeSession) -> tuple[str, list[tuple[str, Path | bytes]]]:
         return f"See [the guide](https://example.org/guide) about {text}", [("report.pdf", b"%PDF-1.4")]
 
-    ocs.reply = reply
-    client = await make_client(**ocs_env(ocs))
-    started = await start(client, chatbot_id=ocs.experiment_id)  # default chatbot id: the experiment
+    fake_ocs.reply = reply
+    client = await make_client(**ocs_env(fake_ocs))
+    started = await start(client, chatbot_id=fake_ocs.experiment_id)  # default chatbot id: the experiment
     body = await answer(client, started["session_id"], await send(client, started["session_id"], "taxes"))
     message = body["message"]
     assert message["content"].startswith("See [the guide](https://example.org/guide) about taxes")
     [attachment] = message["attachments"]
-    assert attachment["name"] == "report.pdf" and attachment["content_url"].startswith(ocs.url)
+    assert attachment["name"] == "report.pdf" and attachment["content_url"].startswith(fake_ocs.url)
     assert f"[report.pdf]({attachment['content_url']})" in message["content"]  # widget 0.6 shows names only
 
 
@@ -130,21 +124,23 @@ async def test_history_poll_returns_answers_after_a_time(make_client: MakeClient
 
 
 async def test_each_start_is_a_new_conversation_and_bot_session(
-    make_client: MakeClient, ocs: FakeOCS
+    make_client: MakeClient, fake_ocs: FakeOCS
 ) -> None:
-    client = await make_client(**ocs_env(ocs))
-    first = (await start(client, ocs.experiment_id))["session_id"]
+    client = await make_client(**ocs_env(fake_ocs))
+    first = (await start(client, fake_ocs.experiment_id))["session_id"]
     await answer(client, first, await send(client, first, "hi"))
-    second = (await start(client, ocs.experiment_id))["session_id"]  # the widget's "new chat"
+    second = (await start(client, fake_ocs.experiment_id))["session_id"]  # the widget's "new chat"
     await answer(client, second, await send(client, second, "hi again"))
     assert first != second
-    assert sorted(len(s.messages) for s in ocs.sessions.values()) == [2, 2]  # two OCS sessions
+    assert sorted(len(s.messages) for s in fake_ocs.sessions.values()) == [2, 2]  # two OCS sessions
 
 
-async def test_a_failed_answer_is_an_error_with_the_apology(make_client: MakeClient, ocs: FakeOCS) -> None:
-    client = await make_client(**ocs_env(ocs))
-    sid = (await start(client, ocs.experiment_id))["session_id"]
-    ocs.fail_next(500)
+async def test_a_failed_answer_is_an_error_with_the_apology(
+    make_client: MakeClient, fake_ocs: FakeOCS
+) -> None:
+    client = await make_client(**ocs_env(fake_ocs))
+    sid = (await start(client, fake_ocs.experiment_id))["session_id"]
+    fake_ocs.fail_next(500)
     body = await answer(client, sid, await send(client, sid, "boom"))
     assert body["status"] == "error"
     assert "Sorry" in body["error"]
