@@ -1,0 +1,101 @@
+"""Each bad setting stops start-up with one line naming it, never printing a secret."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bridge.errors import ConfigError
+from bridge.settings import load_settings
+
+SECRET = "sup3r-secret-value"
+
+
+def error(env: dict[str, str]) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    message = str(info.value)
+    assert "\n" not in message and SECRET not in message
+    return message
+
+
+def test_defaults_give_the_echo_bot_sqlite_and_the_web_channel():
+    settings = load_settings({})
+    assert settings.bots["default"].backend == "echo"
+    assert settings.database_url == "sqlite+aiosqlite:///./bridge.db"
+    assert list(settings.channels) == ["web"]
+    assert settings.base_url == "http://localhost:8080"
+
+
+def test_ocs_settings_select_the_ocs_bot():
+    env = {"OCS_API_KEY": SECRET, "OCS_EXPERIMENT_ID": "e1", "OCS_EXPERIMENT_VERSION": "3", "PORT": "9000"}
+    settings = load_settings(env)
+    bot = settings.bots["default"]
+    assert (bot.backend, bot.experiment_id, bot.version) == ("ocs", "e1", 3)
+    assert SECRET not in repr(settings)
+    assert settings.base_url == "http://localhost:9000"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"PUBLIC_URL": "example.org"}, "PUBLIC_URL"),
+        ({"BOT_BACKEND": "gpt"}, "BOT_BACKEND"),
+        ({"OCS_API_KEY": SECRET}, "OCS_EXPERIMENT_ID"),
+        ({"BOT_BACKEND": "ocs", "OCS_EXPERIMENT_ID": "e"}, "OCS_API_KEY"),
+        ({"OCS_API_KEY": SECRET, "OCS_EXPERIMENT_ID": "e", "OCS_EXPERIMENT_VERSION": "v2"}, "OCS_EXPERIMENT_VERSION"),
+        ({"OCS_API_KEY": SECRET, "OCS_EXPERIMENT_ID": "e", "OCS_BASE_URL": "ftp://x"}, "OCS_BASE_URL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"),
+        ({"BRIDGE_CONFIG": "/nonexistent/bridge.toml"}, "BRIDGE_CONFIG"),
+    ],
+)
+def test_bad_setting_is_named(env, named):
+    assert error(env).startswith(f"{named}:")
+
+
+def test_toml_with_several_bots_and_channels(tmp_path):
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        """
+[bots.support]
+backend = "ocs"
+api_key = "${SUPPORT_KEY}"
+experiment_id = "exp-support"
+version = 2
+
+[bots.demo]
+backend = "echo"
+
+[channels.site]
+type = "web"
+bot = "demo"
+
+[channels.helpdesk]
+type = "web"
+bot = "support"
+"""
+    )
+    settings = load_settings({"BRIDGE_CONFIG": str(config), "SUPPORT_KEY": SECRET})
+    assert settings.bots["support"].api_key.get_secret_value() == SECRET
+    assert settings.channels["helpdesk"].bot == "support"
+
+    assert error({"BRIDGE_CONFIG": str(config)}).startswith("bots.support.api_key:")
+    config.write_text('[channels.site]\ntype = "web"\nbot = "missing"\n')
+    assert error({"BRIDGE_CONFIG": str(config)}).startswith("channels.site.bot:")
+    config.write_text("[bots.x\n")
+    assert error({"BRIDGE_CONFIG": str(config)}).startswith("BRIDGE_CONFIG:")
+
+
+def test_the_command_prints_one_line_and_exits_non_zero(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "OCS_API_KEY": SECRET, "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "check"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["bridge: configuration error: OCS_EXPERIMENT_ID: required when BOT_BACKEND is 'ocs'"]
+    assert SECRET not in result.stdout + result.stderr
