@@ -15,14 +15,18 @@ scripted per method: 429 with ``retry_after``, 403 blocked, 400 bad markup, 400 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientResponse, web
+from aiohttp.test_utils import TestClient, TestServer
 
 TOKEN = "123456789:AAH-fake_token_for_tests_only_0123456789"
 BOT_ID = 123456789
@@ -243,3 +247,69 @@ def _error(status: int, description: str, parameters: dict[str, Any] | None = No
     if parameters:
         body["parameters"] = parameters
     return web.json_response(body, status=status)
+
+
+# a running bridge wired to this fake ------------------------------------------------------------
+SECRET = "s3cret-Token_for-tests"
+PAYLOADS = Path(__file__).parent.parent / "payloads" / "telegram"
+_update_ids = itertools.count(700_000_000)
+
+
+def payload(name: str, **changes: Any) -> dict[str, Any]:
+    """A recorded update with a fresh ``update_id``; ``changes`` replace fields of its message."""
+    data: dict[str, Any] = json.loads((PAYLOADS / f"{name}.json").read_text())
+    data["update_id"] = next(_update_ids)
+    if changes:
+        data["message"].update(changes)
+        if "text" in changes and "entities" not in changes:
+            data["message"].pop("entities", None)
+    return data
+
+
+def text_update(text: str, chat_id: int = 42) -> dict[str, Any]:
+    update = payload("text", text=text)
+    update["message"]["chat"]["id"] = update["message"]["from"]["id"] = chat_id
+    return update
+
+
+@dataclass
+class Bridge:
+    """The real HTTP app (real SQLite, real workers) with its Telegram channel on the fake."""
+
+    client: TestClient
+    tg: FakeTelegram
+    channel: Any
+
+    async def post(self, update: dict[str, Any], secret: str | None = SECRET) -> ClientResponse:
+        headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
+        return await self.client.post("/webhooks/telegram", json=update, headers=headers)
+
+    async def deliver(self, update: dict[str, Any]) -> None:
+        response = await self.post(update)
+        assert response.status == 200, await response.text()
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(database: Path, tg: FakeTelegram, **env: str) -> AsyncIterator[Bridge]:
+    from adapters.telegram import TelegramChannel
+    from bridge.settings import load_settings
+    from bridge.web import create_app
+
+    environ = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "PUBLIC_URL": "https://bridge.example.org",
+        "TELEGRAM_BOT_TOKEN": tg.token,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "TELEGRAM_API_BASE_URL": tg.url,
+        "TELEGRAM_RATE_PER_CHAT": "1000",
+        "WORKER_POLL_INTERVAL": "0.05",
+        **env,
+    }
+    settings = load_settings(environ)
+    channel = TelegramChannel("telegram", settings.channels["telegram"])
+    client = TestClient(TestServer(create_app(settings, {"telegram": channel})))
+    await client.start_server()
+    try:
+        yield Bridge(client, tg, channel)
+    finally:
+        await client.close()

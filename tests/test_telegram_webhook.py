@@ -1,0 +1,198 @@
+"""Telegram inbound through the real HTTP app, real SQLite, real workers, fake OCS and fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.ocs import FakeOCS
+from tests.fakes.telegram import TOKEN, Bridge, FakeTelegram, payload, running_bridge, text_update
+
+GROUP = -1001234567890
+OLD_GROUP = -4012345678
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(prefix="/tg-proxy") as server:  # a path prefix: every call must keep it
+        yield server
+
+
+@pytest.fixture
+async def ocs() -> AsyncIterator[FakeOCS]:
+    async with FakeOCS() as server:
+        yield server
+
+
+def ocs_env(ocs: FakeOCS) -> dict[str, str]:
+    return {"OCS_BASE_URL": ocs.url, "OCS_API_KEY": ocs.api_key, "OCS_EXPERIMENT_ID": ocs.experiment_id}
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path, tg: FakeTelegram, ocs: FakeOCS) -> AsyncIterator[Bridge]:
+    env = {**ocs_env(ocs), "TEXT_WELCOME": "Welcome! Ask me anything.", "TEXT_HELP": "Just write."}
+    async with running_bridge(tmp_path / "bridge.db", tg, **env) as running:
+        yield running
+
+
+def relayed(ocs: FakeOCS) -> list[str]:
+    return [c.json["message"] for c in ocs.calls if c.path.endswith("/incoming_message")]
+
+
+async def test_text_round_trip(bridge: Bridge, tg: FakeTelegram, ocs: FakeOCS) -> None:
+    response = await bridge.post(text_update("Hello, bot!"))
+    assert response.status == 200
+    await tg.wait_for(lambda: tg.texts(42) == ["bot: Hello, bot!"])
+    [session] = ocs.sessions.values()
+    assert ocs.messages(session.id) == ["Hello, bot!"]
+    assert session.state.get("name") == "Ada Lovelace" or "Ada Lovelace" in str(session.state)
+    [sent] = tg.calls("sendMessage")
+    assert sent.params["parse_mode"] == "HTML" and sent.token == TOKEN
+    assert tg.calls("sendChatAction", 42)[0].params["action"] == "typing"
+    # the next message continues the same OCS session
+    await bridge.deliver(text_update("And again"))
+    await tg.wait_for(lambda: len(tg.texts(42)) == 2)
+    assert ocs.messages(session.id) == ["Hello, bot!", "And again"]
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong", "s3cret-Token_for-tests-but-longer"])
+async def test_wrong_secret_is_403_and_nothing_is_stored(
+    bridge: Bridge, tg: FakeTelegram, ocs: FakeOCS, secret: str | None
+) -> None:
+    response = await bridge.post(text_update("sneaky"), secret=secret)
+    assert response.status == 403
+    assert "detail" in await response.json()
+    # a genuine message afterwards is the only one the bot ever sees (workers go in order)
+    await bridge.deliver(text_update("genuine"))
+    await tg.wait_for(lambda: tg.texts(42) == ["bot: genuine"])
+    assert relayed(ocs) == ["genuine"]
+
+
+async def test_malformed_update_is_400(bridge: Bridge) -> None:
+    response = await bridge.client.post(
+        "/webhooks/telegram",
+        data=b"{not json",
+        headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_for-tests"},
+    )
+    assert response.status == 400
+
+
+async def test_duplicate_update_gets_one_answer(bridge: Bridge, tg: FakeTelegram, ocs: FakeOCS) -> None:
+    update = text_update("only once")
+    await bridge.deliver(update)
+    await bridge.deliver(update)  # Telegram retried: same update_id
+    await tg.wait_for(lambda: tg.texts(42) == ["bot: only once"])
+    await bridge.deliver(update)
+    await asyncio.sleep(0.3)
+    assert tg.texts(42) == ["bot: only once"]
+    assert relayed(ocs) == ["only once"]
+
+
+async def test_start_opens_a_new_session_and_welcomes(bridge: Bridge, tg: FakeTelegram, ocs: FakeOCS) -> None:
+    await bridge.deliver(text_update("first"))
+    await tg.wait_for(lambda: len(tg.texts(42)) == 1)
+    [first] = ocs.sessions.values()
+    await bridge.deliver(payload("start"))
+    await tg.wait_for(lambda: tg.texts(42)[-1:] == ["Welcome! Ask me anything."])
+    assert first.ended
+    [second] = [s for s in ocs.sessions.values() if s is not first]
+    assert not second.ended
+    await bridge.deliver(text_update("after start"))
+    await tg.wait_for(lambda: len(tg.texts(42)) == 3)
+    assert ocs.messages(second.id) == ["after start"]
+    assert relayed(ocs) == ["first", "after start"]  # the commands themselves never reach the bot
+
+
+async def test_reset_ends_the_session_and_says_so(bridge: Bridge, tg: FakeTelegram, ocs: FakeOCS) -> None:
+    await bridge.deliver(text_update("remember 7"))
+    await tg.wait_for(lambda: len(tg.texts(42)) == 1)
+    [old] = ocs.sessions.values()
+    await bridge.deliver(payload("reset"))
+    await tg.wait_for(lambda: len(tg.texts(42)) == 2)
+    assert "reset" in tg.texts(42)[1].lower()
+    assert old.ended and len(ocs.sessions) == 2
+    await bridge.deliver(payload("help_at_bot"))
+    await tg.wait_for(lambda: tg.texts(42)[-1:] == ["Just write."])
+
+
+@pytest.mark.parametrize("kind", ["photo", "sticker", "voice", "location", "contact"])
+async def test_non_text_is_answered_without_calling_ocs(
+    bridge: Bridge, tg: FakeTelegram, ocs: FakeOCS, kind: str
+) -> None:
+    await bridge.deliver(payload(kind))
+    await tg.wait_for(lambda: len(tg.texts(42)) == 1)
+    assert "text" in tg.texts(42)[0]
+    assert relayed(ocs) == []
+    assert ocs.sessions == {}
+
+
+async def test_caption_is_relayed(bridge: Bridge, tg: FakeTelegram, ocs: FakeOCS) -> None:
+    await bridge.deliver(payload("photo_caption"))
+    await tg.wait_for(lambda: tg.texts(42) == ["bot: What is in this picture?"])
+
+
+@pytest.mark.parametrize("name", ["edited", "channel_post", "new_members", "unblocked"])
+async def test_other_updates_are_acknowledged_and_ignored(
+    bridge: Bridge, tg: FakeTelegram, ocs: FakeOCS, name: str
+) -> None:
+    await bridge.deliver(payload(name))
+    await bridge.deliver(text_update("marker"))
+    await tg.wait_for(lambda: tg.texts(42) == ["bot: marker"])
+    assert relayed(ocs) == ["marker"]
+
+
+async def test_group_mention_rules(bridge: Bridge, tg: FakeTelegram, ocs: FakeOCS) -> None:
+    for name in ["group_plain", "group_other_mention", "group_other_bot_command", "group_sticker"]:
+        await bridge.deliver(payload(name))
+    await bridge.deliver(payload("group_mention"))
+    await tg.wait_for(lambda: tg.texts(GROUP) == ["bot: what is chapter 3 about?"])
+    await bridge.deliver(payload("group_reply"))
+    await tg.wait_for(lambda: len(tg.texts(GROUP)) == 2)
+    assert relayed(ocs) == ["what is chapter 3 about?", "and chapter 4?"]
+    assert len(ocs.sessions) == 1  # one conversation for the whole group by default
+
+
+async def test_group_all_messages_and_per_person(tmp_path: Path, tg: FakeTelegram, ocs: FakeOCS) -> None:
+    env = {**ocs_env(ocs), "TELEGRAM_GROUP_TRIGGER": "all", "TELEGRAM_GROUP_CONVERSATION": "person"}
+    async with running_bridge(tmp_path / "b.db", tg, **env) as bridge:
+        await bridge.deliver(payload("group_plain"))  # Ada, not addressing the bot
+        await bridge.deliver(payload("group_reply"))  # Grace
+        await tg.wait_for(lambda: len(tg.texts(GROUP)) == 2)
+        assert sorted(relayed(ocs)) == ["Anyone read chapter 3?", "and chapter 4?"]
+        assert len(ocs.sessions) == 2  # one per person
+
+
+async def test_group_migration_keeps_the_conversation(bridge: Bridge, tg: FakeTelegram, ocs: FakeOCS) -> None:
+    await bridge.deliver(payload("old_group_mention"))
+    await tg.wait_for(lambda: len(tg.texts(OLD_GROUP)) == 1)
+    await bridge.deliver(payload("group_migrate_to"))
+    await bridge.deliver(payload("group_migrate_from"))
+    await bridge.deliver(payload("group_mention"))
+    await tg.wait_for(lambda: len(tg.texts(GROUP)) == 1)
+    [session] = ocs.sessions.values()  # still the same OCS session
+    assert ocs.messages(session.id) == ["hello", "what is chapter 3 about?"]
+
+
+async def test_blocked_person_is_not_sent_to_again(tmp_path: Path, tg: FakeTelegram, ocs: FakeOCS) -> None:
+    async with running_bridge(tmp_path / "b.db", tg, **ocs_env(ocs), BRIDGE_API_KEY="k") as bridge:
+        await bridge.deliver(text_update("hi"))
+        await tg.wait_for(lambda: len(tg.texts(42)) == 1)
+        await bridge.deliver(payload("blocked"))  # my_chat_member: kicked
+        trigger = {"identifier": "42", "platform": "telegram", "message_text": "Reminder!"}
+        response = await bridge.client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k"})
+        assert response.status == 200
+        # a person blocked on Telegram's side only (403 on send) is recorded as blocked too
+        tg.block(77)
+        await bridge.deliver(text_update("one", chat_id=77))
+        await tg.wait_for(lambda: len(tg.calls("sendMessage", 77)) == 1)
+        await asyncio.sleep(0.3)
+        response = await bridge.client.post(
+            "/api/trigger_bot", json={**trigger, "identifier": "77"}, headers={"X-api-key": "k"}
+        )
+        assert response.status == 200
+        await asyncio.sleep(0.5)
+        assert tg.texts(42) == ["bot: hi"]
+        assert len(tg.calls("sendMessage", 77)) == 1  # the 403 itself; nothing after it
