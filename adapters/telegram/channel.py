@@ -57,8 +57,8 @@ class TelegramChannel(Channel):
 
     def __init__(self, name: str, settings: ChannelSettings):
         super().__init__(name, settings)
-        self.options = settings.options(TelegramOptions, name)
-        token = self.options.bot_token.get_secret_value()
+        self.options: TelegramOptions = settings.options(TelegramOptions, name)
+        token: str = self.options.bot_token.get_secret_value()
         self.scrub = Scrubber(token)
         self.rules = parse.Rules(
             channel=name,
@@ -221,8 +221,10 @@ class TelegramChannel(Channel):
 
     async def _send_file(self, chat: int | str, attachment: Attachment) -> telegram.Message:
         """As a photo (images) or document, by URL; if Telegram cannot fetch it, as a link."""
-        senders = [self.api.send_photo, self.api.send_document] if attachment.is_image else []
-        for sender in senders or [self.api.send_document]:
+        senders: list[Callable[..., Awaitable[telegram.Message]]] = [self.api.send_document]
+        if attachment.is_image:
+            senders.insert(0, self.api.send_photo)
+        for sender in senders:
             try:
                 return await sender(chat, attachment.url)
             except tg.BadRequest as exc:

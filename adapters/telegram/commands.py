@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 from telegram import BotCommand, Update
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from bridge.core import Core
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # Only what the bridge acts on: messages, and the bot's own membership (blocked / restarted).
 ALLOWED_UPDATES = ["message", "my_chat_member"]
@@ -111,17 +113,19 @@ async def feed(channel: TelegramChannel, core: Core, update: Update) -> None:
         await channel.observe_update(update)
 
 
-async def _until_stopped(call: asyncio.Future | object, stop: asyncio.Event) -> tuple[Update, ...] | None:
-    task = asyncio.ensure_future(call)  # type: ignore[arg-type]
+async def _until_stopped(call: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """The result of ``call``, or None once ``stop`` is set first (``call`` is then cancelled)."""
+    task = asyncio.ensure_future(call)
     stopper = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return None
-    return task.result()
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return task.result() if not task.cancelled() else None
 
 
 async def _sleep(seconds: float, stop: asyncio.Event) -> None:

@@ -153,7 +153,8 @@ class FakeTelegram:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; calls: {[(c.method, c.params) for c in self.log]}")
+                calls = [(c.method, c.status, str(c.params)[:80]) for c in self.log]
+                raise AssertionError(f"timed out; calls: {calls}")
             await asyncio.sleep(0.01)
 
     # HTTP -------------------------------------------------------------------------------------
@@ -232,10 +233,24 @@ async def _params(request: web.Request) -> dict[str, Any]:
         return dict(body) if isinstance(body, dict) else {}
     if request.content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
         form = await request.post()
-        return {
-            k: (v if isinstance(v, str) else v.file.read().decode(errors="replace")) for k, v in form.items()
-        }
+        return {k: _form_value(v) for k, v in form.items()}
     return dict(request.query)
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return value.decode(errors="replace")
+    return f"<file {value.filename}>"  # an uploaded file (the bridge sends files by URL)
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return value.decode(errors="replace")
+    return f"<file {value.filename}>"  # an uploaded file (the bridge sends files by URL)
 
 
 def _ok(result: Any) -> web.Response:
@@ -303,6 +318,9 @@ async def running_bridge(database: Path, tg: FakeTelegram, **env: str) -> AsyncI
         "TELEGRAM_API_BASE_URL": tg.url,
         "TELEGRAM_RATE_PER_CHAT": "1000",
         "WORKER_POLL_INTERVAL": "0.05",
+        "WORKER_RETRY_BASE": "0.05",
+        "WORKER_RETRY_MAX": "0.2",
+        "WORKER_SHUTDOWN_GRACE": "1",
         **env,
     }
     settings = load_settings(environ)
