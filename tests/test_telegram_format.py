@@ -24,7 +24,7 @@ class _Checker(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         assert tag in TELEGRAM_TAGS, tag
         if tag == "a":
-            assert dict(attrs).get("href", "").startswith(("http://", "https://", "mailto:", "tg://"))
+            assert (dict(attrs).get("href") or "").startswith(("http://", "https://", "mailto:", "tg://"))
             assert "a" not in self.stack
         self.stack.append(tag)
 

@@ -83,7 +83,7 @@ async def test_plain_text_when_telegram_rejects_the_formatting(
 async def test_attachments_as_photo_and_document_with_link_fallback(
     bridge: Bridge, tg: FakeTelegram, fake_ocs: FakeOCS
 ) -> None:
-    def reply(text: str, session: FakeSession) -> tuple[str, list[tuple[str, bytes]]]:
+    def reply(text: str, session: FakeSession) -> tuple[str, list[tuple[str, Path | bytes]]]:
         return "Here you go", [("chart.png", b"\x89PNG"), ("report.pdf", b"%PDF"), ("big.zip", b"PK")]
 
     fake_ocs.reply = reply
@@ -182,3 +182,26 @@ async def test_the_token_is_never_logged(
         await asyncio.sleep(0.2)
     assert TOKEN not in caplog.text
     assert TOKEN.split(":")[1] not in repr(events)
+
+
+async def test_a_retried_part_does_not_repeat_what_was_sent(
+    bridge: Bridge, tg: FakeTelegram, fake_ocs: FakeOCS
+) -> None:
+    def reply(text: str, session: FakeSession) -> tuple[str, list[tuple[str, Path | bytes]]]:
+        return "The report:", [("report.pdf", b"%PDF")]
+
+    fake_ocs.reply = reply
+    tg.fail("sendDocument", 429, "Too Many Requests: retry after 1", retry_after=1)
+    await bridge.deliver(text_update("report"))
+    await tg.wait_for(lambda: [c.status for c in tg.calls("sendDocument")] == [429, 200], timeout=5)
+    assert tg.texts(42) == ["The report:"]
+
+
+async def test_messages_to_one_chat_are_spaced(tmp_path: Path, tg: FakeTelegram, fake_ocs: FakeOCS) -> None:
+    fake_ocs.reply = lambda text, session: "\n\n".join([("word " * 500).strip()] * 3)
+    env = {**ocs_env(fake_ocs), "TELEGRAM_RATE_PER_CHAT": "4"}  # Telegram's is 1/s; 4/s keeps this quick
+    async with running_bridge(tmp_path / "b.db", tg, **env) as bridge:
+        await bridge.deliver(text_update("long"))
+        await tg.wait_for(lambda: len(tg.texts(42)) == 3, timeout=5)
+    sent = tg.calls("sendMessage", 42)
+    assert all(b.at - a.at >= 0.24 for a, b in itertools.pairwise(sent))

@@ -154,8 +154,12 @@ class TelegramChannel(Channel):
             return
         if await self.core.store.conversation(self.name, key) is None:
             return  # already moved (both migration messages arrive), or never talked
-        log.info("telegram.group_migrated", channel=self.name)
-        await self.core.store.rekey_conversation(self.name, key, new_key, str(new_chat))
+        try:
+            await self.core.store.rekey_conversation(self.name, key, new_key, str(new_chat))
+        except Exception:  # e.g. the new chat already has its own conversation: keep that one
+            log.exception("telegram.group_migration_failed", channel=self.name)
+        else:
+            log.info("telegram.group_migrated", channel=self.name)
 
     # outbound -----------------------------------------------------------------------------------
     async def send(self, conversation: Conversation, part: Part) -> str | None:
@@ -167,10 +171,15 @@ class TelegramChannel(Channel):
             steps.append(lambda chat, a=attachment: self._send_file(chat, a))  # type: ignore[misc]
         chat: int | str = conversation.person.address
         message_id: str | None = None
-        for index in range(self._steps_done.get(part.id, 0), len(steps)):
-            chat, message = await self._call(conversation, chat, steps[index])
-            message_id = str(message.message_id)
-            self._steps_done[part.id] = index + 1
+        try:
+            for index in range(self._steps_done.get(part.id, 0), len(steps)):
+                chat, message = await self._call(conversation, chat, steps[index])
+                message_id = str(message.message_id)
+                self._steps_done[part.id] = index + 1
+        except SendError as exc:
+            if exc.final:
+                self._steps_done.pop(part.id, None)
+            raise
         self._steps_done.pop(part.id, None)
         return message_id
 

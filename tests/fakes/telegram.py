@@ -245,14 +245,6 @@ def _form_value(value: Any) -> str:
     return f"<file {value.filename}>"  # an uploaded file (the bridge sends files by URL)
 
 
-def _form_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes | bytearray):
-        return value.decode(errors="replace")
-    return f"<file {value.filename}>"  # an uploaded file (the bridge sends files by URL)
-
-
 def _ok(result: Any) -> web.Response:
     return web.json_response({"ok": True, "result": result})
 
