@@ -1,0 +1,67 @@
+"""Crash safety: a `bridge serve` killed with SIGKILL mid-answer loses nothing and repeats nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from tests.conftest import eventually
+from tests.fakes.ocs import FakeOCS
+from tests.fakes.telegram import SECRET, TOKEN, FakeTelegram, text_update
+from tests.proc import BridgeProcess, free_port
+
+CHATS = (101, 102, 103, 104)
+PER_CHAT = 3
+
+
+async def post_updates(url: str) -> None:
+    update_id = 5000
+    async with aiohttp.ClientSession() as http:
+        for n in range(PER_CHAT):
+            for chat in CHATS:
+                update_id += 1
+                update = text_update(f"m{n}", chat_id=chat)
+                update["update_id"] = update_id
+                async with http.post(
+                    f"{url}/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+                ) as response:
+                    assert response.status == 200
+
+
+async def test_sigkill_while_ocs_is_slow(tmp_path):
+    async with FakeOCS() as ocs, FakeTelegram() as tg:
+        ocs.latency = 1.0
+        env = {
+            "PORT": str(free_port()),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}",
+            "OCS_BASE_URL": ocs.url,
+            "OCS_API_KEY": ocs.api_key,
+            "OCS_EXPERIMENT_ID": ocs.experiment_id,
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "TELEGRAM_API_BASE_URL": tg.url,
+            "WORKER_LEASE_SECONDS": "3",
+        }
+        first = await BridgeProcess(["serve"], env, tmp_path / "bridge.log").start()
+        try:
+            await post_updates(first.url)
+            # kill while some answers went out and the next ones are still with the slow bot
+            await eventually(lambda: len(tg.texts()) >= 2, 20, "the first answers")
+            await asyncio.sleep(ocs.latency / 2)
+            first.kill()
+        finally:
+            first.kill()
+        sent_before_crash = len(tg.texts())
+        assert sent_before_crash < len(CHATS) * PER_CHAT, "the crash came too late to prove anything"
+
+        second = await BridgeProcess(["serve"], env, tmp_path / "bridge.log").start()
+        try:
+            expected = [f"bot: m{n}" for n in range(PER_CHAT)]
+            for chat in CHATS:
+                await eventually(lambda chat=chat: len(tg.texts(chat)) >= PER_CHAT, 30, f"answers in chat {chat}")
+            await asyncio.sleep(1.5)  # anything sent twice would show up by now
+            for chat in CHATS:
+                assert tg.texts(chat) == expected, second.output()
+        finally:
+            second.stop()
