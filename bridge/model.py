@@ -14,6 +14,7 @@ class Kind(enum.StrEnum):
     RESET = "reset"  # end the bot session, start a new one, tell the person
     START = "start"  # like reset, then the channel's welcome text (Telegram /start)
     HELP = "help"  # answer with the channel's help text
+    END = "end"  # end the bot session quietly (the widget's "new chat" left this conversation)
     UNSUPPORTED = "unsupported"  # photo, sticker, voice...: answer what the bot can read
 
 

@@ -5,6 +5,7 @@ Every error is a ``ConfigError`` whose message is one line naming the setting (n
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import sys
@@ -51,7 +52,7 @@ class ChannelSettings(BaseModel):
     texts: dict[str, str] = Field(default_factory=dict)
     env_prefix: str | None = Field(default=None, exclude=True)  # set for channels from env vars
 
-    def options(self, model: type[M], name: str) -> M:
+    def options(self, model: builtins.type[M], name: str) -> M:
         """Validate the type-specific options with the adapter's own model."""
         try:
             return model.model_validate(self.model_extra or {})

@@ -194,6 +194,9 @@ class Worker:
                 parts = self._texts(channel, channel.texts.unsupported)
             elif kind is Kind.HELP and channel.texts.help:
                 parts = self._texts(channel, channel.texts.help)
+            elif kind is Kind.END:
+                await self._finish(bot, work.conversation)
+                parts = []
             elif kind in (Kind.RESET, Kind.START):
                 await self._reset(bot, work.conversation)
                 text = channel.texts.reset if kind is Kind.RESET else channel.texts.welcome
@@ -249,9 +252,14 @@ class Worker:
             log.warning("could not end the bot session", reason=exc.reason)
 
     async def _reset(self, bot: Bot, conversation: Conversation) -> None:
+        await self._finish(bot, conversation)
+        await self._open(bot, conversation)
+
+    async def _finish(self, bot: Bot, conversation: Conversation) -> None:
         if conversation.session_id:
             await self._end(bot, conversation.session_id)
-        await self._open(bot, conversation)
+            await self.core.store.set_session(conversation.id, None)
+            log.info("bot session ended")
 
     async def _typing(self, channel: Channel, conversation: Conversation) -> None:
         if not channel.capabilities.typing:

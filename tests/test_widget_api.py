@@ -133,6 +133,8 @@ async def test_each_start_is_a_new_conversation_and_bot_session(
     await answer(client, second, await send(client, second, "hi again"))
     assert first != second
     assert sorted(len(s.messages) for s in fake_ocs.sessions.values()) == [2, 2]  # two OCS sessions
+    older, newer = sorted(fake_ocs.sessions.values(), key=lambda s: s.created_at)
+    assert older.ended and not newer.ended  # "new chat" ended the participant's earlier OCS session
 
 
 async def test_a_failed_answer_is_an_error_with_the_apology(

@@ -18,7 +18,8 @@ from aiohttp import web
 
 from bridge.channel import command_kind
 from bridge.errors import BadRequest, Forbidden, NotFound, TooLarge, UnsupportedMediaType
-from bridge.model import Conversation, InboundMessage, Person
+from bridge.model import Conversation, InboundMessage, Kind, Person
+from bridge.core import Core
 from bridge.typedefs import CORE
 
 from . import uploads
@@ -97,7 +98,10 @@ async def start(request: web.Request) -> web.Response:
         _TOKEN_REQUIRED: channel.options.require_session_token or SESSION_TOKEN_HEADER in request.headers,
     }
     person = Person(key=session_id, address=session_id, name=name, platform="web")
-    await request.app[CORE].store.open_conversation(channel.name, person, state=state)
+    core = request.app[CORE]
+    if remote_id:
+        await _end_previous_chats(core, channel, remote_id)
+    await core.store.open_conversation(channel.name, person, state=state)
     return web.json_response(
         {
             "session_id": session_id,
@@ -106,6 +110,19 @@ async def start(request: web.Request) -> web.Response:
             "participant": {"identifier": remote_id or session_id, "remote_id": remote_id, "name": name},
         },
         status=201,
+    )
+
+
+async def _end_previous_chats(core: Core, channel: WebChannel, remote_id: str) -> None:
+    """The widget's "new chat": the participant's earlier chats end their bot sessions (in order,
+    after anything they still have pending)."""
+    previous = await core.store.conversations_with(channel.name, "participant_remote_id", remote_id)
+    await core.accept(
+        [
+            InboundMessage(channel.name, f"end:{c.person.key}", c.person, kind=Kind.END)
+            for c in previous
+            if c.session_id
+        ]
     )
 
 

@@ -207,6 +207,15 @@ class Store:
             row = await session.get(ConversationRow, conversation_id)
             return None if row is None else to_conversation(row)
 
+    async def conversations_with(self, channel: str, field: str, value: str) -> list[Conversation]:
+        """Conversations of a channel whose state has ``field == value`` (oldest first)."""
+        c = ConversationRow
+        async with self.session() as session:
+            rows = await session.scalars(
+                select(c).where(c.channel == channel, c.state[field].as_string() == value).order_by(c.id)
+            )
+            return [to_conversation(r) for r in rows]
+
     async def open_conversation(
         self, channel: str, person: Person, state: dict[str, Any] | None = None
     ) -> Conversation:
