@@ -109,3 +109,14 @@ async def bridge(tmp_path: Path, fake_ocs: FakeOCS) -> AsyncIterator[Callable[..
     yield start
     for client in clients:
         await client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Any:
+    """A throwaway PostgreSQL server for the whole run (started from the installed binaries)."""
+    from tests.pg import find_postgres_bin, start_postgres
+
+    if find_postgres_bin() is None:
+        pytest.fail("PostgreSQL server binaries not found: run `bash scripts/system-deps.sh` (or make test)")
+    with start_postgres() as url:
+        yield url

@@ -1,0 +1,97 @@
+"""The store and queue on both backends: SQLite (the embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from bridge.model import InboundMessage, Person
+from bridge.store import Store
+from bridge.store.db import create_engine, migrate
+from bridge.store.queue import Queue
+from bridge.store.tables import utcnow
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    await migrate(url)
+    engine = create_engine(url)
+    if request.param == "postgresql":  # one database for the run: start each test empty
+        async with engine.begin() as connection:
+            await connection.execute(text("TRUNCATE conversations, inbound_messages, outbound_parts CASCADE"))
+    yield Store(engine)
+    await engine.dispose()
+
+
+def message(person: str, platform_id: str, text: str = "hi") -> InboundMessage:
+    return InboundMessage("chan", platform_id, Person(key=person, address=person), text=text)
+
+
+async def test_a_platform_retry_is_recognised(store):
+    first = await store.accept(message("p", "1"))
+    again = await store.accept(message("p", "1"))
+    other = await store.accept(message("p", "2"))
+    assert not first.duplicate and again.duplicate and not other.duplicate
+    assert again.public_id == first.public_id
+    assert other.conversation_id == first.conversation_id
+
+
+async def test_concurrent_identical_deliveries_store_one_message(store):
+    results = await asyncio.gather(*(store.accept(message("p", "same")) for _ in range(8)))
+    assert sum(not r.duplicate for r in results) == 1
+    assert len({r.public_id for r in results}) == 1
+
+
+async def test_a_conversation_is_held_by_one_worker_at_a_time(store):
+    for person in ("a", "b", "c"):
+        await store.accept(message(person, person))
+    one, two = Queue(store, "one", 30), Queue(store, "two", 30)
+    claimed = await asyncio.gather(one.claim(10), two.claim(10))
+    assert sorted(claimed[0] + claimed[1]) == sorted(set(claimed[0] + claimed[1]))
+    assert len(claimed[0] + claimed[1]) == 3
+    assert await one.claim(10) == [] and await two.claim(10) == []
+
+
+async def test_an_expired_lease_is_claimed_again(store):
+    accepted = await store.accept(message("a", "1"))
+    dead = Queue(store, "crashed", 0.2)
+    assert await dead.claim(1) == [accepted.conversation_id]
+    alive = Queue(store, "alive", 30)
+    assert await alive.claim(1) == []
+    await asyncio.sleep(0.3)
+    assert await alive.claim(1) == [accepted.conversation_id]
+    assert await dead.work(accepted.conversation_id) is None  # the crashed owner lost it
+
+
+async def test_release_keeps_a_conversation_that_got_new_work(store):
+    first = await store.accept(message("a", "1"))
+    queue = Queue(store, "w", 30)
+    [conversation_id] = await queue.claim(1)
+    work = await queue.work(conversation_id)
+    await store.accept(message("a", "2"))  # arrives while the worker looks
+    assert not await queue.release(conversation_id, seq=work.seq)
+    work = await queue.work(conversation_id)
+    assert await queue.release(conversation_id, seq=work.seq)
+    assert first.conversation_id == conversation_id
+
+
+async def test_messages_come_out_in_arrival_order_and_backoff_holds_the_line(store):
+    for n in range(3):
+        await store.accept(message("a", str(n), text=f"m{n}"))
+    queue = Queue(store, "w", 30)
+    [conversation_id] = await queue.claim(1)
+    head = await queue.next_message(conversation_id)
+    assert head.text == "m0"
+    await queue.retry_message(head, utcnow() + timedelta(seconds=60), "OCS answered 503")
+    head = await queue.next_message(conversation_id)
+    assert head.text == "m0" and head.attempts == 1  # later messages wait behind it
+    assert await queue.complete(head, [("answer", ())])
+    assert (await queue.next_message(conversation_id)).text == "m1"
+    assert [p.text for p in await store.parts_of(head.id)] == ["answer"]
