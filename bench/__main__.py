@@ -88,7 +88,9 @@ async def main() -> None:
     parser.add_argument("--conversations", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    print(f"{args.messages} messages over {args.conversations} conversations, {args.concurrency} clients, echo bot")
+    print(
+        f"{args.messages} messages, {args.conversations} conversations, {args.concurrency} clients, echo bot"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         show("relay sqlite", await relay(sqlite, args.messages, args.conversations, args.concurrency))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hmac
-import json
-from typing import Any
 
 from aiohttp import web
 
+from bridge.body import json_object
 from bridge.channel import Channel
-from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized, UnsupportedMediaType
+from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from bridge.model import Person
 from bridge.split import split_text
 from bridge.typedefs import CORE
@@ -26,7 +25,7 @@ async def trigger_bot(request: web.Request) -> web.Response:
         raise Unauthorized("missing X-api-key", headers={"WWW-Authenticate": "X-api-key"})
     if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
         raise Forbidden("invalid API key")
-    body = await _json_object(request)
+    body = await json_object(request)
     identifier, platform = body.get("identifier"), body.get("platform")
     if not isinstance(identifier, str) or not identifier:
         raise BadRequest("identifier: required")
@@ -64,15 +63,3 @@ def _channel(channels: dict[str, Channel], platform: str) -> Channel:
 def _bearer(header: str) -> str:
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType("send application/json")
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("body must be a JSON object")
-    return body

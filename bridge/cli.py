@@ -65,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     tg_sub = telegram.add_subparsers(required=True, metavar="ACTION")
     tg_sub.add_parser("set-webhook", help="register PUBLIC_URL/webhooks/{channel}").set_defaults(run=_tg_set)
     tg_sub.add_parser("delete-webhook", help="remove the webhook").set_defaults(run=_tg_delete)
-    tg_sub.add_parser("poll", help="serve, taking Telegram updates by long polling").set_defaults(run=_tg_poll)
+    tg_sub.add_parser("poll", help="serve, taking Telegram updates by long polling").set_defaults(
+        run=_tg_poll
+    )
     return parser
 
 
@@ -175,7 +177,9 @@ def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
     async def run() -> int:
         problems = 0
 
-        async def probe(what: str, call: Callable[[], Awaitable[str]], errors: tuple[type[Exception], ...]) -> None:
+        async def probe(
+            what: str, call: Callable[[], Awaitable[str]], errors: tuple[type[Exception], ...]
+        ) -> None:
             nonlocal problems
             try:
                 print(f"ok    {what}: {await call()}")

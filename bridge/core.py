@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
 import structlog
@@ -16,6 +17,9 @@ from bridge.model import InboundMessage
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.repo import Accepted
+
+if TYPE_CHECKING:
+    from bridge.worker import Worker
 
 log = structlog.get_logger("bridge.core")
 
@@ -30,7 +34,7 @@ class Core:
     channels: dict[str, Channel]
     bots: dict[str, Bot]
     metrics: Metrics = field(default_factory=Metrics)
-    workers: list[object] = field(default_factory=list)  # the Worker of this process, if it runs one
+    workers: list[Worker] = field(default_factory=list)  # the Worker of this process, if it runs one
 
     async def accept(self, messages: Sequence[InboundMessage]) -> list[Accepted]:
         """Store messages durably (each in one transaction) and wake the workers."""
@@ -56,4 +60,4 @@ class Core:
 
     def wake(self) -> None:
         for worker in self.workers:
-            worker.wakeup.set()  # type: ignore[attr-defined]
+            worker.wakeup.set()

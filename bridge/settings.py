@@ -141,7 +141,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if env.get(var, "") != "":
             data[field] = env[var]
     worker = {
-        k[len(_WORKER_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(_WORKER_PREFIX) and v != ""
+        k[len(_WORKER_PREFIX) :].lower(): v
+        for k, v in env.items()
+        if k.startswith(_WORKER_PREFIX) and v != ""
     }
     if env.get(_SESSION_IDLE):
         worker["session_idle_timeout"] = env[_SESSION_IDLE]
@@ -247,7 +249,9 @@ def _env_name(from_file: bool) -> Any:
     def name(loc: str) -> str:
         parts = loc.split(".")
         if parts[0] == "worker" and len(parts) > 1:
-            return _SESSION_IDLE if parts[1] == "session_idle_timeout" else f"{_WORKER_PREFIX}{parts[1].upper()}"
+            return (
+                _SESSION_IDLE if parts[1] == "session_idle_timeout" else f"{_WORKER_PREFIX}{parts[1].upper()}"
+            )
         if parts[0] in _REVERSE_TOP:
             return _REVERSE_TOP[parts[0]]
         if from_file:

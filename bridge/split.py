@@ -65,7 +65,7 @@ def _cut_protected(
     text: str, limit: int, length: Callable[[str], int], protected: list[tuple[int, int, str]]
 ) -> tuple[str, str]:
     """Nothing but one long word, link or code block fits: cut a code block between lines, else hard."""
-    for start, end, fence in protected:
+    for start, _end, fence in protected:
         if start == 0 and fence:
             room = _fits(text, limit - _FENCE_RESERVE, length)
             newline = text.rfind("\n", 0, room)

@@ -66,7 +66,9 @@ class Worker:
             self.running = False
 
     def _spawn(self, conversation_id: int) -> None:
-        task = asyncio.create_task(self._conversation(conversation_id), name=f"conversation-{conversation_id}")
+        task = asyncio.create_task(
+            self._conversation(conversation_id), name=f"conversation-{conversation_id}"
+        )
         self.active[conversation_id] = task
 
         def done(_: asyncio.Task[None]) -> None:
@@ -185,7 +187,9 @@ class Worker:
     # handling a message -------------------------------------------------------------------------
     async def _handle(self, channel: Channel | None, work: Work, message: StoredMessage) -> None:
         if channel is None:
-            await self.queue.complete(message, [], dead_reason=f"channel {message.channel!r} is not configured")
+            await self.queue.complete(
+                message, [], dead_reason=f"channel {message.channel!r} is not configured"
+            )
             return
         bot = self.core.bots[channel.bot]
         kind = Kind(message.kind)
@@ -279,7 +283,9 @@ class Worker:
             return
         log.warning("bot failed, message kept as a dead letter", reason=exc.reason)
         self.core.metrics.failed.labels(channel.name, "bot").inc()
-        await self.queue.complete(message, self._texts(channel, channel.texts.apology), dead_reason=exc.reason)
+        await self.queue.complete(
+            message, self._texts(channel, channel.texts.apology), dead_reason=exc.reason
+        )
 
     # shaping replies ----------------------------------------------------------------------------
     def _texts(self, channel: Channel, text: str) -> Parts:

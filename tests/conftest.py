@@ -22,7 +22,13 @@ from bridge.web import create_app
 from tests.fakes.channel import SECRET, RecordingChannel
 from tests.fakes.ocs import FakeOCS
 
-FAST_WORKER = {"poll_interval": 0.05, "retry_base": 0.05, "retry_max": 0.2, "lease_seconds": 5, "shutdown_grace": 1}
+FAST_WORKER = {
+    "poll_interval": 0.05,
+    "retry_base": 0.05,
+    "retry_max": 0.2,
+    "lease_seconds": 5,
+    "shutdown_grace": 1,
+}
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -88,7 +94,9 @@ class Harness:
 
     async def replies(self, sender: str, count: int, timeout: float = 10.0) -> list[str]:
         """Wait until ``sender`` got ``count`` parts; return all their texts."""
-        await eventually(lambda: len(self.channel.texts_to(sender)) >= count, timeout, f"{count} replies to {sender}")
+        await eventually(
+            lambda: len(self.channel.texts_to(sender)) >= count, timeout, f"{count} replies to {sender}"
+        )
         return self.channel.texts_to(sender)
 
 
@@ -97,7 +105,9 @@ async def bridge(tmp_path: Path, fake_ocs: FakeOCS) -> AsyncIterator[Callable[..
     """``await bridge(channel=..., bot=..., worker={...}, **settings)`` -> a started Harness."""
     clients: list[TestClient[Any, Any]] = []
 
-    async def start(channel: RecordingChannel | None = None, bot: BotSettings | None = None, **values: Any) -> Harness:
+    async def start(
+        channel: RecordingChannel | None = None, bot: BotSettings | None = None, **values: Any
+    ) -> Harness:
         channel = channel or RecordingChannel()
         settings = make_settings(tmp_path, bot or ocs_bot(fake_ocs), {channel.name: channel}, **values)
         app: web.Application = create_app(settings, {channel.name: channel})

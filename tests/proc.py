@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -83,3 +84,25 @@ class BridgeProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
+
+
+def relay_env(ocs: Any, tg: Any) -> dict[str, str]:
+    """Settings for a bridge process relaying Telegram (fake Bot API) to the fake OCS."""
+    from tests.fakes.telegram import SECRET, TOKEN
+
+    return {
+        **ocs.env(),
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "TELEGRAM_API_BASE_URL": tg.url,
+    }
+
+
+async def post_update(http: aiohttp.ClientSession, url: str, update: dict[str, Any]) -> None:
+    """Deliver one Telegram update to a bridge's webhook, as Telegram does."""
+    from tests.fakes.telegram import SECRET
+
+    async with http.post(
+        f"{url}/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    ) as response:
+        assert response.status == 200, await response.text()

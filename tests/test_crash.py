@@ -8,8 +8,8 @@ import aiohttp
 
 from tests.conftest import eventually
 from tests.fakes.ocs import FakeOCS
-from tests.fakes.telegram import SECRET, TOKEN, FakeTelegram, text_update
-from tests.proc import BridgeProcess, free_port
+from tests.fakes.telegram import FakeTelegram, text_update
+from tests.proc import BridgeProcess, free_port, post_update, relay_env
 
 CHATS = (101, 102, 103, 104)
 PER_CHAT = 3
@@ -21,12 +21,7 @@ async def post_updates(url: str) -> None:
         for n in range(PER_CHAT):
             for chat in CHATS:
                 update_id += 1
-                update = text_update(f"m{n}", chat_id=chat)
-                update["update_id"] = update_id
-                async with http.post(
-                    f"{url}/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
-                ) as response:
-                    assert response.status == 200
+                await post_update(http, url, text_update(f"m{n}", chat_id=chat) | {"update_id": update_id})
 
 
 async def test_sigkill_while_ocs_is_slow(tmp_path):
@@ -35,12 +30,7 @@ async def test_sigkill_while_ocs_is_slow(tmp_path):
         env = {
             "PORT": str(free_port()),
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}",
-            "OCS_BASE_URL": ocs.url,
-            "OCS_API_KEY": ocs.api_key,
-            "OCS_EXPERIMENT_ID": ocs.experiment_id,
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_WEBHOOK_SECRET": SECRET,
-            "TELEGRAM_API_BASE_URL": tg.url,
+            **relay_env(ocs, tg),
             "WORKER_LEASE_SECONDS": "3",
         }
         first = await BridgeProcess(["serve"], env, tmp_path / "bridge.log").start()
@@ -59,7 +49,9 @@ async def test_sigkill_while_ocs_is_slow(tmp_path):
         try:
             expected = [f"bot: m{n}" for n in range(PER_CHAT)]
             for chat in CHATS:
-                await eventually(lambda chat=chat: len(tg.texts(chat)) >= PER_CHAT, 30, f"answers in chat {chat}")
+                await eventually(
+                    lambda chat=chat: len(tg.texts(chat)) >= PER_CHAT, 30, f"answers in chat {chat}"
+                )
             await asyncio.sleep(1.5)  # anything sent twice would show up by now
             for chat in CHATS:
                 assert tg.texts(chat) == expected, second.output()

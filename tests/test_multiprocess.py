@@ -10,8 +10,8 @@ import aiohttp
 
 from tests.conftest import eventually
 from tests.fakes.ocs import FakeOCS
-from tests.fakes.telegram import SECRET, TOKEN, FakeTelegram, text_update
-from tests.proc import ROOT, BridgeProcess, free_port
+from tests.fakes.telegram import FakeTelegram, text_update
+from tests.proc import ROOT, BridgeProcess, free_port, post_update, relay_env
 
 CHATS = range(201, 209)
 PER_CHAT = 5
@@ -22,21 +22,21 @@ async def test_two_processes_share_the_work_on_postgresql(postgres_url, tmp_path
         ocs.latency = 0.2
         env = {
             "DATABASE_URL": postgres_url,
-            "OCS_BASE_URL": ocs.url,
-            "OCS_API_KEY": ocs.api_key,
-            "OCS_EXPERIMENT_ID": ocs.experiment_id,
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_WEBHOOK_SECRET": SECRET,
-            "TELEGRAM_API_BASE_URL": tg.url,
+            **relay_env(ocs, tg),
             "WORKER_CONCURRENCY": "3",
         }
         migrated = subprocess.run(
-            [sys.executable, "-m", "bridge", "migrate"], env={"PATH": "/usr/bin:/bin", **env},
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            [sys.executable, "-m", "bridge", "migrate"],
+            env={"PATH": "/usr/bin:/bin", **env},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert migrated.returncode == 0, migrated.stderr
         processes = [
-            BridgeProcess(["serve"], {**env, "PORT": str(free_port())}, tmp_path / f"bridge{i}.log") for i in range(2)
+            BridgeProcess(["serve"], {**env, "PORT": str(free_port())}, tmp_path / f"bridge{i}.log")
+            for i in range(2)
         ]
         try:
             for process in processes:
@@ -48,14 +48,11 @@ async def test_two_processes_share_the_work_on_postgresql(postgres_url, tmp_path
                         update_id += 1
                         update = text_update(f"m{n}", chat_id=chat) | {"update_id": update_id}
                         for process in processes:  # each update reaches both: stored once
-                            async with http.post(
-                                f"{process.url}/webhooks/telegram",
-                                json=update,
-                                headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
-                            ) as response:
-                                assert response.status == 200
+                            await post_update(http, process.url, update)
             for chat in CHATS:
-                await eventually(lambda chat=chat: len(tg.texts(chat)) >= PER_CHAT, 60, f"answers in chat {chat}")
+                await eventually(
+                    lambda chat=chat: len(tg.texts(chat)) >= PER_CHAT, 60, f"answers in chat {chat}"
+                )
             await asyncio.sleep(1)
             for chat in CHATS:
                 assert tg.texts(chat) == [f"bot: m{n}" for n in range(PER_CHAT)]

@@ -203,7 +203,12 @@ async def test_send_failures_retry_in_order_and_unreachable_person_is_not_sent_t
 
 async def test_trigger_bot_delivers_message_text_as_is(bridge):
     h = await bridge(bridge_api_key="k3y")
-    body = {"identifier": "nia", "platform": "test", "experiment": "exp-1", "message_text": "Reminder: *today*"}
+    body = {
+        "identifier": "nia",
+        "platform": "test",
+        "experiment": "exp-1",
+        "message_text": "Reminder: *today*",
+    }
     assert (await h.client.post("/api/trigger_bot", json=body)).status == 401
     assert (await h.client.post("/api/trigger_bot", json=body, headers={"X-api-key": "wrong"})).status == 403
     response = await h.client.post("/api/trigger_bot", json=body, headers={"X-api-key": "k3y"})

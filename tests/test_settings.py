@@ -47,7 +47,10 @@ def test_ocs_settings_select_the_ocs_bot():
         ({"BOT_BACKEND": "gpt"}, "BOT_BACKEND"),
         ({"OCS_API_KEY": SECRET}, "OCS_EXPERIMENT_ID"),
         ({"BOT_BACKEND": "ocs", "OCS_EXPERIMENT_ID": "e"}, "OCS_API_KEY"),
-        ({"OCS_API_KEY": SECRET, "OCS_EXPERIMENT_ID": "e", "OCS_EXPERIMENT_VERSION": "v2"}, "OCS_EXPERIMENT_VERSION"),
+        (
+            {"OCS_API_KEY": SECRET, "OCS_EXPERIMENT_ID": "e", "OCS_EXPERIMENT_VERSION": "v2"},
+            "OCS_EXPERIMENT_VERSION",
+        ),
         ({"OCS_API_KEY": SECRET, "OCS_EXPERIMENT_ID": "e", "OCS_BASE_URL": "ftp://x"}, "OCS_BASE_URL"),
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"),
@@ -97,5 +100,7 @@ def test_the_command_prints_one_line_and_exits_non_zero(tmp_path):
         [sys.executable, "-m", "bridge", "check"], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["bridge: configuration error: OCS_EXPERIMENT_ID: required when BOT_BACKEND is 'ocs'"]
+    assert result.stderr.strip().splitlines() == [
+        "bridge: configuration error: OCS_EXPERIMENT_ID: required when BOT_BACKEND is 'ocs'"
+    ]
     assert SECRET not in result.stdout + result.stderr

@@ -37,7 +37,9 @@ def test_sentences_before_words_and_never_inside_a_word():
 
 
 def test_links_and_urls_are_not_cut():
-    text = " ".join(["word"] * 10 + [LINK] + ["word"] * 10 + ["https://example.org/a/very/long/path?q=1"] + ["end"] * 5)
+    text = " ".join(
+        ["word"] * 10 + [LINK] + ["word"] * 10 + ["https://example.org/a/very/long/path?q=1"] + ["end"] * 5
+    )
     for limit in range(90, 140, 7):
         parts = split_text(text, limit)
         assert any(LINK in p for p in parts)

@@ -101,8 +101,7 @@ async def test_bad_telegram_settings_are_named(tg: FakeTelegram, tmp_path: Path)
 
 
 async def test_poll_mode_answers_a_message(tg: FakeTelegram, fake_ocs: FakeOCS, tmp_path: Path) -> None:
-    ocs_env = {"OCS_BASE_URL": fake_ocs.url, "OCS_API_KEY": fake_ocs.api_key, "OCS_EXPERIMENT_ID": "exp-1"}
-    async with running_bridge(tmp_path / "b.db", tg, **ocs_env, TELEGRAM_POLL_TIMEOUT="1") as bridge:
+    async with running_bridge(tmp_path / "b.db", tg, **fake_ocs.env(), TELEGRAM_POLL_TIMEOUT="1") as bridge:
         stop = asyncio.Event()
         polling = asyncio.create_task(poll(bridge.channel, bridge.client.app[CORE], stop))
         await tg.wait_for(lambda: bool(tg.calls("getUpdates")))

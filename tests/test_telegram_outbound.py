@@ -32,13 +32,9 @@ async def tg() -> AsyncIterator[FakeTelegram]:
         yield server
 
 
-def ocs_env(ocs: FakeOCS) -> dict[str, str]:
-    return {"OCS_BASE_URL": ocs.url, "OCS_API_KEY": ocs.api_key, "OCS_EXPERIMENT_ID": ocs.experiment_id}
-
-
 @pytest.fixture
 async def bridge(tmp_path: Path, tg: FakeTelegram, fake_ocs: FakeOCS) -> AsyncIterator[Bridge]:
-    async with running_bridge(tmp_path / "bridge.db", tg, **ocs_env(fake_ocs)) as running:
+    async with running_bridge(tmp_path / "bridge.db", tg, **fake_ocs.env()) as running:
         yield running
 
 
@@ -114,7 +110,7 @@ async def test_typing_is_repeated_while_the_bot_thinks(
     """A 12-second answer with typing every 4 s, at a tenth of the time: 1.2 s, every 0.4 s."""
     fake_ocs.latency = 1.2
     async with running_bridge(
-        tmp_path / "b.db", tg, **ocs_env(fake_ocs), WORKER_TYPING_INTERVAL="0.4"
+        tmp_path / "b.db", tg, **fake_ocs.env(), WORKER_TYPING_INTERVAL="0.4"
     ) as bridge:
         await bridge.deliver(text_update("think hard"))
         await tg.wait_for(lambda: len(tg.texts(42)) == 1, timeout=5)
@@ -199,7 +195,7 @@ async def test_a_retried_part_does_not_repeat_what_was_sent(
 
 async def test_messages_to_one_chat_are_spaced(tmp_path: Path, tg: FakeTelegram, fake_ocs: FakeOCS) -> None:
     fake_ocs.reply = lambda text, session: "\n\n".join([("word " * 500).strip()] * 3)
-    env = {**ocs_env(fake_ocs), "TELEGRAM_RATE_PER_CHAT": "4"}  # Telegram's is 1/s; 4/s keeps this quick
+    env = {**fake_ocs.env(), "TELEGRAM_RATE_PER_CHAT": "4"}  # Telegram's is 1/s; 4/s keeps this quick
     async with running_bridge(tmp_path / "b.db", tg, **env) as bridge:
         await bridge.deliver(text_update("long"))
         await tg.wait_for(lambda: len(tg.texts(42)) == 3, timeout=5)

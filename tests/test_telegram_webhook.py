@@ -27,13 +27,9 @@ async def ocs() -> AsyncIterator[FakeOCS]:
         yield server
 
 
-def ocs_env(ocs: FakeOCS) -> dict[str, str]:
-    return {"OCS_BASE_URL": ocs.url, "OCS_API_KEY": ocs.api_key, "OCS_EXPERIMENT_ID": ocs.experiment_id}
-
-
 @pytest.fixture
 async def bridge(tmp_path: Path, tg: FakeTelegram, ocs: FakeOCS) -> AsyncIterator[Bridge]:
-    env = {**ocs_env(ocs), "TEXT_WELCOME": "Welcome! Ask me anything.", "TEXT_HELP": "Just write."}
+    env = {**ocs.env(), "TEXT_WELCOME": "Welcome! Ask me anything.", "TEXT_HELP": "Just write."}
     async with running_bridge(tmp_path / "bridge.db", tg, **env) as running:
         yield running
 
@@ -156,7 +152,7 @@ async def test_group_mention_rules(bridge: Bridge, tg: FakeTelegram, ocs: FakeOC
 
 
 async def test_group_all_messages_and_per_person(tmp_path: Path, tg: FakeTelegram, ocs: FakeOCS) -> None:
-    env = {**ocs_env(ocs), "TELEGRAM_GROUP_TRIGGER": "all", "TELEGRAM_GROUP_CONVERSATION": "person"}
+    env = {**ocs.env(), "TELEGRAM_GROUP_TRIGGER": "all", "TELEGRAM_GROUP_CONVERSATION": "person"}
     async with running_bridge(tmp_path / "b.db", tg, **env) as bridge:
         await bridge.deliver(payload("group_plain"))  # Ada, not addressing the bot
         await bridge.deliver(payload("group_reply"))  # Grace
@@ -177,7 +173,7 @@ async def test_group_migration_keeps_the_conversation(bridge: Bridge, tg: FakeTe
 
 
 async def test_blocked_person_is_not_sent_to_again(tmp_path: Path, tg: FakeTelegram, ocs: FakeOCS) -> None:
-    async with running_bridge(tmp_path / "b.db", tg, **ocs_env(ocs), BRIDGE_API_KEY="k") as bridge:
+    async with running_bridge(tmp_path / "b.db", tg, **ocs.env(), BRIDGE_API_KEY="k") as bridge:
         await bridge.deliver(text_update("hi"))
         await tg.wait_for(lambda: len(tg.texts(42)) == 1)
         await bridge.deliver(payload("blocked"))  # my_chat_member: kicked

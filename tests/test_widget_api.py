@@ -48,10 +48,6 @@ async def make_client(tmp_path: Path) -> AsyncIterator[MakeClient]:
         await client.close()
 
 
-def ocs_env(ocs: FakeOCS) -> dict[str, str]:
-    return {"OCS_BASE_URL": ocs.url, "OCS_API_KEY": ocs.api_key, "OCS_EXPERIMENT_ID": ocs.experiment_id}
-
-
 async def start(client: TestClient, chatbot_id: str = "web", **headers: str) -> dict[str, Any]:
     response = await client.post(
         "/api/chat/start/",
@@ -100,7 +96,7 @@ async def test_attachments_and_links_reach_the_widget(make_client: MakeClient, f
         return f"See [the guide](https://example.org/guide) about {text}", [("report.pdf", b"%PDF-1.4")]
 
     fake_ocs.reply = reply
-    client = await make_client(**ocs_env(fake_ocs))
+    client = await make_client(**fake_ocs.env())
     started = await start(client, chatbot_id=fake_ocs.experiment_id)  # default chatbot id: the experiment
     body = await answer(client, started["session_id"], await send(client, started["session_id"], "taxes"))
     message = body["message"]
@@ -126,7 +122,7 @@ async def test_history_poll_returns_answers_after_a_time(make_client: MakeClient
 async def test_each_start_is_a_new_conversation_and_bot_session(
     make_client: MakeClient, fake_ocs: FakeOCS
 ) -> None:
-    client = await make_client(**ocs_env(fake_ocs))
+    client = await make_client(**fake_ocs.env())
     first = (await start(client, fake_ocs.experiment_id))["session_id"]
     await answer(client, first, await send(client, first, "hi"))
     second = (await start(client, fake_ocs.experiment_id))["session_id"]  # the widget's "new chat"
@@ -140,7 +136,7 @@ async def test_each_start_is_a_new_conversation_and_bot_session(
 async def test_a_failed_answer_is_an_error_with_the_apology(
     make_client: MakeClient, fake_ocs: FakeOCS
 ) -> None:
-    client = await make_client(**ocs_env(fake_ocs))
+    client = await make_client(**fake_ocs.env())
     sid = (await start(client, fake_ocs.experiment_id))["session_id"]
     fake_ocs.fail_next(500)
     body = await answer(client, sid, await send(client, sid, "boom"))

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -16,10 +15,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from bridge.body import json_object
 from bridge.channel import command_kind
-from bridge.errors import BadRequest, Forbidden, NotFound, TooLarge, UnsupportedMediaType
-from bridge.model import Conversation, InboundMessage, Kind, Person
 from bridge.core import Core
+from bridge.errors import BadRequest, Forbidden, NotFound, TooLarge
+from bridge.model import Conversation, InboundMessage, Kind, Person
 from bridge.typedefs import CORE
 
 from . import uploads
@@ -75,7 +75,7 @@ class Session:
 
 # handlers -------------------------------------------------------------------------------------------
 async def start(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await json_object(request)
     chatbot_id = body.get("chatbot_id")
     if not isinstance(chatbot_id, str) or not chatbot_id:
         raise BadRequest("'chatbot_id' is required")
@@ -129,7 +129,7 @@ async def _end_previous_chats(core: Core, channel: WebChannel, remote_id: str) -
 async def message(request: web.Request) -> web.Response:
     session = await _session(request)
     channel, conversation = session.channel, session.conversation
-    body = await _json(request)
+    body = await json_object(request)
     text = body.get("message")
     if not isinstance(text, str) or not text.strip():
         raise BadRequest("'message' must be a non-empty string")
@@ -224,18 +224,6 @@ async def _session(request: web.Request) -> Session:
                 )
                 return Session(channel, conversation)
     raise NotFound("unknown session")
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType("send JSON (Content-Type: application/json)")
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("malformed JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
 
 
 def _text(value: object, limit: int = 255) -> str:

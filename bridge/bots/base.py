@@ -16,7 +16,12 @@ class BotError(Exception):
     """
 
     def __init__(
-        self, reason: str, *, retryable: bool = False, retry_after: float | None = None, status: int | None = None
+        self,
+        reason: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
     ):
         super().__init__(reason)
         self.reason = reason

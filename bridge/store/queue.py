@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,8 @@ from bridge.store.repo import (
     to_part,
 )
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
+
+Row = TypeVar("Row", MessageRow, PartRow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,9 @@ class Queue:
             ids = list(await session.scalars(query))
             if ids:
                 await session.execute(
-                    update(c).where(c.id.in_(ids)).values(lease_owner=self.owner, lease_until=now + self.lease)
+                    update(c)
+                    .where(c.id.in_(ids))
+                    .values(lease_owner=self.owner, lease_until=now + self.lease)
                 )
             return ids
 
@@ -80,7 +85,9 @@ class Queue:
                 .values(lease_until=utcnow() + self.lease)
             )
 
-    async def release(self, conversation_id: int, *, seq: int | None = None, run_at: datetime | None = None) -> bool:
+    async def release(
+        self, conversation_id: int, *, seq: int | None = None, run_at: datetime | None = None
+    ) -> bool:
         """Let go of a conversation. With ``seq``: only if no work arrived since (else False)."""
         c = ConversationRow
         query = update(c).where(c.id == conversation_id, c.lease_owner == self.owner)
@@ -102,24 +109,21 @@ class Queue:
 
     # what to do next ----------------------------------------------------------------------------
     async def next_part(self, conversation_id: int) -> StoredPart | None:
-        async with self.session() as session:
-            row = await session.scalar(
-                select(PartRow)
-                .where(PartRow.conversation_id == conversation_id, PartRow.status == "pending")
-                .order_by(PartRow.id)
-                .limit(1)
-            )
-            return None if row is None else to_part(row)
+        row = await self._oldest_pending(PartRow, conversation_id)
+        return None if row is None else to_part(row)
 
     async def next_message(self, conversation_id: int) -> StoredMessage | None:
+        row = await self._oldest_pending(MessageRow, conversation_id)
+        return None if row is None else to_message(row)
+
+    async def _oldest_pending(self, table: type[Row], conversation_id: int) -> Row | None:
         async with self.session() as session:
-            row = await session.scalar(
-                select(MessageRow)
-                .where(MessageRow.conversation_id == conversation_id, MessageRow.status == "pending")
-                .order_by(MessageRow.id)
+            return await session.scalar(
+                select(table)
+                .where(table.conversation_id == conversation_id, table.status == "pending")
+                .order_by(table.id)
                 .limit(1)
             )
-            return None if row is None else to_message(row)
 
     # outcomes -----------------------------------------------------------------------------------
     async def complete(

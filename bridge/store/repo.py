@@ -132,7 +132,9 @@ class Store:
                     existing = await self._find_message(session, message.channel, message.platform_id)
                     if existing is not None:
                         return Accepted(existing.id, existing.public_id, existing.conversation_id, True)
-                    conversation_id = await self._upsert_conversation(session, message.channel, message.person)
+                    conversation_id = await self._upsert_conversation(
+                        session, message.channel, message.person
+                    )
                     row = MessageRow(
                         public_id=secrets.token_urlsafe(16),
                         conversation_id=conversation_id,

@@ -18,7 +18,14 @@ class RecordingChannel(Channel):
 
     kind = "test"
 
-    def __init__(self, name: str = "test", *, max_text: int = 4096, typing: bool = False, texts: dict[str, str] | None = None):
+    def __init__(
+        self,
+        name: str = "test",
+        *,
+        max_text: int = 4096,
+        typing: bool = False,
+        texts: dict[str, str] | None = None,
+    ):
         super().__init__(name, ChannelSettings(type="test", texts=texts or {}))
         self.capabilities = Capabilities(max_text=max_text, typing=typing)
         self.sent: list[tuple[str, Part]] = []  # (address, part) in the order they went out
@@ -32,10 +39,16 @@ class RecordingChannel(Channel):
     def parse(self, request: WebhookRequest) -> list[InboundMessage]:
         try:
             data = json.loads(request.body)
-            person = Person(key=str(data["from"]), address=str(data["from"]), name=data.get("name", ""), platform="test")
+            person = Person(
+                key=str(data["from"]), address=str(data["from"]), name=data.get("name", ""), platform="test"
+            )
             text = str(data.get("text", ""))
             kind = Kind(data["kind"]) if "kind" in data else command_kind(text)
-            return [InboundMessage(self.name, str(data["id"]), person, kind=kind, text=text, what=data.get("what", ""))]
+            return [
+                InboundMessage(
+                    self.name, str(data["id"]), person, kind=kind, text=text, what=data.get("what", "")
+                )
+            ]
         except (ValueError, KeyError, TypeError):
             raise BadRequest("malformed test message") from None
 

@@ -37,6 +37,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from tests.fakes.server import serve_locally
+
 FailureKind = Literal[500, 502, 503, 504, 429, "timeout", "drop"]
 Attachment = tuple[str, Path | bytes]
 """``(file_name, content)``: a file to serve, or its bytes."""
@@ -153,12 +155,7 @@ class FakeOCS:
             f"{p}/channels/api/{{experiment}}/v{{version:\\d+}}/incoming_message", self._incoming
         )
         app.router.add_get(f"{p}/files/{{file_id}}/{{name}}", self._file)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}{self.prefix}"
+        self._runner, self.url = await serve_locally(app, self.prefix)
         return self
 
     async def __aexit__(
@@ -171,6 +168,14 @@ class FakeOCS:
             self._runner = None
 
     # --- test helpers ----------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        """The bridge's settings that point it at this server."""
+        return {
+            "OCS_BASE_URL": self.url,
+            "OCS_API_KEY": self.api_key,
+            "OCS_EXPERIMENT_ID": self.experiment_id,
+        }
 
     def fail_next(self, kind: FailureKind, times: int = 1, *, on: str = "incoming_message") -> None:
         """Make the next ``times`` requests whose path contains ``on`` fail with ``kind``.

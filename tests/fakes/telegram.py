@@ -28,6 +28,8 @@ from typing import Any
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.fakes.server import serve_locally
+
 TOKEN = "123456789:AAH-fake_token_for_tests_only_0123456789"
 BOT_ID = 123456789
 BOT_USERNAME = "bridge_test_bot"
@@ -82,12 +84,7 @@ class FakeTelegram:
     async def __aenter__(self) -> FakeTelegram:
         app = web.Application()
         app.router.add_route("*", self.prefix + "/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}{self.prefix}"
+        self._runner, self.url = await serve_locally(app, self.prefix)
         return self
 
     async def __aexit__(
