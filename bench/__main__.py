@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from bridge import logs
 from bridge.settings import BotSettings, ChannelSettings, Settings, WorkerSettings
 from bridge.split import split_text, utf16_length
 from bridge.web import create_app
@@ -88,6 +89,7 @@ async def main() -> None:
     parser.add_argument("--conversations", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
+    logs.configure("console", "warning")
     print(
         f"{args.messages} messages, {args.conversations} conversations, {args.concurrency} clients, echo bot"
     )

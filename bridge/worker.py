@@ -120,14 +120,13 @@ class Worker:
         """Do the next thing in this conversation; False once it has nothing due (released)."""
         conversation_id = work.conversation.id
         channel = self.core.channels.get(work.conversation.channel)
-        part = await self.queue.next_part(conversation_id)
+        part, message = work.part, work.message
         if part is not None:
             if part.next_attempt_at > now():
                 await self.queue.release(conversation_id, run_at=part.next_attempt_at)
                 return False
             await self._deliver(channel, work, part)
             return True
-        message = await self.queue.next_message(conversation_id)
         if message is None:
             return not await self.queue.release(conversation_id, seq=work.seq)
         if message.next_attempt_at > now():

@@ -87,11 +87,12 @@ async def test_messages_come_out_in_arrival_order_and_backoff_holds_the_line(sto
         await store.accept(message("a", str(n), text=f"m{n}"))
     queue = Queue(store, "w", 30)
     [conversation_id] = await queue.claim(1)
-    head = await queue.next_message(conversation_id)
+    head = (await queue.work(conversation_id)).message
     assert head.text == "m0"
     await queue.retry_message(head, utcnow() + timedelta(seconds=60), "OCS answered 503")
-    head = await queue.next_message(conversation_id)
+    head = (await queue.work(conversation_id)).message
     assert head.text == "m0" and head.attempts == 1  # later messages wait behind it
     assert await queue.complete(head, [("answer", ())])
-    assert (await queue.next_message(conversation_id)).text == "m1"
+    work = await queue.work(conversation_id)
+    assert work.part.text == "answer" and work.message.text == "m1"
     assert [p.text for p in await store.parts_of(head.id)] == ["answer"]

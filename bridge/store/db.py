@@ -33,7 +33,8 @@ def create_engine(url: str) -> AsyncEngine:
     def _begin(conn: Any) -> None:
         # Take the write lock up front: a deferred transaction that upgrades later can fail
         # with "database is locked" without waiting for the busy timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        readonly = conn.get_execution_options().get("readonly")
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -42,12 +42,13 @@ class Work:
     seq: int
     blocked: bool
     last_activity_at: datetime
+    part: StoredPart | None  # the oldest reply part waiting to go out
+    message: StoredMessage | None  # the oldest message waiting for the bot
 
 
 class Queue:
     def __init__(self, store: Store, owner: str, lease_seconds: float):
         self.store = store
-        self.session = store.session
         self.owner = owner
         self.lease = timedelta(seconds=lease_seconds)
 
@@ -64,7 +65,7 @@ class Queue:
         )
         if self.store.is_postgres:
             query = query.with_for_update(skip_locked=True)
-        async with self.session() as session, session.begin():
+        async with self.store.writing() as session:
             ids = list(await session.scalars(query))
             if ids:
                 await session.execute(
@@ -78,7 +79,7 @@ class Queue:
         if not ids:
             return
         c = ConversationRow
-        async with self.session() as session, session.begin():
+        async with self.store.writing() as session:
             await session.execute(
                 update(c)
                 .where(c.id.in_(ids), c.lease_owner == self.owner)
@@ -93,36 +94,27 @@ class Queue:
         query = update(c).where(c.id == conversation_id, c.lease_owner == self.owner)
         if seq is not None:
             query = query.where(c.inbox_seq == seq)
-        async with self.session() as session, session.begin():
+        async with self.store.writing() as session:
             result = await session.execute(
                 query.values(next_run_at=run_at, lease_owner=None, lease_until=None)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def work(self, conversation_id: int) -> Work | None:
-        """The conversation, or None if this worker no longer holds it."""
-        async with self.session() as session:
+        """The conversation and what it has to do next, or None if this worker no longer holds it."""
+        async with self.store.reading() as session:
             row = await session.get(ConversationRow, conversation_id)
             if row is None or row.lease_owner != self.owner:
                 return None
-            return Work(to_conversation(row), row.inbox_seq, row.blocked, row.last_activity_at)
-
-    # what to do next ----------------------------------------------------------------------------
-    async def next_part(self, conversation_id: int) -> StoredPart | None:
-        row = await self._oldest_pending(PartRow, conversation_id)
-        return None if row is None else to_part(row)
-
-    async def next_message(self, conversation_id: int) -> StoredMessage | None:
-        row = await self._oldest_pending(MessageRow, conversation_id)
-        return None if row is None else to_message(row)
-
-    async def _oldest_pending(self, table: type[Row], conversation_id: int) -> Row | None:
-        async with self.session() as session:
-            return await session.scalar(
-                select(table)
-                .where(table.conversation_id == conversation_id, table.status == "pending")
-                .order_by(table.id)
-                .limit(1)
+            part = await _oldest_pending(session, PartRow, conversation_id)
+            message = await _oldest_pending(session, MessageRow, conversation_id)
+            return Work(
+                to_conversation(row),
+                row.inbox_seq,
+                row.blocked,
+                row.last_activity_at,
+                None if part is None else to_part(part),
+                None if message is None else to_message(message),
             )
 
     # outcomes -----------------------------------------------------------------------------------
@@ -135,7 +127,7 @@ class Queue:
     ) -> bool:
         """Store the reply parts and close the message, in one transaction, if we still hold the lease."""
         now = utcnow()
-        async with self.session() as session, session.begin():
+        async with self.store.writing() as session:
             if not await self._still_ours(session, message.conversation_id, now):
                 return False
             session.add_all(
@@ -156,7 +148,7 @@ class Queue:
             return True
 
     async def retry_message(self, message: StoredMessage, at: datetime, reason: str) -> None:
-        async with self.session() as session, session.begin():
+        async with self.store.writing() as session:
             await session.execute(
                 update(MessageRow)
                 .where(MessageRow.id == message.id)
@@ -173,12 +165,12 @@ class Queue:
         await self._part(part, status="dead", attempts=part.attempts + 1, error=reason)
 
     async def _part(self, part: StoredPart, **values: object) -> None:
-        async with self.session() as session, session.begin():
+        async with self.store.writing() as session:
             await session.execute(update(PartRow).where(PartRow.id == part.id).values(**values))
 
     async def block(self, conversation_id: int, reason: str) -> None:
         """The person cannot be reached: send nothing more until they write again."""
-        async with self.session() as session, session.begin():
+        async with self.store.writing() as session:
             await session.execute(
                 update(ConversationRow).where(ConversationRow.id == conversation_id).values(blocked=True)
             )
@@ -195,17 +187,26 @@ class Queue:
     # operations ---------------------------------------------------------------------------------
     async def depth(self) -> int:
         """Messages waiting for the bot plus parts waiting to be delivered."""
-        async with self.session() as session:
+        async with self.store.reading() as session:
             messages = await session.scalar(select(func.count()).where(MessageRow.status == "pending"))
             parts = await session.scalar(select(func.count()).where(PartRow.status == "pending"))
             return int(messages or 0) + int(parts or 0)
 
 
+async def _oldest_pending(session: AsyncSession, table: type[Row], conversation_id: int) -> Row | None:
+    return await session.scalar(
+        select(table)
+        .where(table.conversation_id == conversation_id, table.status == "pending")
+        .order_by(table.id)
+        .limit(1)
+    )
+
+
 async def dead_letters(store: Store) -> list[DeadLetter]:
     c = ConversationRow
-    async with store.session() as session:
+    async with store.reading() as session:
         messages = await session.execute(
-            select(MessageRow.id, c.channel, c.person_key, MessageRow.done_at, MessageRow.error)
+            select(MessageRow.id, c.channel, c.person_key, MessageRow.received_at, MessageRow.error)
             .join(c, c.id == MessageRow.conversation_id)
             .where(MessageRow.status == "dead")
         )
@@ -226,7 +227,7 @@ async def revive(store: Store, ref: str) -> bool:
         return False
     table = MessageRow if kind == "in" else PartRow
     now = utcnow()
-    async with store.session() as session, session.begin():
+    async with store.writing() as session:
         conversation_id = await session.scalar(
             update(table)
             .where(table.id == int(number), table.status == "dead")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -120,40 +123,60 @@ class Store:
 
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
-        self.session = sessionmaker(engine)
         self.is_postgres = engine.dialect.name == "postgresql"
+        self._writer = sessionmaker(engine)
+        if engine.dialect.name == "sqlite":
+            # SQLite has one writer at a time: queue writers here, in order, rather than in
+            # SQLite's busy handler (which sleeps up to 100 ms between tries); readers run
+            # beside them (WAL) in plain deferred transactions.
+            self._reader = sessionmaker(engine.execution_options(readonly=True))
+            self._write_lock: asyncio.Lock | None = asyncio.Lock()
+        else:
+            self._reader = self._writer
+            self._write_lock = None
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session in a write transaction, committed on exit."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_lock is not None:
+                await stack.enter_async_context(self._write_lock)
+            session = await stack.enter_async_context(self._writer())
+            await stack.enter_async_context(session.begin())
+            yield session
+
+    def reading(self) -> AsyncSession:
+        """A session for reads only."""
+        return self._reader()
 
     # inbound ------------------------------------------------------------------------------------
     async def accept(self, message: InboundMessage) -> Accepted:
         """Store a message durably in one transaction; a platform retry is recognised."""
-        async with self.session() as session:
-            try:
-                async with session.begin():
-                    existing = await self._find_message(session, message.channel, message.platform_id)
-                    if existing is not None:
-                        return Accepted(existing.id, existing.public_id, existing.conversation_id, True)
-                    conversation_id = await self._upsert_conversation(
-                        session, message.channel, message.person
-                    )
-                    row = MessageRow(
-                        public_id=secrets.token_urlsafe(16),
-                        conversation_id=conversation_id,
-                        channel=message.channel,
-                        platform_id=message.platform_id,
-                        kind=message.kind.value,
-                        text=message.text,
-                        what=message.what,
-                        context=message.context,
-                    )
-                    session.add(row)
-                    await session.flush()
-                    return Accepted(row.id, row.public_id, conversation_id, duplicate=False)
-            except IntegrityError:  # the same platform message accepted concurrently
-                async with session.begin():
-                    existing = await self._find_message(session, message.channel, message.platform_id)
-                if existing is None:
-                    raise
-                return Accepted(existing.id, existing.public_id, existing.conversation_id, duplicate=True)
+        try:
+            async with self.writing() as session:
+                existing = await self._find_message(session, message.channel, message.platform_id)
+                if existing is not None:
+                    return Accepted(existing.id, existing.public_id, existing.conversation_id, True)
+                conversation_id = await self._upsert_conversation(session, message.channel, message.person)
+                row = MessageRow(
+                    public_id=secrets.token_urlsafe(16),
+                    conversation_id=conversation_id,
+                    channel=message.channel,
+                    platform_id=message.platform_id,
+                    kind=message.kind.value,
+                    text=message.text,
+                    what=message.what,
+                    context=message.context,
+                )
+                session.add(row)
+                await session.flush()
+                return Accepted(row.id, row.public_id, conversation_id, duplicate=False)
+        except IntegrityError:  # the same platform message accepted concurrently by another process
+            async with self.reading() as session:
+                existing = await self._find_message(session, message.channel, message.platform_id)
+            if existing is None:
+                raise
+            return Accepted(existing.id, existing.public_id, existing.conversation_id, duplicate=True)
 
     async def _find_message(self, session: AsyncSession, channel: str, platform_id: str) -> MessageRow | None:
         return await session.scalar(
@@ -196,7 +219,7 @@ class Store:
 
     # conversations ------------------------------------------------------------------------------
     async def conversation(self, channel: str, key: str) -> Conversation | None:
-        async with self.session() as session:
+        async with self.reading() as session:
             row = await session.scalar(
                 select(ConversationRow).where(
                     ConversationRow.channel == channel, ConversationRow.person_key == key
@@ -205,14 +228,14 @@ class Store:
             return None if row is None else to_conversation(row)
 
     async def conversation_by_id(self, conversation_id: int) -> Conversation | None:
-        async with self.session() as session:
+        async with self.reading() as session:
             row = await session.get(ConversationRow, conversation_id)
             return None if row is None else to_conversation(row)
 
     async def conversations_with(self, channel: str, field: str, value: str) -> list[Conversation]:
         """Conversations of a channel whose state has ``field == value`` (oldest first)."""
         c = ConversationRow
-        async with self.session() as session:
+        async with self.reading() as session:
             rows = await session.scalars(
                 select(c).where(c.channel == channel, c.state[field].as_string() == value).order_by(c.id)
             )
@@ -222,7 +245,7 @@ class Store:
         self, channel: str, person: Person, state: dict[str, Any] | None = None
     ) -> Conversation:
         """Get or create the conversation; ``state`` (if given) is merged into its stored state."""
-        async with self.session() as session, session.begin():
+        async with self.writing() as session:
             conversation_id = await self._upsert_conversation(session, channel, person, work=False)
             row = await session.get(ConversationRow, conversation_id, populate_existing=True)
             assert row is not None
@@ -231,7 +254,7 @@ class Store:
             return to_conversation(row)
 
     async def set_session(self, conversation_id: int, session_id: str | None) -> None:
-        async with self.session() as session, session.begin():
+        async with self.writing() as session:
             await session.execute(
                 update(ConversationRow)
                 .where(ConversationRow.id == conversation_id)
@@ -240,7 +263,7 @@ class Store:
 
     async def set_blocked(self, channel: str, key: str, blocked: bool) -> None:
         """A blocked person gets nothing more; their pending parts are skipped."""
-        async with self.session() as session, session.begin():
+        async with self.writing() as session:
             conversation_id = await session.scalar(
                 update(ConversationRow)
                 .where(ConversationRow.channel == channel, ConversationRow.person_key == key)
@@ -252,7 +275,7 @@ class Store:
 
     async def rekey_conversation(self, channel: str, old_key: str, new_key: str, new_address: str) -> None:
         """The platform renamed the chat (Telegram group -> supergroup): keep the conversation."""
-        async with self.session() as session, session.begin():
+        async with self.writing() as session:
             await session.execute(
                 update(ConversationRow)
                 .where(ConversationRow.channel == channel, ConversationRow.person_key == old_key)
@@ -261,12 +284,12 @@ class Store:
 
     # reading back (web channel, CLI) ------------------------------------------------------------
     async def message(self, public_id: str) -> StoredMessage | None:
-        async with self.session() as session:
+        async with self.reading() as session:
             row = await session.scalar(select(MessageRow).where(MessageRow.public_id == public_id))
             return None if row is None else to_message(row)
 
     async def parts_of(self, message_id: int) -> list[StoredPart]:
-        async with self.session() as session:
+        async with self.reading() as session:
             rows = await session.scalars(
                 select(PartRow).where(PartRow.message_id == message_id).order_by(PartRow.id)
             )
@@ -276,14 +299,14 @@ class Store:
         query = select(PartRow).where(PartRow.conversation_id == conversation_id)
         if since is not None:
             query = query.where(PartRow.created_at > since)
-        async with self.session() as session:
+        async with self.reading() as session:
             return [to_part(r) for r in await session.scalars(query.order_by(PartRow.id))]
 
     async def enqueue_parts(
         self, conversation_id: int, texts: list[str], message_id: int | None = None
     ) -> list[int]:
         """Queue outbound parts (a proactive message) and wake the conversation."""
-        async with self.session() as session, session.begin():
+        async with self.writing() as session:
             rows = [
                 PartRow(conversation_id=conversation_id, message_id=message_id, seq=i, text=t)
                 for i, t in enumerate(texts)
@@ -301,7 +324,7 @@ class Store:
             return [r.id for r in rows]
 
     async def ping(self) -> None:
-        async with self.session() as session:
+        async with self.reading() as session:
             await session.execute(select(1))
 
 
