@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from bridge.errors import NotFound
 from bridge.model import Conversation, InboundMessage, Kind, Part
 
 if TYPE_CHECKING:
@@ -34,6 +35,16 @@ class WebhookRequest:
     headers: Mapping[str, str]
     body: bytes
     content_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStatus:
+    """A platform's report on a message the bridge sent (Twilio status callbacks)."""
+
+    platform_id: str  # the id ``Channel.send`` returned for the part
+    status: str  # queued | sent | delivered | read | undelivered | failed
+    reason: str = ""  # why it failed (an error code and its meaning), never a secret
+    unreachable: bool = False  # the person cannot be sent to any more (opted out, blocked)
 
 
 class SendError(Exception):
@@ -111,6 +122,10 @@ class Channel(abc.ABC):
     def ack(self) -> web.Response:
         """The answer the platform expects once the messages are stored."""
         return web.json_response({"ok": True})
+
+    def parse_status(self, request: WebhookRequest) -> list[DeliveryStatus]:
+        """Delivery reports posted to ``/webhooks/{name}/status`` (verified first). Pure, like ``parse``."""
+        raise NotFound(f"channel {self.name!r} takes no status callbacks")
 
     async def observe(self, request: WebhookRequest) -> None:  # noqa: B027 - optional hook
         """Called for verified payloads that carry no message (e.g. a person blocked the bot)."""

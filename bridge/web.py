@@ -48,6 +48,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/webhooks/{channel}", webhook)
+    app.router.add_post("/webhooks/{channel}/status", status_webhook)
     app.router.add_post("/api/trigger_bot", api.trigger_bot)
     for plugin in plugins:
         plugin(app)
@@ -174,17 +175,8 @@ async def webhook(request: web.Request) -> web.Response:
     started = time.perf_counter()
     core = request.app[CORE]
     name = request.match_info["channel"]
-    channel = core.channels.get(name)
-    if channel is None:
-        raise NotFound(f"unknown channel {name!r}")
-    body = await request.read()
-    hook = WebhookRequest(
-        url=core.settings.base_url + request.rel_url.path_qs,
-        headers=request.headers,
-        body=body,
-        content_type=request.content_type,
-    )
-    await channel.verify(hook)
+    channel = _channel(core, name)
+    hook = await _verified(request, channel)
     messages = channel.parse(hook)
     if messages:
         await core.accept(messages)
@@ -193,3 +185,38 @@ async def webhook(request: web.Request) -> web.Response:
     response = channel.ack()
     core.metrics.ack_time.labels(name).observe(time.perf_counter() - started)
     return response
+
+
+async def status_webhook(request: web.Request) -> web.Response:
+    """Delivery reports (Twilio status callbacks): kept on the part; an opted-out person is blocked."""
+    core = request.app[CORE]
+    channel = _channel(core, request.match_info["channel"])
+    for report in channel.parse_status(await _verified(request, channel)):
+        conversation_id = await core.store.record_delivery(
+            channel.name, report.platform_id, report.status, report.reason
+        )
+        if report.status in ("failed", "undelivered"):
+            core.metrics.failed.labels(channel.name, "platform").inc()
+            log.warning("platform could not deliver", status=report.status, reason=report.reason)
+        if report.unreachable and conversation_id is not None:
+            await core.store.block_conversation(conversation_id, report.reason)
+    return channel.ack()
+
+
+def _channel(core: Core, name: str) -> Channel:
+    channel = core.channels.get(name)
+    if channel is None:
+        raise NotFound(f"unknown channel {name!r}")
+    return channel
+
+
+async def _verified(request: web.Request, channel: Channel) -> WebhookRequest:
+    """The request as the platform made it (URL rebuilt from PUBLIC_URL), once its signature checks out."""
+    hook = WebhookRequest(
+        url=request.app[CORE].settings.base_url + request.rel_url.path_qs,
+        headers=request.headers,
+        body=await request.read(),
+        content_type=request.content_type,
+    )
+    await channel.verify(hook)
+    return hook

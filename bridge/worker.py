@@ -144,7 +144,7 @@ class Worker:
             await self.queue.part_dead(part, f"channel {name!r} is not configured")
             return
         if work.blocked:
-            await self.queue.block(work.conversation.id, "person blocked the bot")
+            await self.core.store.block_conversation(work.conversation.id, "person blocked the bot")
             return
         try:
             platform_id = await channel.send(
@@ -153,7 +153,7 @@ class Worker:
         except Unreachable as exc:
             log.warning("person unreachable, not sending again", reason=exc.reason)
             metrics.failed.labels(name, "deliver").inc()
-            await self.queue.block(work.conversation.id, exc.reason)
+            await self.core.store.block_conversation(work.conversation.id, exc.reason)
             return
         except SendError as exc:
             await self._send_failed(part, exc.reason, exc.final, exc.retry_after, name)

@@ -24,7 +24,6 @@ from bridge.store.repo import (
     StoredMessage,
     StoredPart,
     attachments_json,
-    skip_pending_parts,
     to_conversation,
     to_message,
     to_part,
@@ -167,14 +166,6 @@ class Queue:
     async def _part(self, part: StoredPart, **values: object) -> None:
         async with self.store.writing() as session:
             await session.execute(update(PartRow).where(PartRow.id == part.id).values(**values))
-
-    async def block(self, conversation_id: int, reason: str) -> None:
-        """The person cannot be reached: send nothing more until they write again."""
-        async with self.store.writing() as session:
-            await session.execute(
-                update(ConversationRow).where(ConversationRow.id == conversation_id).values(blocked=True)
-            )
-            await skip_pending_parts(session, conversation_id, reason)
 
     async def _still_ours(self, session: AsyncSession, conversation_id: int, now: datetime) -> bool:
         result = await session.execute(

@@ -72,6 +72,18 @@ class DeadLetter:
     reason: str
 
 
+_DELIVERY_RANK = {
+    "accepted": 0,
+    "queued": 0,
+    "sending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "undelivered": 3,
+    "failed": 3,
+    "read": 4,
+}
+
+
 def to_conversation(row: ConversationRow) -> Conversation:
     person = Person(key=row.person_key, address=row.address, name=row.person_name, platform=row.platform)
     return Conversation(
@@ -273,6 +285,14 @@ class Store:
             if blocked and conversation_id is not None:
                 await skip_pending_parts(session, conversation_id, "person blocked the bot")
 
+    async def block_conversation(self, conversation_id: int, reason: str) -> None:
+        """The person cannot be reached: send nothing more until they write again."""
+        async with self.writing() as session:
+            await session.execute(
+                update(ConversationRow).where(ConversationRow.id == conversation_id).values(blocked=True)
+            )
+            await skip_pending_parts(session, conversation_id, reason)
+
     async def rekey_conversation(self, channel: str, old_key: str, new_key: str, new_address: str) -> None:
         """The platform renamed the chat (Telegram group -> supergroup): keep the conversation."""
         async with self.writing() as session:
@@ -322,6 +342,24 @@ class Store:
             )
             await session.flush()
             return [r.id for r in rows]
+
+    async def record_delivery(self, channel: str, platform_id: str, status: str, reason: str) -> int | None:
+        """Keep a platform's delivery report on the part it sent (reports may come out of order:
+        a status only ever moves forward). The part's conversation id, or None if unknown."""
+        rank = _DELIVERY_RANK.get(status, 0)
+        async with self.writing() as session:
+            row = await session.scalar(
+                select(PartRow)
+                .join(ConversationRow, ConversationRow.id == PartRow.conversation_id)
+                .where(PartRow.platform_message_id == platform_id, ConversationRow.channel == channel)
+            )
+            if row is None:
+                return None
+            if rank > _DELIVERY_RANK.get(row.delivery_status or "", -1):
+                row.delivery_status = status
+                if reason:
+                    row.error = reason
+            return row.conversation_id
 
     async def ping(self) -> None:
         async with self.reading() as session:
