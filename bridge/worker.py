@@ -125,7 +125,8 @@ class Worker:
             if part.next_attempt_at > now():
                 await self.queue.release(conversation_id, run_at=part.next_attempt_at)
                 return False
-            await self._deliver(channel, work, part)
+            with structlog.contextvars.bound_contextvars(message_id=part.message_ref):
+                await self._deliver(channel, work, part)
             return True
         if message is None:
             return not await self.queue.release(conversation_id, seq=work.seq)
@@ -133,19 +134,26 @@ class Worker:
             await self.queue.release(conversation_id, run_at=message.next_attempt_at)
             return False
         with structlog.contextvars.bound_contextvars(message_id=message.public_id, channel=message.channel):
-            await self._handle(channel, work, message)
-        return True
+            parts = await self._handle(channel, work, message)
+            if parts is None or work.more_messages:
+                return True
+            # The common case: send the answer at once, then let go unless something new arrived.
+            for stored in parts:
+                if not await self._deliver(channel, work, stored):
+                    return True
+        return not await self.queue.release(conversation_id, seq=work.seq)
 
     # delivering ---------------------------------------------------------------------------------
-    async def _deliver(self, channel: Channel | None, work: Work, part: StoredPart) -> None:
+    async def _deliver(self, channel: Channel | None, work: Work, part: StoredPart) -> bool:
+        """Send one part; True if it went out."""
         metrics = self.core.metrics
         name = work.conversation.channel
         if channel is None:
             await self.queue.part_dead(part, f"channel {name!r} is not configured")
-            return
+            return False
         if work.blocked:
             await self.core.store.block_conversation(work.conversation.id, "person blocked the bot")
-            return
+            return False
         try:
             platform_id = await channel.send(
                 work.conversation, Part(part.id, part.seq, part.text, part.attachments)
@@ -154,17 +162,18 @@ class Worker:
             log.warning("person unreachable, not sending again", reason=exc.reason)
             metrics.failed.labels(name, "deliver").inc()
             await self.core.store.block_conversation(work.conversation.id, exc.reason)
-            return
+            return False
         except SendError as exc:
             await self._send_failed(part, exc.reason, exc.final, exc.retry_after, name)
-            return
+            return False
         except Exception as exc:
             log.exception("send raised")
             await self._send_failed(part, f"send failed ({type(exc).__name__})", False, None, name)
-            return
+            return False
         await self.queue.part_sent(part, platform_id)
         metrics.delivered.labels(name).inc()
         log.info("part delivered", part=part.id, seq=part.seq)
+        return True
 
     async def _send_failed(
         self, part: StoredPart, reason: str, final: bool, retry_after: float | None, channel: str
@@ -184,12 +193,13 @@ class Worker:
         return timedelta(seconds=backoff * random.uniform(0.5, 1.0))
 
     # handling a message -------------------------------------------------------------------------
-    async def _handle(self, channel: Channel | None, work: Work, message: StoredMessage) -> None:
+    async def _handle(
+        self, channel: Channel | None, work: Work, message: StoredMessage
+    ) -> list[StoredPart] | None:
+        """Answer one message; the reply parts stored for it (None if it is not finished yet)."""
         if channel is None:
-            await self.queue.complete(
-                message, [], dead_reason=f"channel {message.channel!r} is not configured"
-            )
-            return
+            reason = f"channel {message.channel!r} is not configured"
+            return await self.queue.complete(message, [], dead_reason=reason)
         bot = self.core.bots[channel.bot]
         kind = Kind(message.kind)
         try:
@@ -207,12 +217,13 @@ class Worker:
             else:
                 parts = await self._relay(bot, channel, work, message)
         except BotError as exc:
-            await self._bot_failed(channel, message, exc)
-            return
-        if await self.queue.complete(message, parts):
-            log.info("message answered", parts=len(parts))
-        else:
+            return await self._bot_failed(channel, message, exc)
+        stored = await self.queue.complete(message, parts)
+        if stored is None:
             log.warning("lease lost before the answer was stored; another worker will redo it")
+        else:
+            log.info("message answered", parts=len(parts))
+        return stored
 
     async def _relay(self, bot: Bot, channel: Channel, work: Work, message: StoredMessage) -> Parts:
         conversation = work.conversation
@@ -274,17 +285,19 @@ class Worker:
                 log.debug("typing failed", reason=str(exc))
             await asyncio.sleep(self.config.typing_interval)
 
-    async def _bot_failed(self, channel: Channel, message: StoredMessage, exc: BotError) -> None:
+    async def _bot_failed(
+        self, channel: Channel, message: StoredMessage, exc: BotError
+    ) -> list[StoredPart] | None:
+        """Retry later if that is safe; otherwise a dead letter, and the apology (its parts)."""
         if exc.retryable and message.attempts + 1 < self.config.max_attempts:
             delay = self._delay(message.attempts, exc.retry_after)
             log.info("bot failed, will retry", reason=exc.reason, attempt=message.attempts + 1)
             await self.queue.retry_message(message, now() + delay, exc.reason)
-            return
+            return None
         log.warning("bot failed, message kept as a dead letter", reason=exc.reason)
         self.core.metrics.failed.labels(channel.name, "bot").inc()
-        await self.queue.complete(
-            message, self._texts(channel, channel.texts.apology), dead_reason=exc.reason
-        )
+        apology = self._texts(channel, channel.texts.apology)
+        return await self.queue.complete(message, apology, dead_reason=exc.reason)
 
     # shaping replies ----------------------------------------------------------------------------
     def _texts(self, channel: Channel, text: str) -> Parts:

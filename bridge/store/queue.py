@@ -43,6 +43,7 @@ class Work:
     last_activity_at: datetime
     part: StoredPart | None  # the oldest reply part waiting to go out
     message: StoredMessage | None  # the oldest message waiting for the bot
+    more_messages: bool  # others wait behind ``message``
 
 
 class Queue:
@@ -105,15 +106,22 @@ class Queue:
             row = await session.get(ConversationRow, conversation_id)
             if row is None or row.lease_owner != self.owner:
                 return None
-            part = await _oldest_pending(session, PartRow, conversation_id)
-            message = await _oldest_pending(session, MessageRow, conversation_id)
+            parts = await _oldest_pending(session, PartRow, conversation_id, 1)
+            part = parts[0] if parts else None
+            messages = await _oldest_pending(session, MessageRow, conversation_id, 2)
+            part_of: str | None = None
+            if part is not None and part.message_id is not None:
+                part_of = await session.scalar(
+                    select(MessageRow.public_id).where(MessageRow.id == part.message_id)
+                )
             return Work(
                 to_conversation(row),
                 row.inbox_seq,
                 row.blocked,
                 row.last_activity_at,
-                None if part is None else to_part(part),
-                None if message is None else to_message(message),
+                None if part is None else to_part(part, part_of),
+                to_message(messages[0]) if messages else None,
+                len(messages) > 1,
             )
 
     # outcomes -----------------------------------------------------------------------------------
@@ -123,28 +131,35 @@ class Queue:
         parts: list[tuple[str, tuple[Attachment, ...]]],
         *,
         dead_reason: str | None = None,
-    ) -> bool:
-        """Store the reply parts and close the message, in one transaction, if we still hold the lease."""
+    ) -> list[StoredPart] | None:
+        """Store the reply parts and close the message, in one transaction, if we still hold the
+        lease; the stored parts (to send now), or None if the lease was lost."""
         now = utcnow()
         async with self.store.writing() as session:
             if not await self._still_ours(session, message.conversation_id, now):
-                return False
-            session.add_all(
+                return None
+            rows = [
                 PartRow(
                     conversation_id=message.conversation_id,
                     message_id=message.id,
                     seq=i,
                     text=text,
                     attachments=attachments_json(attachments),
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
                 )
                 for i, (text, attachments) in enumerate(parts)
-            )
+            ]
+            session.add_all(rows)
             await session.execute(
                 update(MessageRow)
                 .where(MessageRow.id == message.id)
                 .values(status="dead" if dead_reason else "done", error=dead_reason, done_at=now)
             )
-            return True
+            await session.flush()
+            return [to_part(row, message.public_id) for row in rows]
 
     async def retry_message(self, message: StoredMessage, at: datetime, reason: str) -> None:
         async with self.store.writing() as session:
@@ -184,13 +199,16 @@ class Queue:
             return int(messages or 0) + int(parts or 0)
 
 
-async def _oldest_pending(session: AsyncSession, table: type[Row], conversation_id: int) -> Row | None:
-    return await session.scalar(
+async def _oldest_pending(
+    session: AsyncSession, table: type[Row], conversation_id: int, limit: int
+) -> list[Row]:
+    rows = await session.scalars(
         select(table)
         .where(table.conversation_id == conversation_id, table.status == "pending")
         .order_by(table.id)
-        .limit(1)
+        .limit(limit)
     )
+    return list(rows)
 
 
 async def dead_letters(store: Store) -> list[DeadLetter]:

@@ -59,6 +59,7 @@ class StoredPart:
     next_attempt_at: datetime
     error: str | None
     created_at: datetime
+    message_ref: str | None = None  # the public id of the message it answers (for logs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def to_message(row: MessageRow) -> StoredMessage:
     )
 
 
-def to_part(row: PartRow) -> StoredPart:
+def to_part(row: PartRow, message_ref: str | None = None) -> StoredPart:
     return StoredPart(
         id=row.id,
         conversation_id=row.conversation_id,
@@ -121,6 +122,7 @@ def to_part(row: PartRow) -> StoredPart:
         next_attempt_at=row.next_attempt_at,
         error=row.error,
         created_at=row.created_at,
+        message_ref=message_ref,
     )
 
 
