@@ -9,9 +9,10 @@ from bridge.settings import Settings
 
 def channel_types() -> dict[str, type[Channel]]:
     from adapters.telegram import TelegramChannel
+    from adapters.twilio import TwilioChannel
     from adapters.web import WebChannel
 
-    return {"telegram": TelegramChannel, "web": WebChannel}
+    return {"telegram": TelegramChannel, "twilio": TwilioChannel, "web": WebChannel}
 
 
 def build_channels(settings: Settings) -> dict[str, Channel]:

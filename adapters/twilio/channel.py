@@ -1,0 +1,228 @@
+"""The Twilio channel: SMS and WhatsApp through one Twilio account (the ``twilio`` package)."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import aiohttp
+import structlog
+from aiohttp import web
+from twilio.base.exceptions import TwilioException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator, add_port, remove_port
+from twilio.rest import Client
+
+from bridge.channel import Capabilities, Channel, DeliveryStatus, SendError, WebhookRequest
+from bridge.errors import Forbidden, UnsupportedMediaType
+from bridge.logs import mask
+from bridge.model import Conversation, InboundMessage, Part
+from bridge.split import split_text, utf16_length
+
+from . import parse
+from .errors import send_error
+from .options import TwilioOptions
+from .parse import Form
+
+if TYPE_CHECKING:
+    from bridge.core import Core
+    from bridge.settings import ChannelSettings
+
+log = structlog.get_logger(__name__)
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+SIGNATURE_HEADER = "X-Twilio-Signature"
+FORM = "application/x-www-form-urlencoded"
+MAX_TEXT = 1600
+MAX_MEDIA = 10  # MediaUrl parameters per message
+STATE_TO = "twilio_to"  # conversation state: the bridge's number the person last wrote to
+
+Message = tuple[str, list[str]]  # (Body, MediaUrls) of one REST call
+
+
+class TwilioChannel(Channel):
+    """One Twilio account: webhooks in (signed forms), REST ``Messages.json`` out."""
+
+    kind = "twilio"
+    capabilities = Capabilities(max_text=MAX_TEXT, length=utf16_length, media_by_url=True)
+
+    def __init__(self, name: str, settings: ChannelSettings):
+        super().__init__(name, settings)
+        self.options: TwilioOptions = settings.options(TwilioOptions, name)
+        self._token = self.options.auth_token.get_secret_value()
+        self._validator = RequestValidator(self._token)
+        self._client: Client | None = None
+        self._steps_done: dict[int, int] = {}  # part id -> REST calls already made (a retry resumes)
+        logging.getLogger("twilio").setLevel(logging.WARNING)  # it logs every request at INFO
+
+    @property
+    def client(self) -> Client:
+        """The Twilio REST client, every call routed to ``api_base_url`` (built on first use)."""
+        if self._client is None:
+            http = AsyncTwilioHttpClient(timeout=self.options.request_timeout)
+            sid = self.options.account_sid
+            # ``environment``: never pick up TWILIO_EDGE / TWILIO_REGION behind the settings' back
+            self._client = Client(sid, self._token, sid, http_client=http, environment={"-": ""})
+            self._client.api.base_url = self.options.api_base_url
+        return self._client
+
+    # lifecycle ----------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.http_client.close()
+
+    async def check(self) -> str:
+        """Fetch the account: its friendly name, or a plain reason (never the token)."""
+        started = self._client is not None
+        try:
+            account = await self.client.api.v2010.accounts(self.options.account_sid).fetch_async()
+        except TwilioException as exc:
+            raise send_error(exc, self._token) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SendError(
+                f"cannot reach Twilio at {self.options.api_base_url} ({type(exc).__name__})"
+            ) from None
+        finally:
+            if not started:
+                await self.stop()
+        return f"Twilio account {account.friendly_name!r} ({account.status})"
+
+    # inbound ------------------------------------------------------------------------------------
+    async def verify(self, request: WebhookRequest) -> None:
+        """Form body, valid ``X-Twilio-Signature`` over the public URL and every parameter, our account."""
+        if request.content_type != FORM:
+            raise UnsupportedMediaType(f"expected {FORM}")
+        signature = next((v for k, v in request.headers.items() if k.lower() == SIGNATURE_HEADER.lower()), "")
+        if not signature:
+            raise Forbidden(f"missing {SIGNATURE_HEADER}")
+        form = parse.decode(request.body, strict=False)
+        if not self._signed(request.url, form, signature):
+            raise Forbidden(f"{SIGNATURE_HEADER} does not match")
+        if not hmac.compare_digest(form.get("AccountSid", "").encode(), self.options.account_sid.encode()):
+            raise Forbidden("AccountSid is not this channel's account")
+        if not parse.is_status_report(form):
+            await self._remember_number(form)
+
+    def _signed(self, url: str, form: Form, signature: str) -> bool:
+        """Twilio signs the URL sometimes with, sometimes without the default port: accept both."""
+        parsed = urlparse(url)
+        given = signature.encode()
+        return any(
+            hmac.compare_digest(self._validator.compute_signature(candidate, form).encode(), given)
+            for candidate in {remove_port(parsed), add_port(parsed)}
+        )
+
+    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
+        return parse.messages(parse.decode(request.body), self.name)
+
+    def parse_status(self, request: WebhookRequest) -> list[DeliveryStatus]:
+        return parse.statuses(parse.decode(request.body))
+
+    async def observe(self, request: WebhookRequest) -> None:
+        """STOP (and the other opt-out words) blocks the person; START unblocks them."""
+        form = parse.decode(request.body)
+        change = parse.opt_change(form)
+        if change is None:
+            return
+        who = parse.person(form)
+        await self.core.store.set_blocked(self.name, who.key, change)
+        log.info("twilio.opt_out" if change else "twilio.opt_in", channel=self.name, person=mask(who.key))
+
+    def ack(self) -> web.Response:
+        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+
+    async def _remember_number(self, form: Form) -> None:
+        """Keep the number the person wrote to in the conversation state, so replies come from it.
+
+        Stopgap until the core stores ``InboundMessage.state`` with the message (see the README).
+        """
+        to = form.get("To", "").strip()
+        sender = form.get("From", "").strip()
+        if not to or not sender:
+            return  # malformed: ``parse`` answers 400
+        core: Core | None = getattr(self, "core", None)
+        if core is None:
+            return
+        existing = await core.store.conversation(self.name, sender)
+        if existing is None or existing.state.get(STATE_TO) != to:
+            await core.store.open_conversation(self.name, parse.person(form), {STATE_TO: to})
+
+    # outbound -----------------------------------------------------------------------------------
+    async def send(self, conversation: Conversation, part: Part) -> str | None:
+        """One REST call per message of the part (usually one); a retried part resumes."""
+        to = conversation.person.address
+        whatsapp = to.startswith(parse.WHATSAPP)
+        messages = self._messages(part, whatsapp)
+        sender = self._sender(conversation, whatsapp)
+        sid: str | None = None
+        try:
+            for index in range(self._steps_done.get(part.id, 0), len(messages)):
+                body, media = messages[index]
+                sid = await self._create(to, body, media, sender)
+                self._steps_done[part.id] = index + 1
+        except SendError as exc:
+            if exc.final:
+                self._steps_done.pop(part.id, None)
+            raise
+        self._steps_done.pop(part.id, None)
+        return sid
+
+    def _messages(self, part: Part, whatsapp: bool) -> list[Message]:
+        """WhatsApp: attachments as media (10 a message). SMS: as named links after the text."""
+        urls = [a.url for a in part.attachments]
+        if whatsapp:
+            batches = [urls[i : i + MAX_MEDIA] for i in range(0, len(urls), MAX_MEDIA)] or [[]]
+            messages: list[Message] = [(part.text if i == 0 else "", b) for i, b in enumerate(batches)]
+        elif part.attachments:
+            links = "\n".join(f"{a.name}: {a.url}" for a in part.attachments)
+            joined = f"{part.text.rstrip()}\n\n{links}".strip()
+            if utf16_length(joined) <= MAX_TEXT:
+                messages = [(joined, [])]
+            else:
+                more = split_text(links, MAX_TEXT, utf16_length)
+                messages = [(part.text, []), *[(chunk, []) for chunk in more]]
+        else:
+            messages = [(part.text, [])]
+        return [(body, media) for body, media in messages if body.strip() or media]
+
+    def _sender(self, conversation: Conversation, whatsapp: bool) -> dict[str, str]:
+        """From: the number the person wrote to, else ``from_number``; plus the Messaging Service."""
+        params: dict[str, str] = {}
+        number = str(conversation.state.get(STATE_TO) or "")
+        if not number and self.options.from_number:
+            bare = self.options.from_number.removeprefix(parse.WHATSAPP)
+            number = f"{parse.WHATSAPP}{bare}" if whatsapp else bare
+        if number:
+            params["from_"] = number
+        if self.options.messaging_service_sid:
+            params["messaging_service_sid"] = self.options.messaging_service_sid
+        if not params:
+            raise SendError(
+                "no sender for a person who has not written yet: set TWILIO_FROM_NUMBER "
+                "or TWILIO_MESSAGING_SERVICE_SID",
+                final=True,
+            )
+        return params
+
+    async def _create(self, to: str, body: str, media: list[str], sender: dict[str, str]) -> str:
+        params: dict[str, Any] = {"to": to, **sender}
+        if body:
+            params["body"] = body
+        if media:
+            params["media_url"] = media
+        settings = self.core.settings
+        if self.options.status_callbacks and settings.public_url:
+            params["status_callback"] = f"{settings.base_url}/webhooks/{self.name}/status"
+        try:
+            message = await self.client.messages.create_async(**params)
+        except TwilioException as exc:
+            error = send_error(exc, self._token)
+            log.info("twilio.send_failed", channel=self.name, to=mask(to), reason=error.reason)
+            raise error from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SendError(f"cannot reach Twilio ({type(exc).__name__})") from None
+        log.info("twilio.sent", channel=self.name, to=mask(to), sid=message.sid, media=len(media))
+        return str(message.sid)

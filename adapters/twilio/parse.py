@@ -1,0 +1,136 @@
+"""Twilio webhooks (form-encoded) as the core's messages and delivery reports. Pure: no I/O."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from multidict import MultiDict
+
+from bridge.channel import DeliveryStatus, command_kind
+from bridge.errors import BadRequest
+from bridge.model import InboundMessage, Kind, Person
+
+from .errors import UNREACHABLE, describe
+
+Form = MultiDict[str]
+
+# Twilio's default opt-out handling: a message that is exactly one of these words (any case).
+OPT_OUT = frozenset(
+    {"stop", "stopall", "stop all", "unsubscribe", "cancel", "end", "quit", "optout", "revoke"}
+)
+OPT_IN = frozenset({"start", "unstop", "yes"})
+HELP = frozenset({"help", "info"})
+WHATSAPP = "whatsapp:"
+MAX_FIELDS = 500
+
+
+def decode(body: bytes, *, strict: bool = True) -> Form:
+    """The posted parameters, every one kept (repeated names too). ``BadRequest`` if undecodable."""
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8", "strict" if strict else "replace"),
+            keep_blank_values=True,
+            errors="strict" if strict else "replace",
+            max_num_fields=MAX_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("the body is not a valid form (application/x-www-form-urlencoded, UTF-8)") from None
+    return MultiDict(pairs)
+
+
+def is_status_report(form: Form) -> bool:
+    """Status callbacks carry ``MessageStatus``; an incoming message does not."""
+    return "MessageStatus" in form
+
+
+def platform_of(address: str) -> str:
+    return "whatsapp" if address.startswith(WHATSAPP) else "sms"
+
+
+def person(form: Form) -> Person:
+    sender = _required(form, "From")
+    return Person(
+        key=sender, address=sender, name=form.get("ProfileName", "").strip(), platform=platform_of(sender)
+    )
+
+
+def opt_change(form: Form) -> bool | None:
+    """True: the person opted out (STOP); False: opted back in (START); None: neither."""
+    kind = form.get("OptOutType", "").strip().upper()  # set when Advanced Opt-Out is on
+    word = " ".join(form.get("Body", "").split()).lower()
+    if kind == "STOP" or (not kind and word in OPT_OUT):
+        return True
+    if kind == "START" or (not kind and word in OPT_IN):
+        return False
+    return None
+
+
+def messages(form: Form, channel: str) -> list[InboundMessage]:
+    """The incoming message, or nothing for opt-out/opt-in keywords and empty messages."""
+    platform_id = form.get("MessageSid") or form.get("SmsMessageSid") or ""
+    if not platform_id.strip():
+        raise BadRequest("MessageSid: required")
+    who = person(form)
+    to = _required(form, "To")
+    if opt_change(form) is not None:
+        return []  # handled by ``observe``: nothing for the bot
+    text = form.get("Body", "")
+    media = _media(form)
+    context: dict[str, object] = {"to": to}
+    if form.get("MessagingServiceSid"):
+        context["messaging_service_sid"] = form["MessagingServiceSid"]
+    if media:
+        context["media"] = [{"url": url, "content_type": kind} for url, kind in media]
+
+    def message(kind: Kind, text: str = "", what: str = "") -> list[InboundMessage]:
+        return [InboundMessage(channel, platform_id, who, kind, text, what, context)]
+
+    if not text.strip():
+        if media:
+            return message(Kind.UNSUPPORTED, what=_what(media[0][1]))
+        if form.get("Latitude"):
+            return message(Kind.UNSUPPORTED, what="location")
+        return []
+    kind = command_kind(text)
+    if kind is Kind.TEXT and " ".join(text.split()).lower() in HELP:
+        kind = Kind.HELP
+    return message(kind, text)
+
+
+def statuses(form: Form) -> list[DeliveryStatus]:
+    """A status callback: the message's new status and, when it failed, why."""
+    sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
+    if not sid.strip() or not status:
+        raise BadRequest("MessageSid and MessageStatus: required")
+    code = form.get("ErrorCode", "").strip()
+    if not code or code == "0":
+        return [DeliveryStatus(platform_id=sid, status=status)]
+    unreachable = code.isdigit() and int(code) in UNREACHABLE
+    return [DeliveryStatus(sid, status, reason=describe(code), unreachable=unreachable)]
+
+
+def _required(form: Form, name: str) -> str:
+    value = form.get(name, "").strip()
+    if not value:
+        raise BadRequest(f"{name}: required")
+    return value
+
+
+def _media(form: Form) -> list[tuple[str, str]]:
+    try:
+        count = min(int(form.get("NumMedia", "0") or 0), 10)
+    except ValueError:
+        raise BadRequest("NumMedia: not a number") from None
+    found = [(form.get(f"MediaUrl{i}", ""), form.get(f"MediaContentType{i}", "")) for i in range(count)]
+    return [(url, kind) for url, kind in found if url]
+
+
+def _what(content_type: str) -> str:
+    """What the person sent, in a word the unsupported-kind answer can use."""
+    major, _, minor = content_type.lower().partition("/")
+    if major in ("image", "audio", "video"):
+        return major
+    if "vcard" in minor:
+        return "contact"
+    return "file"
