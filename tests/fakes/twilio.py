@@ -1,0 +1,334 @@
+"""A fake Twilio REST API over real HTTP (127.0.0.1, port 0), and a bridge wired to it.
+
+``POST {prefix}/2010-04-01/Accounts/{sid}/Messages.json`` records every call (form parameters,
+repeated ``MediaUrl`` kept, basic-auth user) and answers 201 with a message resource, or a
+scripted error in Twilio's JSON shape ``{"code", "message", "more_info", "status"}``.
+``GET {prefix}/2010-04-01/Accounts/{sid}.json`` answers the account. Opted-out numbers get 21610
+on every send, like Twilio after STOP::
+
+    async with FakeTwilio(prefix="/tw") as tw:
+        tw.fail(63016, to="whatsapp:+15551230001")
+        tw.opt_out("+15551230001")
+        ...
+        assert tw.bodies("+15551230001") == ["bot: hello"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiohttp import BasicAuth, ClientResponse, hdrs, web
+from aiohttp.test_utils import TestClient, TestServer
+from multidict import MultiDict
+from twilio.request_validator import RequestValidator
+
+from tests.fakes.server import serve_locally
+
+ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
+AUTH_TOKEN = "f00dfeed0123456789abcdeff00dfeed"
+FORM = "application/x-www-form-urlencoded"
+
+ERRORS: dict[int, tuple[int, str]] = {  # code -> (HTTP status, Twilio's message)
+    20003: (401, "Authenticate"),
+    20429: (429, "Too Many Requests"),
+    20500: (500, "Internal Server Error"),
+    21211: (400, "The 'To' number +15550000000 is not a valid phone number."),
+    21610: (400, "Attempt to send to unsubscribed recipient"),
+    63016: (
+        400,
+        "Failed to send freeform message because you are outside the allowed window. "
+        "If you are using WhatsApp, please use a Message Template.",
+    ),
+}
+
+
+@dataclass
+class Sent:
+    """One ``Messages.json`` call."""
+
+    params: MultiDict[str]
+    user: str  # basic-auth user
+    at: float  # time.monotonic()
+    status: int = 201
+    sid: str = ""
+
+    @property
+    def to(self) -> str:
+        return self.params.get("To", "")
+
+    @property
+    def sender(self) -> str:
+        return self.params.get("From", "")
+
+    @property
+    def body(self) -> str:
+        return self.params.get("Body", "")
+
+    @property
+    def media(self) -> list[str]:
+        return self.params.getall("MediaUrl", [])
+
+
+@dataclass
+class Rule:
+    code: int
+    when: Callable[[MultiDict[str]], bool]
+    times: int | None = 1  # None: always
+
+
+@dataclass
+class FakeTwilio:
+    account_sid: str = ACCOUNT_SID
+    auth_token: str = AUTH_TOKEN
+    prefix: str = ""
+    friendly_name: str = "Bridge test account"
+    url: str = ""
+    log: list[Sent] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    opted_out: set[str] = field(default_factory=set)
+    _runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> FakeTwilio:
+        app = web.Application()
+        base = f"{self.prefix.rstrip('/')}/2010-04-01/Accounts/{{sid}}"
+        app.router.add_post(base + "/Messages.json", self._create)
+        app.router.add_get(base + ".json", self._account)
+        self._runner, self.url = await serve_locally(app, self.prefix.rstrip("/"))
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # scripting --------------------------------------------------------------------------------
+    def fail(self, code: int, *, to: str | None = None, times: int | None = 1) -> None:
+        """The next ``times`` sends (to ``to``, if given) answer Twilio error ``code``."""
+        self.rules.append(Rule(code, lambda p: to is None or p.get("To") == to, times))
+
+    def opt_out(self, number: str) -> None:
+        self.opted_out.add(number)
+
+    def opt_in(self, number: str) -> None:
+        self.opted_out.discard(number)
+
+    # inspection -------------------------------------------------------------------------------
+    def sent(self, to: str | None = None) -> list[Sent]:
+        """Accepted sends (201), in order."""
+        return [s for s in self.log if s.status == 201 and (to is None or s.to == to)]
+
+    def bodies(self, to: str | None = None) -> list[str]:
+        return [s.body for s in self.sent(to)]
+
+    def attempts(self, to: str | None = None) -> list[Sent]:
+        return [s for s in self.log if to is None or s.to == to]
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; sends: {[(s.status, s.to, s.body[:40]) for s in self.log]}")
+            await asyncio.sleep(0.01)
+
+    # HTTP -------------------------------------------------------------------------------------
+    def _authorized(self, request: web.Request) -> str | None:
+        try:
+            auth = BasicAuth.decode(request.headers.get(hdrs.AUTHORIZATION, ""))
+        except ValueError:
+            return None
+        ok = auth.login == self.account_sid == request.match_info["sid"] and auth.password == self.auth_token
+        return auth.login if ok else None
+
+    async def _account(self, request: web.Request) -> web.Response:
+        if self._authorized(request) is None:
+            return _error(20003)
+        return web.json_response(
+            {"sid": self.account_sid, "friendly_name": self.friendly_name, "status": "active", "type": "Full"}
+        )
+
+    async def _create(self, request: web.Request) -> web.Response:
+        params = MultiDict((await request.post()).items())
+        sent = Sent(MultiDict((k, str(v)) for k, v in params.items()), "", time.monotonic())
+        self.log.append(sent)
+        user = self._authorized(request)
+        if user is None:
+            sent.status = 401
+            return _error(20003)
+        sent.user = user
+        code = self._scripted(sent.params)
+        if code is None and sent.to in self.opted_out:
+            code = 21610
+        if code is None and not sent.to:
+            code = 21604
+        if code is not None:
+            sent.status = ERRORS.get(code, (400, ""))[0]
+            return _error(code)
+        sent.sid = "SM" + secrets.token_hex(16)
+        return web.json_response(self._resource(sent), status=201)
+
+    def _scripted(self, params: MultiDict[str]) -> int | None:
+        for rule in self.rules:
+            if rule.when(params):
+                if rule.times is not None:
+                    rule.times -= 1
+                    if rule.times <= 0:
+                        self.rules.remove(rule)
+                return rule.code
+        return None
+
+    def _resource(self, sent: Sent) -> dict[str, Any]:
+        now = formatdate(usegmt=True)
+        return {
+            "sid": sent.sid,
+            "account_sid": self.account_sid,
+            "to": sent.to,
+            "from": sent.sender or None,
+            "messaging_service_sid": sent.params.get("MessagingServiceSid"),
+            "body": sent.body,
+            "status": "queued",
+            "num_media": str(len(sent.media)),
+            "num_segments": "1",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "date_created": now,
+            "date_updated": now,
+            "date_sent": None,
+            "error_code": None,
+            "error_message": None,
+            "price": None,
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sent.sid}.json",
+        }
+
+
+def _error(code: int) -> web.Response:
+    status, message = ERRORS.get(code, (400, f"Error {code}"))
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+    return web.json_response(body, status=status)
+
+
+# signed webhooks ---------------------------------------------------------------------------------
+PAYLOADS = Path(__file__).parent.parent / "payloads" / "twilio"
+_sids = itertools.count(1)
+
+
+def sign(url: str, form: MultiDict[str], token: str = AUTH_TOKEN) -> str:
+    """``X-Twilio-Signature`` the way Twilio computes it."""
+    return str(RequestValidator(token).compute_signature(url, form))
+
+
+def payload(name: str, **changes: str) -> MultiDict[str]:
+    """A recorded-shape webhook with a fresh MessageSid; ``changes`` replace (or add) fields."""
+    from urllib.parse import parse_qsl
+
+    form = MultiDict(parse_qsl((PAYLOADS / f"{name}.form").read_text(), keep_blank_values=True))
+    if name != "status":
+        sid = f"SM{next(_sids):032x}"
+        for key in ("MessageSid", "SmsMessageSid", "SmsSid"):
+            if key in form:
+                form[key] = sid
+    for key, value in changes.items():
+        form[key] = value
+    return form
+
+
+def sms(body: str, sender: str = "+15551230001", to: str = "+15557654321", **changes: str) -> MultiDict[str]:
+    return payload("sms", Body=body, From=sender, To=to, **changes)
+
+
+def whatsapp(body: str, sender: str = "whatsapp:+15551230001", **changes: str) -> MultiDict[str]:
+    return payload("whatsapp", Body=body, From=sender, **changes)
+
+
+def status(sid: str, state: str, error_code: str | None = None) -> MultiDict[str]:
+    form = payload("status", MessageSid=sid, SmsSid=sid, MessageStatus=state, SmsStatus=state)
+    if error_code is not None:
+        form["ErrorCode"] = error_code
+    return form
+
+
+# a running bridge wired to this fake ------------------------------------------------------------
+PUBLIC_URL = "https://bridge.example.org"
+Unsigned = object()
+
+
+@dataclass
+class Bridge:
+    """The real HTTP app (real SQLite, real workers) with its Twilio channel on the fake."""
+
+    client: TestClient[Any, Any]
+    tw: FakeTwilio
+    channel: Any
+    public_url: str
+
+    async def post(
+        self,
+        form: MultiDict[str],
+        *,
+        path: str = "/webhooks/twilio",
+        signature: str | object | None = None,
+        signed_url: str | None = None,
+        token: str = AUTH_TOKEN,
+        content_type: str = FORM,
+    ) -> ClientResponse:
+        """Post ``form`` signed like Twilio (over ``PUBLIC_URL + path`` unless told otherwise)."""
+        from urllib.parse import urlencode
+
+        headers = {"Content-Type": content_type}
+        if signature is None:
+            headers["X-Twilio-Signature"] = sign(signed_url or self.public_url + path, form, token)
+        elif isinstance(signature, str):
+            headers["X-Twilio-Signature"] = signature
+        return await self.client.post(path, data=urlencode(list(form.items())), headers=headers)
+
+    async def deliver(self, form: MultiDict[str], path: str = "/webhooks/twilio") -> None:
+        response = await self.post(form, path=path)
+        assert response.status == 200, await response.text()
+
+    async def report(self, form: MultiDict[str]) -> None:
+        await self.deliver(form, path="/webhooks/twilio/status")
+
+
+def bridge_env(tw: FakeTwilio, public_url: str = PUBLIC_URL) -> dict[str, str]:
+    return {
+        "PUBLIC_URL": public_url,
+        "TWILIO_ACCOUNT_SID": tw.account_sid,
+        "TWILIO_AUTH_TOKEN": tw.auth_token,
+        "TWILIO_API_BASE_URL": tw.url,
+        "WORKER_POLL_INTERVAL": "0.05",
+        "WORKER_RETRY_BASE": "0.05",
+        "WORKER_RETRY_MAX": "0.2",
+        "WORKER_SHUTDOWN_GRACE": "1",
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(database: Path, tw: FakeTwilio, **env: str) -> AsyncIterator[Bridge]:
+    from adapters import build_channels
+    from bridge.settings import load_settings
+    from bridge.web import create_app
+
+    environ = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}", **bridge_env(tw), **env}
+    settings = load_settings(environ)
+    channels = {"twilio": build_channels(settings)["twilio"]}
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings, channels)))
+    await client.start_server()
+    try:
+        yield Bridge(client, tw, channels["twilio"], settings.base_url)
+    finally:
+        await client.close()

@@ -1,0 +1,232 @@
+"""Twilio inbound through the real HTTP app, real SQLite, real workers, fake OCS and fake Twilio REST."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.ocs import Attachment, FakeOCS, FakeSession, ReplyResult
+from tests.fakes.twilio import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    Bridge,
+    FakeTwilio,
+    Unsigned,
+    payload,
+    running_bridge,
+    sms,
+    whatsapp,
+)
+
+PERSON = "+15551230001"
+OUR_NUMBER = "+15557654321"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@pytest.fixture
+async def tw() -> AsyncIterator[FakeTwilio]:
+    async with FakeTwilio(prefix="/twilio-proxy") as server:  # a path prefix: every call keeps it
+        yield server
+
+
+@pytest.fixture
+async def ocs() -> AsyncIterator[FakeOCS]:
+    async with FakeOCS() as server:
+        yield server
+
+
+@pytest.fixture
+async def bridge(tmp_path: Path, tw: FakeTwilio, ocs: FakeOCS) -> AsyncIterator[Bridge]:
+    async with running_bridge(tmp_path / "bridge.db", tw, **ocs.env(), BRIDGE_API_KEY="k") as running:
+        yield running
+
+
+def relayed(ocs: FakeOCS) -> list[str]:
+    return [c.json["message"] for c in ocs.calls if c.path.endswith("/incoming_message")]
+
+
+async def test_sms_round_trip(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
+    response = await bridge.post(sms("Hello, bot!", to=OUR_NUMBER))
+    assert response.status == 200
+    assert response.content_type == "text/xml"
+    assert await response.text() == EMPTY_TWIML
+    await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: Hello, bot!"])
+    [sent] = tw.sent()
+    assert sent.sender == OUR_NUMBER  # from the number the person wrote to
+    assert sent.user == ACCOUNT_SID
+    assert sent.params["StatusCallback"] == "https://bridge.example.org/webhooks/twilio/status"
+    assert "MediaUrl" not in sent.params
+    # the next message, to another of our numbers, continues the session and is answered from it
+    await bridge.deliver(sms("And again", to="+15550009999"))
+    await tw.wait_for(lambda: len(tw.sent(PERSON)) == 2)
+    assert tw.sent(PERSON)[1].sender == "+15550009999"
+    [session] = ocs.sessions.values()
+    assert ocs.messages(session.id) == ["Hello, bot!", "And again"]
+
+
+async def test_whatsapp_round_trip_with_media(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
+    def reply(text: str, session: FakeSession) -> ReplyResult:
+        return f"bot: {text}", [("chart.png", b"\x89PNG fake"), ("notes.pdf", b"%PDF-1.4")]
+
+    ocs.reply = reply
+    await bridge.deliver(whatsapp("Show me the chart"))
+    await tw.wait_for(lambda: len(tw.sent("whatsapp:+15551230001")) == 1)
+    [sent] = tw.sent()
+    assert sent.sender == "whatsapp:+14155238886"
+    assert sent.body == "bot: Show me the chart"
+    assert len(sent.media) == 2 and all(url.startswith(ocs.url) for url in sent.media)
+    assert sent.media[0].endswith("chart.png")
+    assert "Ada Lovelace" in str(next(iter(ocs.sessions.values())).state)
+
+
+async def test_sms_attachments_go_as_named_links(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
+    files: list[Attachment] = [("report.pdf", b"%PDF-1.4")]
+    ocs.reply = lambda text, session: ("Here you go.", files)
+    await bridge.deliver(sms("send the report"))
+    await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
+    [sent] = tw.sent()
+    assert sent.media == []
+    text, link = sent.body.split("\n\n")
+    assert text == "Here you go."
+    assert link.startswith("report.pdf: " + ocs.url) and link.endswith("report.pdf")
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [Unsigned, "", "bm90IGEgc2lnbmF0dXJl", "other-token", "other-url", "tampered"],
+)
+async def test_bad_signature_is_403_and_nothing_is_stored(
+    bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS, signature: object
+) -> None:
+    form = sms("sneaky")
+    if signature == "other-token":
+        response = await bridge.post(form, token="0" * 32)
+    elif signature == "other-url":
+        response = await bridge.post(form, signed_url="https://evil.example.org/webhooks/twilio")
+    elif signature == "tampered":  # signed, then a parameter was changed on the way
+        from tests.fakes.twilio import sign
+
+        good = sign("https://bridge.example.org/webhooks/twilio", form)
+        form["Body"] = "tampered"
+        response = await bridge.post(form, signature=good)
+    else:
+        response = await bridge.post(form, signature=signature)
+    assert response.status == 403
+    assert "detail" in await response.json()
+    await bridge.deliver(sms("genuine"))
+    await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: genuine"])
+    assert relayed(ocs) == ["genuine"]
+
+
+async def test_every_posted_parameter_is_signed(bridge: Bridge, tw: FakeTwilio) -> None:
+    form = sms("new fields", AddOnsNotYetInvented="x", MediaUrl="a")
+    form.add("MediaUrl", "b")  # a repeated name counts too
+    await bridge.deliver(form)
+    await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: new fields"])
+
+
+async def test_signature_uses_public_url_behind_a_proxy(tmp_path: Path, tw: FakeTwilio, ocs: FakeOCS) -> None:
+    public = "https://example.org/bridge"
+    async with running_bridge(tmp_path / "b.db", tw, **ocs.env(), PUBLIC_URL=public) as bridge:
+        # the proxy strips /bridge: the request arrives at /webhooks/twilio, Twilio signed the public URL
+        await bridge.deliver(sms("through the proxy"))
+        local = str(bridge.client.make_url("/webhooks/twilio"))
+        response = await bridge.post(sms("signed for the local URL"), signed_url=local)
+        assert response.status == 403
+        await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: through the proxy"])
+        assert tw.sent()[0].params["StatusCallback"] == f"{public}/webhooks/twilio/status"
+
+
+async def test_wrong_account_is_403(bridge: Bridge, ocs: FakeOCS) -> None:
+    response = await bridge.post(sms("hi", AccountSid="AC" + "f" * 32))
+    assert response.status == 403
+    assert relayed(ocs) == []
+
+
+async def test_wrong_content_type_is_415(bridge: Bridge, ocs: FakeOCS) -> None:
+    response = await bridge.post(sms("hi"), content_type="application/json")
+    assert response.status == 415
+    assert relayed(ocs) == []
+
+
+@pytest.mark.parametrize("missing", ["MessageSid", "From", "To"])
+async def test_malformed_is_400(bridge: Bridge, missing: str) -> None:
+    form = sms("hi")
+    for key in {missing, "SmsMessageSid" if missing == "MessageSid" else missing}:
+        form.popall(key)
+    response = await bridge.post(form)
+    assert response.status == 400
+
+
+async def test_retried_message_sid_gets_one_answer(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
+    form = sms("only once")
+    await bridge.deliver(form)
+    await bridge.deliver(form)  # Twilio retried: same MessageSid
+    await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
+    await bridge.deliver(form)
+    await asyncio.sleep(0.3)
+    assert tw.bodies(PERSON) == ["bot: only once"]
+    assert relayed(ocs) == ["only once"]
+
+
+async def test_long_answer_is_split_in_order(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
+    sentences = [f"Sentence number {i:03d} says something useful." for i in range(95)]
+    answer = " ".join(sentences)
+    assert len(answer) > 4000
+    ocs.reply = lambda text, session: answer
+    await bridge.deliver(sms("tell me everything"))
+    await tw.wait_for(lambda: len(tw.sent(PERSON)) == 3)
+    await asyncio.sleep(0.2)
+    bodies = tw.bodies(PERSON)
+    assert len(bodies) == 3 and all(len(b) <= 1600 for b in bodies)
+    assert " ".join(bodies).split() == answer.split()  # in order, no word cut
+
+
+async def test_stop_blocks_until_start(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
+    await bridge.deliver(sms("hello"))
+    await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
+    tw.opt_out(PERSON)  # Twilio's own opt-out list
+    await bridge.deliver(sms(" Stop "))
+    trigger = {"identifier": PERSON, "platform": "twilio", "message_text": "Reminder!"}
+    response = await bridge.client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k"})
+    assert response.status == 200
+    await asyncio.sleep(0.4)
+    assert len(tw.attempts(PERSON)) == 1  # nothing tried after STOP
+    assert relayed(ocs) == ["hello"]  # STOP never reached the bot
+    tw.opt_in(PERSON)
+    await bridge.deliver(sms("START"))
+    response = await bridge.client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k"})
+    await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: hello", "Reminder!"])
+    assert relayed(ocs) == ["hello"]
+
+
+async def test_media_without_text_gets_the_unsupported_answer(
+    bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS
+) -> None:
+    for name in ("whatsapp_image", "whatsapp_location"):
+        await bridge.deliver(payload(name))
+    await tw.wait_for(lambda: len(tw.sent()) == 2)
+    assert all("text" in body for body in tw.bodies())
+    assert relayed(ocs) == []
+    # a caption is relayed
+    await bridge.deliver(payload("whatsapp_image", Body="What is this?"))
+    await tw.wait_for(lambda: tw.bodies()[-1:] == ["bot: What is this?"])
+
+
+async def test_reset_starts_a_new_session(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
+    await bridge.deliver(sms("remember 7"))
+    await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
+    await bridge.deliver(sms("/reset"))
+    await tw.wait_for(lambda: len(tw.sent(PERSON)) == 2)
+    assert "reset" in tw.bodies(PERSON)[1].lower()
+    assert len(ocs.sessions) == 2 and relayed(ocs) == ["remember 7"]
+
+
+def test_token_is_not_in_the_channel_repr() -> None:
+    from adapters.twilio import TwilioOptions
+
+    options = TwilioOptions(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)  # type: ignore[arg-type]
+    assert AUTH_TOKEN not in repr(options) and AUTH_TOKEN not in str(options.model_dump())
