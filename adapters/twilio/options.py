@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 DEFAULT_API = "https://api.twilio.com"
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
-_NUMBER = re.compile(r"^(whatsapp:)?\+[1-9]\d{4,14}$|^[A-Za-z0-9 ]{1,11}$")  # E.164 or alphanumeric id
+_NUMBER = re.compile(
+    r"^(whatsapp:)?\+[1-9]\d{4,14}$|^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$"
+)  # E.164 or alphanumeric sender id
 
 
 class TwilioOptions(BaseModel):
