@@ -230,3 +230,19 @@ def test_token_is_not_in_the_channel_repr() -> None:
 
     options = TwilioOptions(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)  # type: ignore[arg-type]
     assert AUTH_TOKEN not in repr(options) and AUTH_TOKEN not in str(options.model_dump())
+
+
+async def test_logs_mask_numbers_and_never_carry_the_token(bridge: Bridge, tw: FakeTwilio) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        await bridge.deliver(sms("log me"))
+        await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
+        tw.fail(20003)  # the next send: wrong credentials
+        await bridge.deliver(sms("again"))
+        await tw.wait_for(lambda: len(tw.attempts(PERSON)) == 2)
+        await asyncio.sleep(0.1)
+    text = str(logs)
+    assert any(entry["event"] == "twilio.sent" for entry in logs)
+    assert "0001" in text and PERSON not in text and OUR_NUMBER not in text
+    assert AUTH_TOKEN not in text and "log me" not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,26 @@ STATE_TO = "twilio_to"  # conversation state: the bridge's number the person las
 Message = tuple[str, list[str]]  # (Body, MediaUrls) of one REST call
 
 
+class _HttpClient(AsyncTwilioHttpClient):
+    """The library's client, with basic auth sent as a header (aiohttp deprecates ``auth=``)."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Any:
+        if auth is not None:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            headers = {**(headers or {}), "Authorization": f"Basic {token}"}
+        return await super().request(method, url, params, data, headers, None, timeout, allow_redirects)
+
+
 class TwilioChannel(Channel):
     """One Twilio account: webhooks in (signed forms), REST ``Messages.json`` out."""
 
@@ -61,7 +82,7 @@ class TwilioChannel(Channel):
     def client(self) -> Client:
         """The Twilio REST client, every call routed to ``api_base_url`` (built on first use)."""
         if self._client is None:
-            http = AsyncTwilioHttpClient(timeout=self.options.request_timeout)
+            http = _HttpClient(timeout=self.options.request_timeout)
             sid = self.options.account_sid
             # ``environment``: never pick up TWILIO_EDGE / TWILIO_REGION behind the settings' back
             self._client = Client(sid, self._token, sid, http_client=http, environment={"-": ""})
