@@ -158,7 +158,9 @@ class TwilioChannel(Channel):
     async def _remember_number(self, form: Form) -> None:
         """Keep the number the person wrote to in the conversation state, so replies come from it.
 
-        Stopgap until the core stores ``InboundMessage.state`` with the message (see the README).
+        Stopgap: the core keeps ``InboundMessage.context`` on the message row but ``send`` only sees
+        the conversation. Once the core merges a per-message state into the conversation's state,
+        ``parse`` sets it and this goes.
         """
         to = form.get("To", "").strip()
         sender = form.get("From", "").strip()
