@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
 from bridge.body import json_object
 from bridge.channel import Channel
 from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from bridge.model import Person
+from bridge.secrets import matches
 from bridge.split import split_text
 from bridge.typedefs import CORE
 
@@ -23,7 +22,7 @@ async def trigger_bot(request: web.Request) -> web.Response:
     given = request.headers.get("X-api-key") or _bearer(request.headers.get("Authorization", ""))
     if not given:
         raise Unauthorized("missing X-api-key", headers={"WWW-Authenticate": "X-api-key"})
-    if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+    if not matches(given, key.get_secret_value()):
         raise Forbidden("invalid API key")
     body = await json_object(request)
     identifier, platform = body.get("identifier"), body.get("platform")
@@ -39,6 +38,8 @@ async def trigger_bot(request: web.Request) -> web.Response:
     channel = _channel(core.channels, platform)
     conversation = await core.store.conversation(channel.name, identifier)
     if conversation is None:
+        if not channel.capabilities.reach_new or len(identifier) > 255:
+            raise NotFound(f"no conversation with {identifier!r} on {channel.name!r}")
         conversation = await core.store.open_conversation(
             channel.name, Person(key=identifier, address=identifier, platform=channel.kind)
         )

@@ -16,7 +16,7 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise UnsupportedMediaType("send JSON (Content-Type: application/json)")
     try:
         body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("malformed JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")

@@ -25,6 +25,7 @@ class Capabilities:
     length: Callable[[str], int] = len  # how the platform counts characters (Telegram: UTF-16)
     media_by_url: bool = False  # the platform fetches attachment URLs itself (send as real files)
     typing: bool = False  # the platform shows a "typing..." indicator (see Channel.typing)
+    reach_new: bool = True  # the bridge can write first to a person it has never heard from
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class Texts:
 
     unsupported: str = "Sorry, I can only read text messages. Please write your message as text."
     reset: str = "Your conversation has been reset. You can start a new one now."
-    welcome: str = ""
+    welcome: str = "Hello! Send me a message and I will answer."
     help: str = ""
     apology: str = "Sorry, something went wrong and I could not answer that. Please try again later."
 

@@ -59,7 +59,16 @@ def configure(fmt: str | None = None, level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiohttp.access", "httpx", "httpcore", "sqlalchemy.engine", "alembic"):
+    # these log request URLs (tokens) or SQL parameters (message texts) at INFO/DEBUG
+    for noisy in (
+        "aiohttp.access",
+        "httpx",
+        "httpcore",
+        "sqlalchemy.engine",
+        "alembic",
+        "aiosqlite",
+        "asyncpg",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -54,8 +54,11 @@ class ChannelSettings(BaseModel):
 
     def options(self, model: builtins.type[M], name: str) -> M:
         """Validate the type-specific options with the adapter's own model."""
+        options = dict(self.model_extra or {})
+        if self.env_prefix is not None:  # other PREFIX_* variables of the environment are not ours
+            options = {k: v for k, v in options.items() if k in model.model_fields}
         try:
-            return model.model_validate(self.model_extra or {})
+            return model.model_validate(options)
         except ValidationError as exc:
             raise ConfigError(_describe(exc, self._setting_name(name))) from None
 
@@ -97,6 +100,19 @@ class Settings(BaseModel):
     bots: dict[str, BotSettings] = Field(default_factory=dict)
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """Accept the usual spellings (``postgres://`` from Heroku and friends); need an async driver."""
+        for plain in ("postgres://", "postgresql://"):
+            if value.startswith(plain):
+                value = "postgresql+asyncpg://" + value[len(plain) :]
+        if value.startswith("sqlite://"):
+            value = "sqlite+aiosqlite://" + value[len("sqlite://") :]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER:PASSWORD@HOST/DB")
+        return value
 
     @field_validator("public_url")
     @classmethod
@@ -140,10 +156,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for var, field in _TOP.items():
         if env.get(var, "") != "":
             data[field] = env[var]
-    worker = {
-        k[len(_WORKER_PREFIX) :].lower(): v
-        for k, v in env.items()
-        if k.startswith(_WORKER_PREFIX) and v != ""
+    worker = {  # only our own WORKER_* names: platforms set others (WORKER_ID, WORKER_CLASS ...)
+        field: env[f"{_WORKER_PREFIX}{field.upper()}"]
+        for field in WorkerSettings.model_fields
+        if env.get(f"{_WORKER_PREFIX}{field.upper()}", "") != ""
     }
     if env.get(_SESSION_IDLE):
         worker["session_idle_timeout"] = env[_SESSION_IDLE]

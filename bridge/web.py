@@ -18,7 +18,7 @@ from bridge import api
 from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
-from bridge.errors import ApiError, NotFound
+from bridge.errors import ApiError, BadRequest, NotFound
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.db import create_engine, migrate
@@ -136,11 +136,17 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
         log.info(
             "request",
             method=request.method,
-            path=request.path,
+            route=_route(request),
             status=response.status,
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
         return response
+
+
+def _route(request: web.Request) -> str:
+    """The route's template (``/api/chat/{session_id}/poll/``): paths may carry session ids."""
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "-"
 
 
 # handlers ---------------------------------------------------------------------------------------
@@ -177,10 +183,16 @@ async def webhook(request: web.Request) -> web.Response:
     name = request.match_info["channel"]
     channel = _channel(core, name)
     hook = await _verified(request, channel)
-    messages = channel.parse(hook)
-    if messages:
-        await core.accept(messages)
-    else:
+    try:
+        messages = channel.parse(hook)
+        if messages:
+            await core.accept(messages)
+    except ApiError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+        log.info("malformed webhook", channel=name, error=type(exc).__name__)
+        raise BadRequest("malformed payload") from None
+    if not messages:
         await channel.observe(hook)
     response = channel.ack()
     core.metrics.ack_time.labels(name).observe(time.perf_counter() - started)

@@ -21,6 +21,7 @@ from bridge.channel import Channel, SendError, Unreachable
 from bridge.model import Attachment, Conversation, Kind, Part, Reply
 from bridge.split import split_text
 from bridge.store.queue import Queue, Work
+from bridge.store.repo import clean_text
 
 if TYPE_CHECKING:
     from bridge.core import Core
@@ -44,11 +45,12 @@ class Worker:
         self.active: dict[int, asyncio.Task[None]] = {}
         self.stopping = False
         self.running = False
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     # dispatcher ---------------------------------------------------------------------------------
     async def run(self) -> None:
         self.running = True
-        heartbeat = asyncio.create_task(self._heartbeat())
+        self._heartbeat_task = asyncio.create_task(self._heartbeat())
         try:
             while not self.stopping:
                 self.wakeup.clear()
@@ -62,7 +64,6 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), self.config.poll_interval)
         finally:
-            heartbeat.cancel()
             self.running = False
 
     def _spawn(self, conversation_id: int) -> None:
@@ -95,6 +96,8 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._heartbeat_task is not None:  # leases stay alive while in-flight work finishes
+            self._heartbeat_task.cancel()
 
     # one conversation ---------------------------------------------------------------------------
     async def _conversation(self, conversation_id: int) -> None:
@@ -109,12 +112,26 @@ class Worker:
             # shutting down: hand the conversation back at once so another worker can resume it
             await asyncio.shield(self.queue.release(conversation_id, run_at=now()))
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("conversation failed", conversation=conversation_id)
-            await self.queue.release(conversation_id, run_at=now() + timedelta(seconds=5))
+            await self._unexpected(conversation_id, exc)
         else:
             if self.stopping:
                 await self.queue.release(conversation_id, run_at=now())
+
+    async def _unexpected(self, conversation_id: int, exc: Exception) -> None:
+        """A bug or a bad answer (not a BotError): count it as an attempt of the message at the
+        head, so it ends as a dead letter with an apology instead of being retried forever."""
+        reason = f"unexpected error ({type(exc).__name__})"
+        try:
+            work = await self.queue.work(conversation_id)
+            channel = self.core.channels.get(work.conversation.channel) if work else None
+            if work is not None and work.part is None and work.message is not None and channel is not None:
+                stored = await self._bot_failed(channel, work.message, BotError(reason, retryable=True))
+                if stored:  # the apology: the next round sends it
+                    log.info("apology queued")
+        finally:
+            await self.queue.release(conversation_id, run_at=now() + timedelta(seconds=1))
 
     async def _step(self, work: Work) -> bool:
         """Do the next thing in this conversation; False once it has nothing due (released)."""
@@ -305,7 +322,7 @@ class Worker:
 
     def _shape(self, channel: Channel, reply: Reply) -> Parts:
         caps = channel.capabilities
-        text, attachments = reply.text, reply.attachments
+        text, attachments = clean_text(reply.text), reply.attachments
         if attachments and not caps.media_by_url:
             links = "\n".join(f"[{a.name}]({a.url})" for a in attachments)
             text, attachments = f"{text}\n\n{links}".strip(), ()

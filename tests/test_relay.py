@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from bridge.channel import SendError, Unreachable
 from bridge.store.queue import dead_letters, revive
@@ -236,3 +237,53 @@ async def test_echo_bot(bridge):
     h = await bridge(bot=BotSettings(backend="echo"))
     await h.say("pam", "ping")
     assert await h.replies("pam", 1) == ["echo: ping"]
+
+
+async def test_start_greets_with_the_default_welcome(bridge):
+    h = await bridge()
+    await h.say("quin", "", kind="start")
+    [welcome] = await h.replies("quin", 1)
+    assert welcome.startswith("Hello!")
+    assert len(h.ocs.sessions) == 1
+
+
+async def test_a_bug_while_answering_ends_as_a_dead_letter_not_a_loop(bridge):
+    from bridge.bots import EchoBot
+
+    class Exploding(EchoBot):
+        async def send(self, session_id, text):
+            raise RuntimeError("boom")
+
+    h = await bridge(worker={"max_attempts": 2})
+    h.core.bots["default"] = Exploding()
+    await h.say("rae", "hello")
+    [apology] = await h.replies("rae", 1)
+    assert "Sorry" in apology
+    [letter] = await dead_letters(h.core.store)
+    assert "RuntimeError" in letter.reason
+
+
+async def test_unstorable_input_is_cleaned_or_refused(bridge):
+    h = await bridge()
+    await h.say("sam", "a\x00b\ud800c")
+    assert await h.replies("sam", 1) == ["bot: ab?c"]
+    assert await h.say("x" * 300, "hi") == 400
+    assert await h.say("tom", "hi", id="y" * 300) == 400
+
+
+async def test_deeply_nested_json_is_a_400(bridge):
+    h = await bridge(bridge_api_key="k3y")
+    body = "[" * 100_000 + "]" * 100_000
+    response = await h.client.post(
+        "/api/trigger_bot", data=body, headers={"X-api-key": "k3y", "Content-Type": "application/json"}
+    )
+    assert response.status == 400
+
+
+async def test_trigger_bot_cannot_start_a_conversation_where_the_platform_forbids_it(bridge):
+    channel = RecordingChannel()
+    channel.capabilities = dataclasses.replace(channel.capabilities, reach_new=False)
+    h = await bridge(channel=channel, bridge_api_key="k3y")
+    body = {"identifier": "nobody", "platform": "test", "experiment": "e", "message_text": "hi"}
+    response = await h.client.post("/api/trigger_bot", json=body, headers={"X-api-key": "k3y"})
+    assert response.status == 404

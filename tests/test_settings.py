@@ -104,3 +104,16 @@ def test_the_command_prints_one_line_and_exits_non_zero(tmp_path):
         "bridge: configuration error: OCS_EXPERIMENT_ID: required when BOT_BACKEND is 'ocs'"
     ]
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_database_url_spellings():
+    assert (
+        load_settings({"DATABASE_URL": "postgres://u:p@db/x"}).database_url == "postgresql+asyncpg://u:p@db/x"
+    )
+    assert load_settings({"DATABASE_URL": "sqlite:///./b.db"}).database_url == "sqlite+aiosqlite:///./b.db"
+    assert error({"DATABASE_URL": "mysql://x"}).startswith("DATABASE_URL:")
+
+
+def test_unrelated_variables_sharing_a_prefix_do_not_stop_start_up():
+    settings = load_settings({"WORKER_ID": "3", "WIDGET_THEME": "dark", "WORKER_CONCURRENCY": "4"})
+    assert settings.worker.concurrency == 4

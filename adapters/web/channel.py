@@ -58,7 +58,7 @@ class WebChannel(Channel):
 
     kind = "web"
     # One reply is one widget message; attachments travel on the part (the widget lists them).
-    capabilities = Capabilities(max_text=1_000_000, media_by_url=True)
+    capabilities = Capabilities(max_text=1_000_000, media_by_url=True, reach_new=False)
 
     def __init__(self, name: str, settings: ChannelSettings):
         super().__init__(name, settings)

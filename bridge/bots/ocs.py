@@ -89,7 +89,16 @@ class OcsBot(Bot):
     async def check(self) -> str:
         body = await self._call("GET", f"{self.base}/api/experiments/{self.experiment}/", None)
         name = body.get("name") if isinstance(body, dict) else None
-        return f"OCS chatbot {name or self.experiment!r} at {self.base}"
+        # Keys are read-only by default in OCS. An empty session request is refused as invalid (400)
+        # with a key that may write, and with 403 with a read-only one; it creates nothing.
+        try:
+            await self._call("POST", f"{self.base}/api/sessions/", {})
+        except BotError as exc:
+            if exc.status == 403:
+                raise BotError("the OCS API key is read-only: give it write access in OCS") from None
+            if exc.status != 400:
+                raise
+        return f"OCS chatbot {name or self.experiment!r} at {self.base}, API key can write"
 
     async def _call(self, method: str, url: str, payload: dict[str, Any] | None) -> Any:
         """One request; failures become ``BotError`` (retryable when the turn cannot have landed)."""

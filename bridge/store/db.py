@@ -16,8 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout and write-locking transactions."""
     if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+        return create_async_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+        )
+    # hide_parameters: database errors must not put message texts or ids into logs
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -83,6 +84,45 @@ _DELIVERY_RANK = {
     "failed": 3,
     "read": 4,
 }
+
+
+ID_LIMIT = 255  # person keys, addresses and platform message ids (String(255) columns)
+
+
+def clean_text(text: str) -> str:
+    """Text any database stores: no NUL characters, no lone surrogates."""
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def clean_person(person: Person) -> Person:
+    key, address = clean_text(person.key), clean_text(person.address)
+    if not key or len(key) > ID_LIMIT or len(address) > ID_LIMIT:
+        raise ValueError("person id missing or too long")
+    return dataclasses.replace(
+        person,
+        key=key,
+        address=address,
+        name=clean_text(person.name)[:ID_LIMIT],
+        platform=person.platform[:32],
+    )
+
+
+def clean_message(message: InboundMessage) -> InboundMessage:
+    platform_id = clean_text(message.platform_id)
+    if not platform_id or len(platform_id) > ID_LIMIT:
+        raise ValueError("message id missing or too long")
+    return dataclasses.replace(
+        message,
+        platform_id=platform_id,
+        person=clean_person(message.person),
+        text=clean_text(message.text),
+        what=clean_text(message.what)[:64],
+    )
 
 
 def to_conversation(row: ConversationRow) -> Conversation:
@@ -165,7 +205,10 @@ class Store:
 
     # inbound ------------------------------------------------------------------------------------
     async def accept(self, message: InboundMessage) -> Accepted:
-        """Store a message durably in one transaction; a platform retry is recognised."""
+        """Store a message durably in one transaction; a platform retry is recognised.
+
+        Raises ``ValueError`` for ids too long to store (the caller answers 400)."""
+        message = clean_message(message)
         try:
             async with self.writing() as session:
                 existing = await self._find_message(session, message.channel, message.platform_id)
@@ -241,11 +284,6 @@ class Store:
             )
             return None if row is None else to_conversation(row)
 
-    async def conversation_by_id(self, conversation_id: int) -> Conversation | None:
-        async with self.reading() as session:
-            row = await session.get(ConversationRow, conversation_id)
-            return None if row is None else to_conversation(row)
-
     async def conversations_with(self, channel: str, field: str, value: str) -> list[Conversation]:
         """Conversations of a channel whose state has ``field == value`` (oldest first)."""
         c = ConversationRow
@@ -259,6 +297,7 @@ class Store:
         self, channel: str, person: Person, state: dict[str, Any] | None = None
     ) -> Conversation:
         """Get or create the conversation; ``state`` (if given) is merged into its stored state."""
+        person = clean_person(person)
         async with self.writing() as session:
             conversation_id = await self._upsert_conversation(session, channel, person, work=False)
             row = await session.get(ConversationRow, conversation_id, populate_existing=True)
@@ -361,6 +400,8 @@ class Store:
                 row.delivery_status = status
                 if reason:
                     row.error = reason
+                if status in ("failed", "undelivered"):  # a dead letter: visible and retryable
+                    row.status = "dead"
             return row.conversation_id
 
     async def ping(self) -> None:
