@@ -82,3 +82,16 @@ def test_random_text_roundtrips(seed):
     parts = split_text(text, limit)
     assert all(0 < len(p) <= limit for p in parts)
     assert rejoin(parts) == re.sub(r"\s+", " ", text).strip()
+
+
+def test_no_empty_parts_and_indentation_kept_in_code():
+    assert split_text("x" * 40 + " " * 60 + "y" * 5, 40) == ["x" * 40, "y" * 5]
+    code = "```py\n" + "\n".join(f"    x = {i}" for i in range(200)) + "\n```"
+    parts = split_text(code, 300)
+    assert all(p.startswith("```py\n    x = ") and p.endswith("\n```") for p in parts)
+
+
+def test_a_long_text_of_words():
+    parts = split_text("word " * 200_000, 4096)
+    assert all(len(p) <= 4096 for p in parts)
+    assert rejoin(parts) == ("word " * 200_000).strip()
