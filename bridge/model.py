@@ -44,6 +44,7 @@ class InboundMessage:
     text: str = ""
     what: str = ""  # for UNSUPPORTED: "photo", "sticker", ...
     context: dict[str, Any] = field(default_factory=dict)  # platform details kept with the row
+    state: dict[str, Any] = field(default_factory=dict)  # merged into the conversation's state
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,3 +96,12 @@ async def test_messages_come_out_in_arrival_order_and_backoff_holds_the_line(sto
     work = await queue.work(conversation_id)
     assert work.part.text == "answer" and work.message.text == "m1"
     assert [p.text for p in await store.parts_of(head.id)] == ["answer"]
+
+
+async def test_message_state_is_merged_into_the_conversation(store):
+    first = InboundMessage("chan", "1", Person(key="a", address="a"), state={"to": "+1555"})
+    accepted = await store.accept(first)
+    await store.accept(InboundMessage("chan", "2", Person(key="a", address="a"), state={"lang": "fr"}))
+    conversation = await store.conversation("chan", "a")
+    assert conversation.id == accepted.conversation_id
+    assert conversation.state == {"to": "+1555", "lang": "fr"}

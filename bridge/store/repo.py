@@ -215,6 +215,11 @@ class Store:
                 if existing is not None:
                     return Accepted(existing.id, existing.public_id, existing.conversation_id, True)
                 conversation_id = await self._upsert_conversation(session, message.channel, message.person)
+                if message.state:  # e.g. the number the person wrote to, for the replies
+                    conversation = await session.get(ConversationRow, conversation_id)
+                    assert conversation is not None
+                    if {**conversation.state, **message.state} != conversation.state:
+                        conversation.state = {**conversation.state, **message.state}
                 row = MessageRow(
                     public_id=secrets.token_urlsafe(16),
                     conversation_id=conversation_id,
