@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from tests.fakes.ocs import FakeOCS
-from tests.fakes.telegram import TOKEN, Bridge, FakeTelegram, payload, running_bridge, text_update
+from tests.fakes.telegram import SECRET, TOKEN, Bridge, FakeTelegram, payload, running_bridge, text_update
 
 GROUP = -1001234567890
 OLD_GROUP = -4012345678
@@ -71,9 +74,102 @@ async def test_malformed_update_is_400(bridge: Bridge) -> None:
     response = await bridge.client.post(
         "/webhooks/telegram",
         data=b"{not json",
-        headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-Token_for-tests"},
+        headers={"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"},
     )
     assert response.status == 400
+
+
+async def raw_request(
+    client: TestClient, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> tuple[int, dict[str, Any]]:
+    """One HTTP/1.1 request written byte for byte (aiohttp's client would refuse or re-encode
+    header bytes that are not UTF-8); the status and the JSON body of the answer."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: bridge.test", b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    lines += [b"Content-Length: " + str(len(body)).encode(), b"", b""]
+    writer.write(b"\r\n".join(lines) + body)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, content = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(content)
+
+
+@pytest.mark.parametrize("secret", [b"\xff", SECRET.encode() + b"\xff", b"\xc3\x28\x80\xfe"])
+async def test_secret_that_is_not_utf8_is_403(bridge: Bridge, tg: FakeTelegram, secret: bytes) -> None:
+    body = json.dumps(text_update("sneaky")).encode()
+    headers = [(b"Content-Type", b"application/json"), (b"X-Telegram-Bot-Api-Secret-Token", secret)]
+    status, answer = await raw_request(bridge.client, "POST", "/webhooks/telegram", headers, body)
+    assert status == 403 and answer["detail"]
+    await bridge.deliver(text_update("genuine"))
+    await tg.wait_for(lambda: tg.texts(42) == ["bot: genuine"])
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_body_that_is_not_json_is_415(bridge: Bridge, content_type: str | None) -> None:
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    body = json.dumps(text_update("hello")).encode()
+    response = await bridge.client.post("/webhooks/telegram", data=body, headers=headers)
+    assert response.status == 415
+    assert "json" in (await response.json())["detail"].lower()
+    unsigned = {**headers, "X-Telegram-Bot-Api-Secret-Token": "wrong"}
+    assert (await bridge.client.post("/webhooks/telegram", data=body, headers=unsigned)).status == 403
+
+
+def _without_chat(update: dict[str, Any]) -> None:
+    del update["message"]["chat"]
+
+
+def _odd_entity(update: dict[str, Any]) -> None:
+    update["message"]["text"] = "/start now"
+    update["message"]["entities"] = [{"type": "bot_command", "offset": 0, "length": "6"}]
+
+
+def _far_date(update: dict[str, Any]) -> None:
+    update["message"]["date"] = 99999999999999999
+
+
+def _migrated_without_chat(update: dict[str, Any]) -> None:
+    update["message"] = {"message_id": 5, "date": 1732170000, "migrate_to_chat_id": -1001234567890}
+
+
+@pytest.mark.parametrize("change", [_without_chat, _odd_entity, _far_date, _migrated_without_chat])
+async def test_malformed_verified_update_is_400(
+    bridge: Bridge, tg: FakeTelegram, change: Callable[[dict[str, Any]], None]
+) -> None:
+    update = text_update("broken")
+    change(update)
+    response = await bridge.post(update)
+    assert response.status == 400
+    assert (await response.json())["detail"] == "malformed update"
+    await bridge.deliver(text_update("genuine"))
+    await tg.wait_for(lambda: tg.texts(42) == ["bot: genuine"])
+
+
+async def test_membership_update_without_the_new_member_is_400(bridge: Bridge) -> None:
+    update = payload("blocked")
+    del update["my_chat_member"]["new_chat_member"]
+    response = await bridge.post(update)
+    assert response.status == 400
+    assert (await response.json())["detail"] == "malformed update"
+
+
+@pytest.mark.parametrize("depth", [900, 5000])
+async def test_deeply_nested_reply_chain_is_400(bridge: Bridge, tg: FakeTelegram, depth: int) -> None:
+    # built as text: json.dumps itself cannot nest this deep
+    link = '{"message_id": 1, "date": 1, "chat": {"id": 42, "type": "private"}, "reply_to_message": '
+    chain = link * depth + '{"message_id": 1, "date": 1, "chat": {"id": 42, "type": "private"}}' + "}" * depth
+    body = f'{{"update_id": 1, "message": {chain}}}'.encode()
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+    response = await bridge.client.post("/webhooks/telegram", data=body, headers=headers)
+    assert response.status == 400
+    assert (await response.json())["detail"] == "malformed update"  # the adapter's own answer
+    await bridge.deliver(text_update("genuine"))
+    await tg.wait_for(lambda: tg.texts(42) == ["bot: genuine"])
 
 
 async def test_duplicate_update_gets_one_answer(bridge: Bridge, tg: FakeTelegram, ocs: FakeOCS) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+from aiohttp.test_utils import TestClient
 
 from tests.fakes.ocs import Attachment, FakeOCS, FakeSession, ReplyResult
 from tests.fakes.twilio import (
@@ -17,7 +21,9 @@ from tests.fakes.twilio import (
     Unsigned,
     payload,
     running_bridge,
+    sign,
     sms,
+    status,
     whatsapp,
 )
 
@@ -140,10 +146,53 @@ async def test_signature_uses_public_url_behind_a_proxy(tmp_path: Path, tw: Fake
         assert tw.sent()[0].params["StatusCallback"] == f"{public}/webhooks/twilio/status"
 
 
-async def test_wrong_account_is_403(bridge: Bridge, ocs: FakeOCS) -> None:
-    response = await bridge.post(sms("hi", AccountSid="AC" + "f" * 32))
+@pytest.mark.parametrize("account", ["AC" + "f" * 32, "AC" + "é" * 32, ""])
+async def test_wrong_account_is_403(bridge: Bridge, ocs: FakeOCS, account: str) -> None:
+    response = await bridge.post(sms("hi", AccountSid=account))
     assert response.status == 403
     assert relayed(ocs) == []
+
+
+async def raw_request(
+    client: TestClient[Any, Any],
+    method: str,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes = b"",
+) -> tuple[int, dict[str, Any]]:
+    """One HTTP/1.1 request written byte for byte (aiohttp's client would refuse or re-encode
+    header bytes that are not UTF-8); the status and the JSON body of the answer."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: bridge.test", b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    lines += [b"Content-Length: " + str(len(body)).encode(), b"", b""]
+    writer.write(b"\r\n".join(lines) + body)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, content = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(content)
+
+
+@pytest.mark.parametrize("path", ["/webhooks/twilio", "/webhooks/twilio/status"])
+@pytest.mark.parametrize("garbage", [b"\xff", b"\xc3\x28\x80\xfe", b"<good>\xff"])
+async def test_signature_that_is_not_utf8_is_403(
+    bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS, path: str, garbage: bytes
+) -> None:
+    form = sms("sneaky") if path == "/webhooks/twilio" else status("SM" + "0" * 32, "delivered")
+    good = sign(f"https://bridge.example.org{path}", form).encode()
+    signature = garbage.replace(b"<good>", good)
+    headers = [
+        (b"Content-Type", b"application/x-www-form-urlencoded"),
+        (b"X-Twilio-Signature", signature),
+    ]
+    body = urlencode(list(form.items())).encode()
+    status_code, answer = await raw_request(bridge.client, "POST", path, headers, body)
+    assert status_code == 403 and answer["detail"]
+    await bridge.deliver(sms("genuine"))
+    await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: genuine"])
+    assert relayed(ocs) == ["genuine"]
 
 
 async def test_wrong_content_type_is_415(bridge: Bridge, ocs: FakeOCS) -> None:

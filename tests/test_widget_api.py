@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,24 @@ async def answer(client: TestClient, session_id: str, task_id: str, **headers: s
             return body
         await asyncio.sleep(0.05)
     raise AssertionError("the task never completed")
+
+
+async def raw_request(
+    client: TestClient, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> tuple[int, dict[str, Any]]:
+    """One HTTP/1.1 request written byte for byte (aiohttp's client would refuse or re-encode
+    header bytes that are not UTF-8); the status and the JSON body of the answer."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: bridge.test", b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    lines += [b"Content-Length: " + str(len(body)).encode(), b"", b""]
+    writer.write(b"\r\n".join(lines) + body)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, content = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(content)
 
 
 # the happy path -------------------------------------------------------------------------------------
@@ -226,6 +245,30 @@ async def test_session_token_required_when_the_client_sent_one_at_start(make_cli
     )
 
 
+@pytest.mark.parametrize("value", [b"\xff", b"k-123\xff", b"\xc3\x28\x80\xfe"])
+async def test_embed_key_that_is_not_utf8_is_403(make_client: MakeClient, value: bytes) -> None:
+    client = await make_client(WIDGET_EMBED_KEY="k-123")
+    body = json.dumps({"chatbot_id": "web"}).encode()
+    headers = [(b"Content-Type", b"application/json"), (b"X-Embed-Key", value)]
+    status, answer = await raw_request(client, "POST", "/api/chat/start/", headers, body)
+    assert status == 403 and answer["detail"]
+    sid = (await start(client, **{"X-Embed-Key": "k-123"}))["session_id"]
+    status, _ = await raw_request(client, "GET", f"/api/chat/{sid}/poll/", [(b"X-Embed-Key", value)])
+    assert status == 403
+
+
+@pytest.mark.parametrize("value", [b"\xff", b"\xc3\x28\x80\xfe"])
+async def test_session_token_that_is_not_utf8_is_403(make_client: MakeClient, value: bytes) -> None:
+    client = await make_client()
+    started = await start(client)
+    sid, token = started["session_id"], started["session_token"]
+    for path in (f"/api/chat/{sid}/poll/", f"/api/chat/{sid}/nosuchtask/poll/"):
+        status, answer = await raw_request(client, "GET", path, [(b"X-Session-Token", value)])
+        assert status == 403 and answer["detail"] == "invalid X-Session-Token"
+    tail = [(b"X-Session-Token", token.encode() + value)]
+    assert (await raw_request(client, "GET", f"/api/chat/{sid}/poll/", tail))[0] == 403
+
+
 async def test_session_token_required_by_setting(make_client: MakeClient) -> None:
     client = await make_client(WIDGET_REQUIRE_SESSION_TOKEN="true")
     sid = (await start(client))["session_id"]
@@ -276,6 +319,19 @@ async def test_bad_since_and_missing_chatbot_id(make_client: MakeClient) -> None
     assert (await client.post("/api/chat/start/", json={})).status == 400
 
 
+@pytest.mark.parametrize(
+    "since", ["9999-12-31T23:59:59.999999-23:59", "0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00+00:01"]
+)
+async def test_since_out_of_range_in_utc_is_400(make_client: MakeClient, since: str) -> None:
+    client = await make_client()
+    sid = (await start(client))["session_id"]
+    response = await client.get(f"/api/chat/{sid}/poll/", params={"since": since})
+    assert response.status == 400
+    assert "since" in (await response.json())["detail"]
+    edge = await client.get(f"/api/chat/{sid}/poll/", params={"since": "9999-12-31T23:59:59.999999+05:00"})
+    assert edge.status == 200 and (await edge.json())["messages"] == []
+
+
 async def test_oversized_message(make_client: MakeClient) -> None:
     client = await make_client(WIDGET_MAX_MESSAGE_CHARS="100")
     sid = (await start(client))["session_id"]
@@ -304,6 +360,21 @@ async def test_per_address_rate_limit(make_client: MakeClient) -> None:
     await start(client)
     response = await client.post("/api/chat/start/", json={"chatbot_id": "web"})
     assert response.status == 429
+
+
+async def test_forwarded_for_counts_the_address_the_proxy_appended(make_client: MakeClient) -> None:
+    client = await make_client(WIDGET_IP_RATE="2", WIDGET_TRUST_FORWARDED_FOR="true")
+
+    async def start_from(forwarded: str) -> int:
+        headers = {"X-Forwarded-For": forwarded}
+        return (await client.post("/api/chat/start/", json={"chatbot_id": "web"}, headers=headers)).status
+
+    # the client writes whatever it likes on the left; the proxy appends the address it saw
+    assert await start_from("10.0.0.1, 203.0.113.7") == 201
+    assert await start_from("10.0.0.2, 203.0.113.7") == 201
+    assert await start_from("10.0.0.3, 203.0.113.7") == 429
+    assert await start_from("203.0.113.7") == 429
+    assert await start_from("203.0.113.7, 198.51.100.9") == 201  # another client behind the proxy
 
 
 # uploads --------------------------------------------------------------------------------------------
@@ -341,6 +412,110 @@ async def test_upload_when_enabled_reaches_the_bot_as_a_link(make_client: MakeCl
     assert stolen.status == 400
     not_multipart = await client.post(f"/api/chat/{sid}/upload/", json={})
     assert not_multipart.status == 415
+
+
+async def upload_html(client: TestClient, sid: str, name: str) -> dict[str, Any]:
+    form = FormData()
+    form.add_field(
+        "files", b"<script>alert(document.domain)</script>", filename=name, content_type="text/html"
+    )
+    response = await client.post(f"/api/chat/{sid}/upload/", data=form)
+    assert response.status == 201, await response.text()
+    [uploaded] = (await response.json())["files"]
+    return dict(uploaded)
+
+
+async def test_downloads_never_render_on_the_bridges_origin(make_client: MakeClient) -> None:
+    client = await make_client(WIDGET_UPLOADS_ENABLED="true")
+    sid = (await start(client))["session_id"]
+    page = await upload_html(client, sid, "page.html")
+    response = await client.get(f"/uploads/{page['id']}/page.html")
+    assert response.status == 200
+    assert response.headers["Content-Disposition"] == "attachment; filename*=UTF-8''page.html"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"] == "sandbox"
+    body, content_type = multipart([("my notes (1).html", b"<p>hi</p>")])
+    posted = await client.post(f"/api/chat/{sid}/upload/", data=body, headers={"Content-Type": content_type})
+    [spaced] = (await posted.json())["files"]
+    assert spaced["name"] == "my notes _1_.html"
+    response = await client.get(f"/uploads/{spaced['id']}/my notes _1_.html")
+    assert response.headers["Content-Disposition"] == "attachment; filename*=UTF-8''my%20notes%20_1_.html"
+
+
+def multipart(files: list[tuple[str, bytes]], boundary: str = "b0undary") -> tuple[bytes, str]:
+    """A multipart/form-data body with the given ``files`` fields, plus a small other field."""
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="participant_name"\r\n\r\nAda\r\n'.encode()
+    ]
+    for name, content in files:
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        parts.append(head.encode() + b"Content-Type: text/plain\r\n\r\n" + content + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+async def post_streamed(client: TestClient, path: str, body: bytes, content_type: str) -> int:
+    """Posted in small chunks without Content-Length (chunked): the server only learns the size as
+    it reads, after it has written the first files."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 512):
+            yield body[start : start + 512]
+            await asyncio.sleep(0)
+
+    try:
+        response = await client.post(path, data=chunks(), headers={"Content-Type": content_type})
+    except OSError:  # the server answered and closed before the whole body was sent
+        return 413
+    return response.status
+
+
+def stored_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_upload_is_limited_in_number_of_files(
+    make_client: MakeClient, tmp_path: Path, streamed: bool
+) -> None:
+    client = await make_client(WIDGET_UPLOADS_ENABLED="true")
+    sid = (await start(client))["session_id"]
+    path = f"/api/chat/{sid}/upload/"
+    body, content_type = multipart([(f"f{i}.txt", b"x" * 10) for i in range(11)])
+    if streamed:
+        assert await post_streamed(client, path, body, content_type) == 413
+    else:
+        response = await client.post(path, data=body, headers={"Content-Type": content_type})
+        assert response.status == 413
+        assert "10 files" in (await response.json())["detail"]
+    assert stored_files(tmp_path / "uploads") == []  # the ten already written are gone too
+    body, content_type = multipart([(f"f{i}.txt", b"x" * 10) for i in range(10)])
+    response = await client.post(path, data=body, headers={"Content-Type": content_type})
+    assert response.status == 201
+    assert len((await response.json())["files"]) == 10
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_upload_is_limited_in_total_size(
+    make_client: MakeClient, tmp_path: Path, streamed: bool
+) -> None:
+    # each file is within WIDGET_MAX_UPLOAD_BYTES, but together they pass the app's MAX_BODY_BYTES
+    client = await make_client(
+        WIDGET_UPLOADS_ENABLED="true", WIDGET_MAX_UPLOAD_BYTES="3000", MAX_BODY_BYTES="4096"
+    )
+    sid = (await start(client))["session_id"]
+    path = f"/api/chat/{sid}/upload/"
+    body, content_type = multipart([("a.txt", b"a" * 2500), ("b.txt", b"b" * 2500)])
+    if streamed:
+        assert await post_streamed(client, path, body, content_type) == 413
+    else:
+        response = await client.post(path, data=body, headers={"Content-Type": content_type})
+        assert response.status == 413
+        assert "detail" in await response.json()
+    assert stored_files(tmp_path / "uploads") == []  # a.txt, written first, is gone too
+    body, content_type = multipart([("a.txt", b"a" * 2500)])
+    response = await client.post(path, data=body, headers={"Content-Type": content_type})
+    assert response.status == 201
 
 
 async def send_with(client: TestClient, sid: str, body: dict[str, Any]) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 import telegram
@@ -16,8 +15,9 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.request import HTTPXRequest
 
 from bridge.channel import Capabilities, Channel, SendError, WebhookRequest
-from bridge.errors import Forbidden
+from bridge.errors import BadRequest, Forbidden, UnsupportedMediaType
 from bridge.model import Attachment, Conversation, InboundMessage, Part
+from bridge.secrets import matches
 from bridge.split import utf16_length
 
 from . import parse
@@ -35,7 +35,22 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+JSON = "application/json"
 Step = Callable[[int | str], Awaitable[telegram.Message]]
+T = TypeVar("T")
+
+
+def readable(read: Callable[[], T]) -> T:
+    """``read()``, with any failure to read a verified update as 400: Telegram sends JSON, but the
+    parsers (PTB's ``de_json`` and ours) may raise anything on odd input (an overflowing date, a
+    reply chain deep enough for ``RecursionError``), and no input may make the service answer 500."""
+    try:
+        return read()
+    except BadRequest:
+        raise
+    except Exception as exc:
+        log.warning("telegram.malformed_update", error=type(exc).__name__)
+        raise BadRequest("malformed update") from None
 
 
 def _quiet_libraries() -> None:
@@ -125,24 +140,24 @@ class TelegramChannel(Channel):
 
     # inbound ------------------------------------------------------------------------------------
     async def verify(self, request: WebhookRequest) -> None:
-        given = next((v for k, v in request.headers.items() if k.lower() == SECRET_HEADER.lower()), "")
-        expected = self.options.webhook_secret.get_secret_value()
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        given = next((v for k, v in request.headers.items() if k.lower() == SECRET_HEADER.lower()), None)
+        if not matches(given, self.options.webhook_secret.get_secret_value()):
             raise Forbidden("wrong or missing secret token")
+        if request.content_type != JSON:
+            raise UnsupportedMediaType(f"expected {JSON}")
 
     def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        return parse.messages(parse.decode(request.body), self.rules)
+        return readable(lambda: parse.messages(parse.decode(request.body), self.rules))
 
     async def observe(self, request: WebhookRequest) -> None:
-        await self.observe_update(parse.decode(request.body))
+        await self.observe_update(readable(lambda: parse.decode(request.body)))
 
     async def observe_update(self, update: Update) -> None:
         """Updates with no message to answer: the bot blocked or restarted, a group migrated."""
-        moved = parse.migration(update)
+        moved, member = readable(lambda: (parse.migration(update), parse.membership(update)))
         if moved is not None:
             old, new = moved
             await self._rekey(parse.conversation_key(old, None, self.rules, True), old, new)
-        member = parse.membership(update)
         if member is not None:
             chat, blocked = member
             log.info("telegram.membership", channel=self.name, blocked=blocked)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hmac
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -20,6 +19,7 @@ from bridge.channel import Capabilities, Channel, DeliveryStatus, SendError, Web
 from bridge.errors import Forbidden, UnsupportedMediaType
 from bridge.logs import mask
 from bridge.model import Conversation, InboundMessage, Part
+from bridge.secrets import matches
 from bridge.split import split_text, utf16_length
 
 from . import parse
@@ -122,7 +122,7 @@ class TwilioChannel(Channel):
         form = parse.decode(request.body, strict=False)
         if not self._signed(request.url, form, signature):
             raise Forbidden(f"{SIGNATURE_HEADER} does not match")
-        if not hmac.compare_digest(form.get("AccountSid", "").encode(), self.options.account_sid.encode()):
+        if not matches(form.get("AccountSid"), self.options.account_sid):
             raise Forbidden("AccountSid is not this channel's account")
         if not parse.is_status_report(form):
             await self._remember_number(form)
@@ -130,9 +130,8 @@ class TwilioChannel(Channel):
     def _signed(self, url: str, form: Form, signature: str) -> bool:
         """Twilio signs the URL sometimes with, sometimes without the default port: accept both."""
         parsed = urlparse(url)
-        given = signature.encode()
         return any(
-            hmac.compare_digest(self._validator.compute_signature(candidate, form).encode(), given)
+            matches(signature, self._validator.compute_signature(candidate, form))
             for candidate in {remove_port(parsed), add_port(parsed)}
         )
 

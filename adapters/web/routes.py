@@ -187,7 +187,10 @@ async def upload(request: web.Request) -> web.Response:
         raise Forbidden("file uploads are not enabled for this chat")
     _limit_address(request, session.channel)
     root = Path(options.uploads_dir)
-    files = await uploads.receive(request, root, session.conversation.person.key, options.max_upload_bytes)
+    max_body = request.app[CORE].settings.max_body_bytes  # the app's client_max_size
+    files = await uploads.receive(
+        request, root, session.conversation.person.key, options.max_upload_bytes, max_body
+    )
     return web.json_response({"files": [f.public() for f in files]}, status=201)
 
 
@@ -201,10 +204,19 @@ async def download(request: web.Request) -> web.FileResponse:
         except NotFound:
             continue
         if found.name == request.match_info["name"]:
-            return web.FileResponse(
-                root / found.id / found.name, headers={"Content-Type": found.content_type}
-            )
+            return web.FileResponse(root / found.id / found.name, headers=download_headers(found))
     raise NotFound("unknown file")
+
+
+def download_headers(found: uploads.Upload) -> dict[str, str]:
+    """Uploads are anyone's bytes served from the bridge's origin: always a download, never a page
+    (an uploaded text/html or SVG would otherwise run its scripts as the bridge)."""
+    return {
+        "Content-Type": found.content_type,
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(found.name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+    }
 
 
 # helpers --------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import time
 from collections import deque
@@ -12,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from aiohttp import web
 
 from bridge.errors import ApiError, Forbidden, Throttled
+from bridge.secrets import matches
 
 from .channel import WebChannel
 
@@ -30,16 +30,18 @@ def new_session_token() -> str:
 
 
 def token_digest(token: str) -> str:
-    """What the store keeps: the token itself never rests in the database."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    """What the store keeps: the token itself never rests in the database.
+
+    A header value may hold bytes that are not UTF-8 (aiohttp keeps them as surrogates): hashed as sent.
+    """
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def check_embed_key(channel: WebChannel, request: web.Request) -> None:
     expected = channel.options.embed_key
     if expected is None:
         return
-    given = request.headers.get("X-Embed-Key", "")
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+    if not matches(request.headers.get("X-Embed-Key"), expected.get_secret_value()):
         raise Forbidden("invalid or missing X-Embed-Key")
 
 
@@ -50,7 +52,7 @@ def check_session_token(request: web.Request, digest: str, required: bool) -> No
         if required:
             raise Forbidden("X-Session-Token required")
         return
-    if not hmac.compare_digest(token_digest(given).encode(), digest.encode()):
+    if not matches(token_digest(given), digest):
         raise Forbidden("invalid X-Session-Token")
 
 
@@ -67,10 +69,16 @@ def request_origin(request: web.Request) -> str:
 
 
 def client_address(request: web.Request, trust_forwarded: bool) -> str:
+    """The peer's address; behind a trusted proxy, the one that proxy appended to X-Forwarded-For.
+
+    Only the right-most entry is the proxy's own: anything left of it came from the client, who
+    could otherwise pick a fresh address for every request and never be throttled.
+    """
     if trust_forwarded:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+        forwarded = ",".join(request.headers.getall("X-Forwarded-For", []))
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last
     return request.remote or "unknown"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,38 +40,75 @@ def safe_name(name: str) -> str:
     return cleaned[:120] or "file"
 
 
-async def receive(request: web.Request, root: Path, session_id: str, max_bytes: int) -> list[Upload]:
-    """Store every ``files`` field of a multipart body; 415 if not multipart, 413 if too big."""
+MAX_FILES = 10  # files in one upload request (the widget sends the ones picked at once)
+FRAMING = 64 * 1024  # allowance for the multipart framing and the widget's small form fields
+
+
+async def receive(
+    request: web.Request, root: Path, session_id: str, max_bytes: int, max_body: int
+) -> list[Upload]:
+    """Store every ``files`` field of a multipart body; 415 if not multipart, 413 if too big.
+
+    At most ``MAX_FILES`` files of ``max_bytes`` each, and a body of at most ``max_body`` bytes
+    (the app's ``client_max_size``): the body is streamed to disk, so nothing else bounds it. A
+    rejected request leaves no file behind.
+    """
     if not request.content_type.startswith("multipart/"):
         raise UnsupportedMediaType("upload files as multipart/form-data")
+    limit = min(max_bytes * MAX_FILES + FRAMING, max_body)
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"an upload may be at most {limit} bytes")
     reader = await request.multipart()
     uploads: list[Upload] = []
-    async for field in reader:
-        if not isinstance(field, BodyPartReader) or field.name != "files" or not field.filename:
-            continue
-        uploads.append(await _store(field, root, session_id, max_bytes))
+    try:
+        async for field in reader:
+            if not isinstance(field, BodyPartReader):
+                raise BadRequest("nested multipart bodies are not supported")
+            if field.name != "files" or not field.filename:
+                while await field.read_chunk():
+                    _check_total(request, limit)
+                continue
+            if len(uploads) == MAX_FILES:
+                raise TooLarge(f"at most {MAX_FILES} files may be uploaded at once")
+            uploads.append(
+                await _store(field, root, session_id, max_bytes, lambda: _check_total(request, limit))
+            )
+    except BaseException:
+        for upload in uploads:
+            _remove(root / upload.id)
+        raise
     if not uploads:
         raise BadRequest("no files provided (multipart field 'files')")
     return uploads
 
 
-async def _store(field: BodyPartReader, root: Path, session_id: str, max_bytes: int) -> Upload:
+def _check_total(request: web.Request, limit: int) -> None:
+    if request.content.total_bytes > limit:
+        raise TooLarge(f"an upload may be at most {limit} bytes")
+
+
+async def _store(
+    field: BodyPartReader, root: Path, session_id: str, max_bytes: int, check_total: Callable[[], None]
+) -> Upload:
     file_id = secrets.token_urlsafe(16)
     folder = root / file_id
     folder.mkdir(parents=True)
     name = safe_name(field.filename or "")
     size = 0
-    with (folder / name).open("wb") as out:
-        while chunk := await field.read_chunk():
-            size += len(chunk)
-            if size > max_bytes:
-                out.close()
-                _remove(folder)
-                raise TooLarge(f"a file may be at most {max_bytes} bytes")
-            out.write(chunk)
-    content_type = field.headers.get("Content-Type", "application/octet-stream")
-    upload = Upload(file_id, name, size, content_type, token_digest(session_id))
-    (folder / META).write_text(json.dumps(asdict(upload)), encoding="utf-8")
+    try:
+        with (folder / name).open("wb") as out:
+            while chunk := await field.read_chunk():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"a file may be at most {max_bytes} bytes")
+                check_total()
+                out.write(chunk)
+        content_type = field.headers.get("Content-Type", "application/octet-stream")
+        upload = Upload(file_id, name, size, content_type, token_digest(session_id))
+        (folder / META).write_text(json.dumps(asdict(upload)), encoding="utf-8")
+    except BaseException:  # too big, or the client went away mid-file: no partial file stays
+        _remove(folder)
+        raise
     return upload
 
 
@@ -97,6 +135,8 @@ def owned(root: Path, file_ids: object, session_id: str) -> list[Upload]:
 
 
 def _remove(folder: Path) -> None:
+    if not folder.is_dir():
+        return
     for child in folder.iterdir():
         child.unlink()
     folder.rmdir()

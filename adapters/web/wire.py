@@ -21,9 +21,10 @@ def parse_since(value: str | None) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError:
+        # In UTC here: a time whose offset pushes it past year 1 or 9999 overflows (400, not 500).
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise BadRequest("'since' must be an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def attachment_json(attachment: Attachment) -> dict[str, Any]:
