@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from tests.fakes.ocs import FakeOCS
 from tests.fakes.telegram import SECRET, TOKEN, Bridge, FakeTelegram, payload, running_bridge, text_update
+from tests.rawhttp import raw_request
 
 GROUP = -1001234567890
 OLD_GROUP = -4012345678
@@ -77,24 +77,6 @@ async def test_malformed_update_is_400(bridge: Bridge) -> None:
         headers={"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"},
     )
     assert response.status == 400
-
-
-async def raw_request(
-    client: TestClient, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
-) -> tuple[int, dict[str, Any]]:
-    """One HTTP/1.1 request written byte for byte (aiohttp's client would refuse or re-encode
-    header bytes that are not UTF-8); the status and the JSON body of the answer."""
-    reader, writer = await asyncio.open_connection(client.host, client.port)
-    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: bridge.test", b"Connection: close"]
-    lines += [name + b": " + value for name, value in headers]
-    lines += [b"Content-Length: " + str(len(body)).encode(), b"", b""]
-    writer.write(b"\r\n".join(lines) + body)
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    head, _, content = answer.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), json.loads(content)
 
 
 @pytest.mark.parametrize("secret", [b"\xff", SECRET.encode() + b"\xff", b"\xc3\x28\x80\xfe"])

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from tests.fakes.ocs import Attachment, FakeOCS, FakeSession, ReplyResult
 from tests.fakes.twilio import (
@@ -26,6 +23,7 @@ from tests.fakes.twilio import (
     status,
     whatsapp,
 )
+from tests.rawhttp import raw_request
 
 PERSON = "+15551230001"
 OUR_NUMBER = "+15557654321"
@@ -151,28 +149,6 @@ async def test_wrong_account_is_403(bridge: Bridge, ocs: FakeOCS, account: str) 
     response = await bridge.post(sms("hi", AccountSid=account))
     assert response.status == 403
     assert relayed(ocs) == []
-
-
-async def raw_request(
-    client: TestClient[Any, Any],
-    method: str,
-    path: str,
-    headers: list[tuple[bytes, bytes]],
-    body: bytes = b"",
-) -> tuple[int, dict[str, Any]]:
-    """One HTTP/1.1 request written byte for byte (aiohttp's client would refuse or re-encode
-    header bytes that are not UTF-8); the status and the JSON body of the answer."""
-    reader, writer = await asyncio.open_connection(client.host, client.port)
-    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: bridge.test", b"Connection: close"]
-    lines += [name + b": " + value for name, value in headers]
-    lines += [b"Content-Length: " + str(len(body)).encode(), b"", b""]
-    writer.write(b"\r\n".join(lines) + body)
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    head, _, content = answer.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), json.loads(content)
 
 
 @pytest.mark.parametrize("path", ["/webhooks/twilio", "/webhooks/twilio/status"])

@@ -17,6 +17,7 @@ from bridge.channel import Channel
 from bridge.settings import load_settings
 from bridge.web import create_app
 from tests.fakes.ocs import FakeOCS, FakeSession
+from tests.rawhttp import raw_request
 
 MakeClient = Callable[..., Awaitable[TestClient]]
 ORIGIN = "https://shop.example.org"
@@ -79,25 +80,6 @@ async def answer(client: TestClient, session_id: str, task_id: str, **headers: s
     raise AssertionError("the task never completed")
 
 
-async def raw_request(
-    client: TestClient, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
-) -> tuple[int, dict[str, Any]]:
-    """One HTTP/1.1 request written byte for byte (aiohttp's client would refuse or re-encode
-    header bytes that are not UTF-8); the status and the JSON body of the answer."""
-    reader, writer = await asyncio.open_connection(client.host, client.port)
-    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: bridge.test", b"Connection: close"]
-    lines += [name + b": " + value for name, value in headers]
-    lines += [b"Content-Length: " + str(len(body)).encode(), b"", b""]
-    writer.write(b"\r\n".join(lines) + body)
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    head, _, content = answer.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), json.loads(content)
-
-
-# the happy path -------------------------------------------------------------------------------------
 async def test_a_message_gets_the_bots_answer(make_client: MakeClient) -> None:
     client = await make_client()
     started = await start(client)

@@ -12,9 +12,10 @@ from telegram import BotCommand, Update
 from telegram import error as tg
 
 from bridge.channel import SendError
+from bridge.errors import BadRequest
 
 from . import parse
-from .channel import TelegramChannel
+from .channel import TelegramChannel, readable
 from .errors import retry_after
 
 if TYPE_CHECKING:
@@ -105,8 +106,12 @@ async def poll(channel: TelegramChannel, core: Core, stop: asyncio.Event) -> Non
 
 
 async def feed(channel: TelegramChannel, core: Core, update: Update) -> None:
-    """One update into the pipeline, exactly as the webhook handler does it."""
-    messages = parse.messages(update, channel.rules)
+    """One update into the pipeline, exactly as the webhook handler does it (an unreadable one is
+    skipped, as the webhook answers it 400, so polling moves past it)."""
+    try:
+        messages = readable(lambda: parse.messages(update, channel.rules))
+    except BadRequest:
+        return
     if messages:
         await core.accept(messages)
     else:

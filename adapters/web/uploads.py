@@ -20,7 +20,7 @@ from .security import token_digest
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-META = "meta.json"
+META = ".meta.json"  # safe_name never starts with a dot: no upload can overwrite it
 
 
 @dataclass(frozen=True)
