@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,17 +108,41 @@ async def test_attachments_and_links_reach_the_widget(make_client: MakeClient, f
     assert f"[report.pdf]({attachment['content_url']})" in message["content"]  # widget 0.6 shows names only
 
 
-async def test_history_poll_returns_answers_after_a_time(make_client: MakeClient) -> None:
-    client = await make_client()
+async def test_history_poll_shows_proactive_messages_and_never_an_answer_twice(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(BRIDGE_API_KEY="k3y")
     sid = (await start(client))["session_id"]
     first = await answer(client, sid, await send(client, sid, "one"))
-    await answer(client, sid, await send(client, sid, "two"))
-    everything = await (await client.get(f"/api/chat/{sid}/poll/")).json()
-    assert [m["content"] for m in everything["messages"]] == ["echo: one", "echo: two"]
-    assert everything["session_status"] == "active" and everything["has_more"] is False
+    trigger = {"identifier": sid, "platform": "web", "experiment": "e", "message_text": "A reminder"}
+    response = await client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k3y"})
+    assert response.status == 200
+    # the task poll already showed "echo: one": the 30-second poll adds only the reminder
     since = first["message"]["created_at"]
-    later = await (await client.get(f"/api/chat/{sid}/poll/", params={"since": since})).json()
-    assert [m["content"] for m in later["messages"]] == ["echo: two"]
+    polled = await (await client.get(f"/api/chat/{sid}/poll/", params={"since": since})).json()
+    assert [m["content"] for m in polled["messages"]] == ["A reminder"]
+    assert polled["session_status"] == "active" and polled["has_more"] is False
+    everything = await (await client.get(f"/api/chat/{sid}/poll/")).json()
+    assert [m["content"] for m in everything["messages"]] == ["A reminder"]
+
+
+async def test_an_answer_the_widget_never_fetched_reaches_it_through_history(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import adapters.web.routes
+
+    client = await make_client()
+    sid = (await start(client))["session_id"]
+    await send(client, sid, "lost in a page reload")
+    polled = await (await client.get(f"/api/chat/{sid}/poll/")).json()
+    assert polled["messages"] == []  # the task poll may still fetch it: not shown here yet
+    monkeypatch.setattr(adapters.web.routes, "TASK_POLL_WINDOW", timedelta(0))  # ...until it gave up
+    for _ in range(100):  # the echo bot answers meanwhile
+        polled = await (await client.get(f"/api/chat/{sid}/poll/")).json()
+        if polled["messages"]:
+            break
+        await asyncio.sleep(0.05)
+    assert [m["content"] for m in polled["messages"]] == ["echo: lost in a page reload"]
 
 
 async def test_each_start_is_a_new_conversation_and_bot_session(

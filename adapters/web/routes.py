@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +20,7 @@ from bridge.channel import command_kind
 from bridge.core import Core
 from bridge.errors import BadRequest, Forbidden, NotFound, TooLarge
 from bridge.model import Conversation, InboundMessage, Kind, Person
+from bridge.store import StoredPart
 from bridge.typedefs import CORE
 
 from . import uploads
@@ -71,6 +72,9 @@ def web_channels(app: web.Application) -> list[WebChannel]:
 class Session:
     channel: WebChannel
     conversation: Conversation
+
+
+TASK_POLL_WINDOW = timedelta(seconds=130)  # the widget polls a task every second, 120 times
 
 
 # handlers -------------------------------------------------------------------------------------------
@@ -163,6 +167,7 @@ async def poll_task(request: web.Request) -> web.Response:
     parts = await store.parts_of(stored.id)
     links = session.channel.options.attachment_links
     reply = assistant_message(parts, links=links) if parts else _empty_message()
+    await store.mark_fetched(stored.id)
     if stored.status == "dead":
         error = reply["content"] or session.channel.texts.apology
         return web.json_response({"status": "error", "error": error, "message": reply if parts else None})
@@ -172,12 +177,25 @@ async def poll_task(request: web.Request) -> web.Response:
 async def poll_messages(request: web.Request) -> web.Response:
     session = await _session(request)
     since = parse_since(request.query.get("since"))
-    parts = await request.app[CORE].store.parts_since(session.conversation.id, since)
+    parts = [
+        p
+        for p in await request.app[CORE].store.parts_since(session.conversation.id, since)
+        if _for_history(p)
+    ]
     links = session.channel.options.attachment_links
     messages = [assistant_message([p], links=links) for p in parts[:POLL_LIMIT]]
     return web.json_response(
         {"messages": messages, "has_more": len(parts) > POLL_LIMIT, "session_status": "active"}
     )
+
+
+def _for_history(part: StoredPart) -> bool:
+    """What the 30-second poll shows: proactive messages, and answers the widget did not fetch
+    through its task poll (a page reloaded mid-answer) once that poll has surely given up. An
+    answer it is still fetching, or has fetched, would show twice."""
+    if part.message_id is None:
+        return True
+    return part.delivery_status != "fetched" and datetime.now(UTC) - part.created_at > TASK_POLL_WINDOW
 
 
 async def upload(request: web.Request) -> web.Response:

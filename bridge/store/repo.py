@@ -61,6 +61,7 @@ class StoredPart:
     error: str | None
     created_at: datetime
     message_ref: str | None = None  # the public id of the message it answers (for logs)
+    delivery_status: str | None = None  # as the platform (or the widget) last reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,7 @@ def to_part(row: PartRow, message_ref: str | None = None) -> StoredPart:
         error=row.error,
         created_at=row.created_at,
         message_ref=message_ref,
+        delivery_status=row.delivery_status,
     )
 
 
@@ -360,6 +362,15 @@ class Store:
                 select(PartRow).where(PartRow.message_id == message_id).order_by(PartRow.id)
             )
             return [to_part(r) for r in rows]
+
+    async def mark_fetched(self, message_id: int) -> None:
+        """The widget fetched the answer to this message (its task poll): don't show it again."""
+        async with self.writing() as session:
+            await session.execute(
+                update(PartRow)
+                .where(PartRow.message_id == message_id, PartRow.delivery_status.is_(None))
+                .values(delivery_status="fetched")
+            )
 
     async def parts_since(self, conversation_id: int, since: datetime | None) -> list[StoredPart]:
         query = select(PartRow).where(PartRow.conversation_id == conversation_id)
