@@ -287,3 +287,17 @@ async def test_trigger_bot_cannot_start_a_conversation_where_the_platform_forbid
     body = {"identifier": "nobody", "platform": "test", "experiment": "e", "message_text": "hi"}
     response = await h.client.post("/api/trigger_bot", json=body, headers={"X-api-key": "k3y"})
     assert response.status == 404
+
+
+async def test_an_idle_session_expires_and_the_next_message_opens_a_new_one(bridge):
+    h = await bridge(worker={"session_idle_timeout": 0.5})
+    await h.say("uma", "first")
+    await h.replies("uma", 1)
+    await h.say("uma", "soon after")
+    await h.replies("uma", 2)
+    assert len(h.ocs.sessions) == 1
+    await asyncio.sleep(0.8)
+    await h.say("uma", "much later")
+    await h.replies("uma", 3)
+    old, new = sorted(h.ocs.sessions.values(), key=lambda s: s.created_at)
+    assert old.ended and h.ocs.messages(new.id) == ["much later"]
