@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,28 @@ class Unreachable(SendError):
 
     def __init__(self, reason: str):
         super().__init__(reason, final=True)
+
+
+class Resumable:
+    """Remembers, per part, how many of its platform messages went out, so that a part retried after
+    a failure resumes where it stopped instead of sending its first messages again."""
+
+    def __init__(self) -> None:
+        self._done: dict[int, int] = {}
+
+    async def run(self, part_id: int, steps: Sequence[Callable[[], Awaitable[str | None]]]) -> str | None:
+        """Run the steps not done yet, in order; the platform id the last one returned."""
+        platform_id: str | None = None
+        try:
+            for index in range(self._done.get(part_id, 0), len(steps)):
+                platform_id = await steps[index]()
+                self._done[part_id] = index + 1
+        except SendError as exc:
+            if exc.final:
+                self._done.pop(part_id, None)
+            raise
+        self._done.pop(part_id, None)
+        return platform_id
 
 
 @dataclass

@@ -39,7 +39,7 @@ class BotSettings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return _check_url(value)
+        return check_url(value)
 
 
 class ChannelSettings(BaseModel):
@@ -117,7 +117,7 @@ class Settings(BaseModel):
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
-        return _check_url(value) if value else value
+        return check_url(value) if value else value
 
     @property
     def base_url(self) -> str:
@@ -291,7 +291,8 @@ def _describe(exc: ValidationError, name: Any) -> str:
     return f"{name(loc)}: {message}"
 
 
-def _check_url(value: str) -> str:
+def check_url(value: str) -> str:
+    """An http(s) base URL, without its trailing slash (a path prefix is kept)."""
     if not re.match(r"^https?://[^/\s]+", value):
         raise ValueError("must be an http(s) URL")
     return value.rstrip("/")

@@ -49,6 +49,12 @@ async def fake_ocs() -> AsyncIterator[FakeOCS]:
         yield ocs
 
 
+@pytest.fixture
+def ocs(fake_ocs: FakeOCS) -> FakeOCS:
+    """The fake OCS server, by its short name."""
+    return fake_ocs
+
+
 def ocs_bot(ocs: FakeOCS, **overrides: Any) -> BotSettings:
     values: dict[str, Any] = {
         "backend": "ocs",

@@ -25,12 +25,6 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 
 
 @pytest.fixture
-async def ocs() -> AsyncIterator[FakeOCS]:
-    async with FakeOCS() as server:
-        yield server
-
-
-@pytest.fixture
 async def bridge(tmp_path: Path, tg: FakeTelegram, ocs: FakeOCS) -> AsyncIterator[Bridge]:
     env = {**ocs.env(), "TEXT_WELCOME": "Welcome! Ask me anything.", "TEXT_HELP": "Just write."}
     async with running_bridge(tmp_path / "bridge.db", tg, **env) as running:

@@ -37,12 +37,6 @@ async def tw() -> AsyncIterator[FakeTwilio]:
 
 
 @pytest.fixture
-async def ocs() -> AsyncIterator[FakeOCS]:
-    async with FakeOCS() as server:
-        yield server
-
-
-@pytest.fixture
 async def bridge(tmp_path: Path, tw: FakeTwilio, ocs: FakeOCS) -> AsyncIterator[Bridge]:
     async with running_bridge(tmp_path / "bridge.db", tw, **ocs.env(), BRIDGE_API_KEY="k") as running:
         yield running

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -14,7 +15,7 @@ from telegram import error as tg
 from telegram.constants import ChatAction, ParseMode
 from telegram.request import HTTPXRequest
 
-from bridge.channel import Capabilities, Channel, SendError, WebhookRequest
+from bridge.channel import Capabilities, Channel, Resumable, SendError, WebhookRequest
 from bridge.errors import BadRequest, Forbidden, UnsupportedMediaType
 from bridge.model import Attachment, Conversation, InboundMessage, Part
 from bridge.secrets import matches
@@ -87,7 +88,7 @@ class TelegramChannel(Channel):
             Rates(self.options.rate_per_chat, self.options.rate_per_group, self.options.rate_per_bot)
         )
         self._api: telegram.Bot | None = None
-        self._steps_done: dict[int, int] = {}  # part id -> steps already sent (a retried part resumes)
+        self.progress = Resumable()
         _quiet_libraries()
 
     @property
@@ -185,18 +186,13 @@ class TelegramChannel(Channel):
         for attachment in part.attachments:
             steps.append(lambda chat, a=attachment: self._send_file(chat, a))  # type: ignore[misc]
         chat: int | str = conversation.person.address
-        message_id: str | None = None
-        try:
-            for index in range(self._steps_done.get(part.id, 0), len(steps)):
-                chat, message = await self._call(conversation, chat, steps[index])
-                message_id = str(message.message_id)
-                self._steps_done[part.id] = index + 1
-        except SendError as exc:
-            if exc.final:
-                self._steps_done.pop(part.id, None)
-            raise
-        self._steps_done.pop(part.id, None)
-        return message_id
+
+        async def run(step: Step) -> str:
+            nonlocal chat  # a group that became a supergroup moves the rest of the part with it
+            chat, message = await self._call(conversation, chat, step)
+            return str(message.message_id)
+
+        return await self.progress.run(part.id, [functools.partial(run, step) for step in steps])
 
     async def typing(self, conversation: Conversation) -> None:
         chat = conversation.person.address

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from bridge.settings import check_url
+
 DEFAULT_API = "https://api.telegram.org"
 _TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -50,9 +52,7 @@ class TelegramOptions(BaseModel):
     @field_validator("api_base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
+        return check_url(value)
 
     @field_validator("bot_username")
     @classmethod

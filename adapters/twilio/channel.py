@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -15,7 +16,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator, add_port, remove_port
 from twilio.rest import Client
 
-from bridge.channel import Capabilities, Channel, DeliveryStatus, SendError, WebhookRequest
+from bridge.channel import Capabilities, Channel, DeliveryStatus, Resumable, SendError, WebhookRequest
 from bridge.errors import Forbidden, UnsupportedMediaType
 from bridge.logs import mask
 from bridge.model import Conversation, InboundMessage, Part
@@ -75,7 +76,7 @@ class TwilioChannel(Channel):
         self._token = self.options.auth_token.get_secret_value()
         self._validator = RequestValidator(self._token)
         self._client: Client | None = None
-        self._steps_done: dict[int, int] = {}  # part id -> REST calls already made (a retry resumes)
+        self.progress = Resumable()
         logging.getLogger("twilio").setLevel(logging.WARNING)  # it logs every request at INFO
 
     @property
@@ -179,18 +180,8 @@ class TwilioChannel(Channel):
         whatsapp = to.startswith(parse.WHATSAPP)
         messages = self._messages(part, whatsapp)
         sender = self._sender(conversation, whatsapp)
-        sid: str | None = None
-        try:
-            for index in range(self._steps_done.get(part.id, 0), len(messages)):
-                body, media = messages[index]
-                sid = await self._create(to, body, media, sender)
-                self._steps_done[part.id] = index + 1
-        except SendError as exc:
-            if exc.final:
-                self._steps_done.pop(part.id, None)
-            raise
-        self._steps_done.pop(part.id, None)
-        return sid
+        calls = [functools.partial(self._create, to, body, media, sender) for body, media in messages]
+        return await self.progress.run(part.id, calls)
 
     def _messages(self, part: Part, whatsapp: bool) -> list[Message]:
         """WhatsApp: attachments as media (10 a message). SMS: as named links after the text."""

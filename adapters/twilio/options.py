@@ -6,6 +6,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from bridge.settings import check_url
+
 DEFAULT_API = "https://api.twilio.com"
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
@@ -64,6 +66,4 @@ class TwilioOptions(BaseModel):
     @field_validator("api_base_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
+        return check_url(value)
