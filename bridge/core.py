@@ -16,7 +16,7 @@ from bridge.metrics import Metrics
 from bridge.model import InboundMessage
 from bridge.settings import Settings
 from bridge.store import Store
-from bridge.store.repo import Accepted
+from bridge.store.records import Accepted
 
 if TYPE_CHECKING:
     from bridge.worker import Worker

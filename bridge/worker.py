@@ -21,7 +21,7 @@ from bridge.channel import Channel, SendError, Unreachable
 from bridge.model import Attachment, Conversation, Kind, Part, Reply
 from bridge.split import split_text
 from bridge.store.queue import Queue, Work
-from bridge.store.repo import clean_text
+from bridge.store.records import clean_text
 
 if TYPE_CHECKING:
     from bridge.core import Core

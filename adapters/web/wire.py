@@ -8,7 +8,7 @@ from typing import Any
 
 from bridge.errors import BadRequest
 from bridge.model import Attachment
-from bridge.store.repo import StoredPart
+from bridge.store import StoredPart
 
 
 def iso(moment: datetime) -> str:

@@ -18,9 +18,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.model import Attachment, Conversation
-from bridge.store.repo import (
+from bridge.store.records import (
     DeadLetter,
-    Store,
     StoredMessage,
     StoredPart,
     attachments_json,
@@ -28,6 +27,7 @@ from bridge.store.repo import (
     to_message,
     to_part,
 )
+from bridge.store.repo import Store
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
 
 Row = TypeVar("Row", MessageRow, PartRow)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,64 +14,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bridge.model import Attachment, Conversation, InboundMessage, Person
+from bridge.model import Conversation, InboundMessage, Person
 from bridge.store.db import sessionmaker
+from bridge.store.records import (
+    Accepted,
+    StoredMessage,
+    StoredPart,
+    clean_message,
+    clean_person,
+    to_conversation,
+    to_message,
+    to_part,
+)
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """The outcome of storing one inbound message."""
-
-    message_id: int
-    public_id: str
-    conversation_id: int
-    duplicate: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    id: int
-    public_id: str
-    conversation_id: int
-    channel: str
-    kind: str
-    text: str
-    what: str
-    status: str  # pending | done | dead
-    attempts: int
-    next_attempt_at: datetime
-    error: str | None
-    received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class StoredPart:
-    id: int
-    conversation_id: int
-    message_id: int | None
-    seq: int
-    text: str
-    attachments: tuple[Attachment, ...]
-    status: str  # pending | sent | dead | skipped
-    attempts: int
-    next_attempt_at: datetime
-    error: str | None
-    created_at: datetime
-    message_ref: str | None = None  # the public id of the message it answers (for logs)
-    delivery_status: str | None = None  # as the platform (or the widget) last reported
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A message that could not be answered (``in-N``) or a part that could not be delivered (``out-N``)."""
-
-    ref: str
-    channel: str
-    person_key: str
-    at: datetime
-    reason: str
-
 
 _DELIVERY_RANK = {
     "accepted": 0,
@@ -85,93 +38,6 @@ _DELIVERY_RANK = {
     "failed": 3,
     "read": 4,
 }
-
-
-ID_LIMIT = 255  # person keys, addresses and platform message ids (String(255) columns)
-
-
-def clean_text(text: str) -> str:
-    """Text any database stores: no NUL characters, no lone surrogates."""
-    text = text.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-def clean_person(person: Person) -> Person:
-    key, address = clean_text(person.key), clean_text(person.address)
-    if not key or len(key) > ID_LIMIT or len(address) > ID_LIMIT:
-        raise ValueError("person id missing or too long")
-    return dataclasses.replace(
-        person,
-        key=key,
-        address=address,
-        name=clean_text(person.name)[:ID_LIMIT],
-        platform=person.platform[:32],
-    )
-
-
-def clean_message(message: InboundMessage) -> InboundMessage:
-    platform_id = clean_text(message.platform_id)
-    if not platform_id or len(platform_id) > ID_LIMIT:
-        raise ValueError("message id missing or too long")
-    return dataclasses.replace(
-        message,
-        platform_id=platform_id,
-        person=clean_person(message.person),
-        text=clean_text(message.text),
-        what=clean_text(message.what)[:64],
-    )
-
-
-def to_conversation(row: ConversationRow) -> Conversation:
-    person = Person(key=row.person_key, address=row.address, name=row.person_name, platform=row.platform)
-    return Conversation(
-        id=row.id, channel=row.channel, person=person, session_id=row.session_id, state=dict(row.state or {})
-    )
-
-
-def to_message(row: MessageRow) -> StoredMessage:
-    return StoredMessage(
-        id=row.id,
-        public_id=row.public_id,
-        conversation_id=row.conversation_id,
-        channel=row.channel,
-        kind=row.kind,
-        text=row.text,
-        what=row.what,
-        status=row.status,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        error=row.error,
-        received_at=row.received_at,
-    )
-
-
-def to_part(row: PartRow, message_ref: str | None = None) -> StoredPart:
-    return StoredPart(
-        id=row.id,
-        conversation_id=row.conversation_id,
-        message_id=row.message_id,
-        seq=row.seq,
-        text=row.text,
-        attachments=tuple(Attachment(**a) for a in row.attachments or ()),
-        status=row.status,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        error=row.error,
-        created_at=row.created_at,
-        message_ref=message_ref,
-        delivery_status=row.delivery_status,
-    )
-
-
-def attachments_json(attachments: tuple[Attachment, ...]) -> list[dict[str, Any]]:
-    return [
-        {"name": a.name, "url": a.url, "content_type": a.content_type, "size": a.size} for a in attachments
-    ]
 
 
 class Store:
