@@ -4,7 +4,8 @@ Runs the real HTTP app on loopback with the real SQLite store and a throwaway Po
 (when its binaries are installed), the echo bot and a recording channel, one client and then many,
 and prints one line per run. ``answer_p50_ms`` is the time from posting a webhook to the answer's
 send: what the bridge adds to the bot's own time. Numbers are noisy on a shared machine: compare
-ratios measured in the same run.
+ratios measured in the same run. With one client, each message waits for its answer before the
+next is posted (latency); with many, they are posted as fast as the bridge takes them (throughput).
 
     python -m bench [--messages 1000] [--conversations 50] [--concurrency 32]
 """
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import secrets
 import statistics
 import tempfile
 import time
@@ -56,6 +58,8 @@ async def relay(database_url: str, messages: int, conversations: int, concurrenc
     )
     server = TestServer(create_app(settings, {"bench": channel}))
     await server.start_server()
+    run = secrets.token_hex(4)  # each run's messages are new to the store
+    closed_loop = concurrency == 1
     acks: list[float] = []
     posted: dict[str, float] = {}
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -65,19 +69,24 @@ async def relay(database_url: str, messages: int, conversations: int, concurrenc
     async def client(http: aiohttp.ClientSession) -> None:
         while not queue.empty():
             n = queue.get_nowait()
-            body = json.dumps({"id": f"b{n}", "from": f"p{n % conversations}", "text": f"message {n}"})
+            body = json.dumps({"id": f"{run}-{n}", "from": f"p{n % conversations}", "text": f"message {n}"})
             started = posted[f"echo: message {n}"] = time.perf_counter()
             async with http.post(
                 server.make_url("/webhooks/bench"), data=body, headers={"X-Test-Secret": SECRET}
             ) as response:
                 assert response.status == 200
             acks.append(time.perf_counter() - started)
+            while closed_loop and f"echo: message {n}" not in channel.sent_at:
+                await asyncio.sleep(0.0005)  # one message at a time: the bridge's own latency
 
     began = time.perf_counter()
     async with aiohttp.ClientSession() as http:
         await asyncio.gather(*(client(http) for _ in range(concurrency)))
     accepted = time.perf_counter() - began
+    deadline = time.perf_counter() + 300
     while len(channel.sent) < messages:
+        if time.perf_counter() > deadline:
+            raise SystemExit(f"only {len(channel.sent)} of {messages} answered in 300 s")
         await asyncio.sleep(0.01)
     done = time.perf_counter() - began
     await server.close()
