@@ -29,79 +29,29 @@ import inspect
 import itertools
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import serve_locally
-
-FailureKind = Literal[500, 502, 503, 504, 429, "timeout", "drop"]
-Attachment = tuple[str, Path | bytes]
-"""``(file_name, content)``: a file to serve, or its bytes."""
-ReplyResult = str | tuple[str, list[Attachment]]
-ReplyFn = Callable[[str, "FakeSession"], ReplyResult | Awaitable[ReplyResult]]
-
-NOT_FOUND = {"detail": "Not found."}
-ERROR_REPLY = "Sorry, something went wrong while processing your message. Please try again later."
-DJANGO_500 = (
-    '<!doctype html>\n<html lang="en">\n<head>\n  <title>Server Error (500)</title>\n</head>\n'
-    "<body>\n  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n"
+from tests.fakes.ocs_records import (
+    _GATEWAY,
+    _INVALID,
+    DJANGO_500,
+    ERROR_REPLY,
+    NOT_FOUND,
+    Call,
+    FailureKind,
+    FakeMessage,
+    FakeSession,
+    ReplyFn,
+    _default_reply,
+    _Failure,
+    _html,
+    _now,
 )
-_INVALID = object()
-_GATEWAY = {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request the fake received (recorded before authentication)."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    json: Any
-
-
-@dataclass
-class FakeMessage:
-    role: Literal["user", "assistant"]
-    content: str
-    created_at: str
-    attachments: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class FakeSession:
-    id: str
-    experiment: str
-    state: dict[str, Any]
-    owner_key: str
-    ended: bool = False
-    participant: str | None = None
-    messages: list[FakeMessage] = field(default_factory=list)
-    created_at: str = ""
-    fail_next_message: bool = False
-
-
-@dataclass
-class _Failure:
-    kind: FailureKind
-    on: str
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def _default_reply(text: str, session: FakeSession) -> ReplyResult:
-    return f"bot: {text}"
-
-
-def _html(status: int, body: str) -> web.Response:
-    return web.Response(status=status, text=body, content_type="text/html")
+from tests.fakes.server import serve_locally
 
 
 class FakeOCS:
