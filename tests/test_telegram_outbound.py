@@ -12,7 +12,8 @@ import pytest
 import structlog
 
 from bridge.split import utf16_length
-from tests.fakes.ocs import FakeOCS, FakeSession
+from tests.fakes.ocs import FakeOCS
+from tests.fakes.ocs_records import FakeSession
 from tests.fakes.telegram import (
     CHAT_NOT_FOUND,
     TOKEN,

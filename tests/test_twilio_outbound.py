@@ -15,7 +15,8 @@ from bridge.core import Core
 from bridge.store.queue import dead_letters
 from bridge.store.tables import PartRow
 from bridge.typedefs import CORE
-from tests.fakes.ocs import Attachment, FakeOCS
+from tests.fakes.ocs import FakeOCS
+from tests.fakes.ocs_records import Attachment
 from tests.fakes.twilio import (
     AUTH_TOKEN,
     Bridge,

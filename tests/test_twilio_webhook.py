@@ -9,7 +9,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.fakes.ocs import Attachment, FakeOCS, FakeSession, ReplyResult
+from tests.fakes.ocs import FakeOCS
+from tests.fakes.ocs_records import Attachment, FakeSession, ReplyResult
 from tests.fakes.twilio import (
     ACCOUNT_SID,
     AUTH_TOKEN,
