@@ -29,7 +29,6 @@ from .options import TwilioOptions
 from .parse import Form
 
 if TYPE_CHECKING:
-    from bridge.core import Core
     from bridge.settings import ChannelSettings
 
 log = structlog.get_logger(__name__)
@@ -39,7 +38,6 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 FORM = "application/x-www-form-urlencoded"
 MAX_TEXT = 1600
 MAX_MEDIA = 10  # MediaUrl parameters per message
-STATE_TO = "twilio_to"  # conversation state: the bridge's number the person last wrote to
 
 Message = tuple[str, list[str]]  # (Body, MediaUrls) of one REST call
 
@@ -125,8 +123,6 @@ class TwilioChannel(Channel):
             raise Forbidden(f"{SIGNATURE_HEADER} does not match")
         if not matches(form.get("AccountSid"), self.options.account_sid):
             raise Forbidden("AccountSid is not this channel's account")
-        if not parse.is_status_report(form):
-            await self._remember_number(form)
 
     def _signed(self, url: str, form: Form, signature: str) -> bool:
         """Twilio signs the URL sometimes with, sometimes without the default port: accept both."""
@@ -154,24 +150,6 @@ class TwilioChannel(Channel):
 
     def ack(self) -> web.Response:
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
-
-    async def _remember_number(self, form: Form) -> None:
-        """Keep the number the person wrote to in the conversation state, so replies come from it.
-
-        Stopgap: the core keeps ``InboundMessage.context`` on the message row but ``send`` only sees
-        the conversation. Once the core merges a per-message state into the conversation's state,
-        ``parse`` sets it and this goes.
-        """
-        to = form.get("To", "").strip()
-        sender = form.get("From", "").strip()
-        if not to or not sender:
-            return  # malformed: ``parse`` answers 400
-        core: Core | None = getattr(self, "core", None)
-        if core is None:
-            return
-        existing = await core.store.conversation(self.name, sender)
-        if existing is None or existing.state.get(STATE_TO) != to:
-            await core.store.open_conversation(self.name, parse.person(form), {STATE_TO: to})
 
     # outbound -----------------------------------------------------------------------------------
     async def send(self, conversation: Conversation, part: Part) -> str | None:
@@ -204,7 +182,7 @@ class TwilioChannel(Channel):
     def _sender(self, conversation: Conversation, whatsapp: bool) -> dict[str, str]:
         """From: the number the person wrote to, else ``from_number``; plus the Messaging Service."""
         params: dict[str, str] = {}
-        number = str(conversation.state.get(STATE_TO) or "")
+        number = str(conversation.state.get(parse.STATE_TO) or "")
         if not number and self.options.from_number:
             bare = self.options.from_number.removeprefix(parse.WHATSAPP)
             number = f"{parse.WHATSAPP}{bare}" if whatsapp else bare

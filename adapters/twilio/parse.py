@@ -65,6 +65,9 @@ def opt_change(form: Form) -> bool | None:
     return None
 
 
+STATE_TO = "twilio_to"  # conversation state: the bridge's number the person last wrote to
+
+
 def messages(form: Form, channel: str) -> list[InboundMessage]:
     """The incoming message, or nothing for opt-out/opt-in keywords and empty messages."""
     platform_id = form.get("MessageSid") or form.get("SmsMessageSid") or ""
@@ -83,7 +86,8 @@ def messages(form: Form, channel: str) -> list[InboundMessage]:
         context["media"] = [{"url": url, "content_type": kind} for url, kind in media]
 
     def message(kind: Kind, text: str = "", what: str = "") -> list[InboundMessage]:
-        return [InboundMessage(channel, platform_id, who, kind, text, what, context)]
+        state = {STATE_TO: to}  # replies go out from the number the person wrote to
+        return [InboundMessage(channel, platform_id, who, kind, text, what, context, state)]
 
     if not text.strip():
         if media:
