@@ -7,7 +7,6 @@ import re
 from bridge.channel import SendError, Unreachable
 from bridge.logs import mask
 
-OPTED_OUT = 21610
 OUTSIDE_WINDOW = 63016
 AUTHENTICATE = 20003
 

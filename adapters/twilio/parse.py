@@ -38,11 +38,6 @@ def decode(body: bytes, *, strict: bool = True) -> Form:
     return MultiDict(pairs)
 
 
-def is_status_report(form: Form) -> bool:
-    """Status callbacks carry ``MessageStatus``; an incoming message does not."""
-    return "MessageStatus" in form
-
-
 def platform_of(address: str) -> str:
     return "whatsapp" if address.startswith(WHATSAPP) else "sms"
 
