@@ -257,16 +257,29 @@ class Worker:
         started = time.monotonic()
         typing = asyncio.create_task(self._typing(channel, conversation))
         try:
-            try:
-                reply = await bot.send(session_id, message.text)
-            except SessionGone:
-                log.info("bot session gone upstream; opening a new one")
-                reply = await bot.send(await self._open(bot, conversation), message.text)
+            reply = await self._recovered(bot, session_id, message)
+            if reply is None:
+                await self.queue.mark_relayed(message)
+                try:
+                    reply = await bot.send(session_id, message.text)
+                except SessionGone:
+                    log.info("bot session gone upstream; opening a new one")
+                    reply = await bot.send(await self._open(bot, conversation), message.text)
         finally:
             typing.cancel()
         metrics.bot_latency.labels(channel.name).observe(time.monotonic() - started)
         metrics.replied.labels(channel.name).inc()
         return self._shape(channel, reply)
+
+    async def _recovered(self, bot: Bot, session_id: str, message: StoredMessage) -> Reply | None:
+        """If an earlier attempt reached the bot (a crash, a timeout), its answer: never the same
+        turn twice."""
+        if message.relayed_at is None:
+            return None
+        reply = await bot.recover(session_id, message.text, message.relayed_at)
+        if reply is not None:
+            log.info("answer recovered from the bot's history, not sent again")
+        return reply
 
     async def _open(self, bot: Bot, conversation: Conversation) -> str:
         session_id = await bot.open_session(conversation)

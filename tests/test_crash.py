@@ -55,5 +55,8 @@ async def test_sigkill_while_ocs_is_slow(tmp_path):
             await asyncio.sleep(1.5)  # anything sent twice would show up by now
             for chat in CHATS:
                 assert tg.texts(chat) == expected, second.output()
+            # and OCS took each turn once: answers in flight at the crash were recovered, not resent
+            turns = sorted(ocs.messages(s) for s in ocs.sessions)
+            assert turns == [[f"m{n}" for n in range(PER_CHAT)]] * len(CHATS)
         finally:
             second.stop()

@@ -91,6 +91,16 @@ async def test_connection_drop_and_timeout_are_retried(bridge, fake_ocs):
     assert await h.replies("erin", 2) == ["bot: one", "bot: two"]
 
 
+async def test_a_timed_out_turn_is_recovered_from_ocs_not_sent_twice(bridge, fake_ocs):
+    h = await bridge(bot=ocs_bot(fake_ocs, read_timeout=0.5), worker={"max_attempts": 30})
+    fake_ocs.latency = 1.0  # OCS takes the turn, answers after the bridge stopped waiting
+    await h.say("vic", "slow question")
+    assert await h.replies("vic", 1) == ["bot: slow question"]
+    [session] = fake_ocs.sessions.values()
+    assert fake_ocs.messages(session.id) == ["slow question"]  # one turn in OCS, not two
+    assert len(incoming(fake_ocs)) == 1
+
+
 async def test_500_gives_one_apology_and_a_dead_letter_that_can_be_retried(bridge):
     h = await bridge()
     h.ocs.fail_next(500)

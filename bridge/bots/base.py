@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from datetime import datetime
 
 from bridge.model import Conversation, Reply
 
@@ -50,6 +51,12 @@ class Bot(abc.ABC):
     @abc.abstractmethod
     async def send(self, session_id: str, text: str) -> Reply:
         """Relay one message in the session and return the bot's answer."""
+
+    async def recover(self, session_id: str, text: str, since: datetime) -> Reply | None:
+        """The answer to ``text`` if an earlier attempt (sent at ``since``) already reached the bot,
+        so that it is not sent twice; None if the bot never got it. Raise a retryable ``BotError``
+        while the bot is still answering it."""
+        return None
 
     @abc.abstractmethod
     async def end_session(self, session_id: str) -> None:

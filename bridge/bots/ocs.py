@@ -7,6 +7,7 @@ One API key is one OCS participant, so the bridge opens a session per conversati
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -79,6 +80,28 @@ class OcsBot(Bot):
         )
         return Reply(text=body["response"], attachments=attachments)
 
+    async def recover(self, session_id: str, text: str, since: datetime) -> Reply | None:
+        """OCS keeps every turn in the session (``GET /api/sessions/{id}/``): find this message
+        there, stored since the earlier attempt, and the answer that followed it."""
+        try:
+            body = await self._call("GET", f"{self.base}/api/sessions/{session_id}/", None)
+        except BotError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list):
+            return None
+        earliest = since - CLOCK_SKEW
+        for index in range(len(messages) - 1, -1, -1):
+            turn = messages[index]
+            if _is_turn(turn, "user", text) and _at(turn) >= earliest:
+                answer = next((m for m in messages[index + 1 :] if _is_turn(m, "assistant")), None)
+                if answer is None:
+                    raise BotError("OCS is still answering an earlier attempt", retryable=True)
+                return Reply(text=str(answer.get("content") or ""), attachments=_history_files(answer))
+        return None
+
     async def end_session(self, session_id: str) -> None:
         try:
             await self._call("POST", f"{self.base}/api/sessions/{session_id}/end_experiment_session/", None)
@@ -123,6 +146,37 @@ class OcsBot(Bot):
             return json.loads(raw)
         except ValueError:
             raise BotError(f"OCS answered {status} with a body that is not JSON") from None
+
+
+CLOCK_SKEW = timedelta(seconds=5)  # between the bridge's clock and OCS's
+
+
+def _is_turn(message: Any, role: str, content: str | None = None) -> bool:
+    if not isinstance(message, dict) or message.get("role") != role:
+        return False
+    return content is None or message.get("content") == content
+
+
+def _at(message: dict[str, Any]) -> datetime:
+    try:
+        at = datetime.fromisoformat(str(message.get("created_at")))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _history_files(message: dict[str, Any]) -> tuple[Attachment, ...]:
+    """Attachments as the session history lists them (``name``/``content_url``, or the API
+    channel's ``file_name``/``link``)."""
+    files = []
+    for item in message.get("attachments") or ():
+        if isinstance(item, dict):
+            url = item.get("content_url") or item.get("link")
+            if isinstance(url, str):
+                files.append(
+                    Attachment(name=str(item.get("name") or item.get("file_name") or "file"), url=url)
+                )
+    return tuple(files)
 
 
 def _detail(raw: bytes) -> str:

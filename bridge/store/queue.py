@@ -161,6 +161,14 @@ class Queue:
             await session.flush()
             return [to_part(row, message.public_id) for row in rows]
 
+    async def mark_relayed(self, message: StoredMessage) -> None:
+        """Durably note that the message is being handed to the bot (a later attempt checks the
+        bot's history first, so a turn the bot already took is not sent twice)."""
+        async with self.store.writing() as session:
+            await session.execute(
+                update(MessageRow).where(MessageRow.id == message.id).values(relayed_at=utcnow())
+            )
+
     async def retry_message(self, message: StoredMessage, at: datetime, reason: str) -> None:
         async with self.store.writing() as session:
             await session.execute(
@@ -236,11 +244,14 @@ async def revive(store: Store, ref: str) -> bool:
         return False
     table = MessageRow if kind == "in" else PartRow
     now = utcnow()
+    values: dict[str, object] = {"status": "pending", "attempts": 0, "next_attempt_at": now, "error": None}
+    if table is MessageRow:
+        values["relayed_at"] = None  # the operator asks for a fresh attempt, not the failed answer
     async with store.writing() as session:
         conversation_id = await session.scalar(
             update(table)
             .where(table.id == int(number), table.status == "dead")
-            .values(status="pending", attempts=0, next_attempt_at=now, error=None)
+            .values(**values)
             .returning(table.conversation_id)
         )
         if conversation_id is None:

@@ -35,6 +35,7 @@ class StoredMessage:
     next_attempt_at: datetime
     error: str | None
     received_at: datetime
+    relayed_at: datetime | None = None  # an earlier attempt handed it to the bot at this time
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ def to_message(row: MessageRow) -> StoredMessage:
         next_attempt_at=row.next_attempt_at,
         error=row.error,
         received_at=row.received_at,
+        relayed_at=row.relayed_at,
     )
 
 

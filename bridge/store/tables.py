@@ -84,6 +84,7 @@ class MessageRow(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    relayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last handed to the bot
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
