@@ -244,6 +244,20 @@ async def test_group_migration_keeps_the_conversation(bridge: Bridge, tg: FakeTe
     assert ocs.messages(session.id) == ["hello", "what is chapter 3 about?"]
 
 
+async def test_group_migration_moves_each_persons_conversation(
+    tmp_path: Path, tg: FakeTelegram, ocs: FakeOCS
+) -> None:
+    env = {**ocs.env(), "TELEGRAM_GROUP_CONVERSATION": "person"}
+    async with running_bridge(tmp_path / "b.db", tg, **env) as bridge:
+        await bridge.deliver(payload("old_group_mention"))
+        await tg.wait_for(lambda: len(tg.texts(OLD_GROUP)) == 1)
+        await bridge.deliver(payload("group_migrate_to"))
+        await bridge.deliver(payload("group_mention"))  # the same person, now in the supergroup
+        await tg.wait_for(lambda: len(tg.texts(GROUP)) == 1)
+        [session] = ocs.sessions.values()  # their conversation moved with the group
+        assert ocs.messages(session.id) == ["hello", "what is chapter 3 about?"]
+
+
 async def test_blocked_person_is_not_sent_to_again(tmp_path: Path, tg: FakeTelegram, ocs: FakeOCS) -> None:
     async with running_bridge(tmp_path / "b.db", tg, **ocs.env(), BRIDGE_API_KEY="k") as bridge:
         await bridge.deliver(text_update("hi"))

@@ -156,9 +156,10 @@ class TelegramChannel(Channel):
     async def observe_update(self, update: Update) -> None:
         """Updates with no message to answer: the bot blocked or restarted, a group migrated."""
         moved, member = readable(lambda: (parse.migration(update), parse.membership(update)))
-        if moved is not None:
+        if moved is not None:  # the group's conversation, or each person's in a per-person group
             old, new = moved
-            await self._rekey(parse.conversation_key(old, None, self.rules, True), old, new)
+            for conversation in await self.core.store.conversations_at(self.name, str(old)):
+                await self._rekey(conversation.person.key, old, new)
         if member is not None:
             chat, blocked = member
             log.info("telegram.membership", channel=self.name, blocked=blocked)

@@ -157,6 +157,13 @@ class Store:
             )
             return None if row is None else to_conversation(row)
 
+    async def conversations_at(self, channel: str, address: str) -> list[Conversation]:
+        """Every conversation of a channel that replies to ``address`` (one chat, several people)."""
+        c = ConversationRow
+        async with self.reading() as session:
+            rows = await session.scalars(select(c).where(c.channel == channel, c.address == address))
+            return [to_conversation(r) for r in rows]
+
     async def conversations_with(self, channel: str, field: str, value: str) -> list[Conversation]:
         """Conversations of a channel whose state has ``field == value`` (oldest first)."""
         c = ConversationRow
