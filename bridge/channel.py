@@ -26,6 +26,9 @@ class Capabilities:
     media_by_url: bool = False  # the platform fetches attachment URLs itself (send as real files)
     typing: bool = False  # the platform shows a "typing..." indicator (see Channel.typing)
     reach_new: bool = True  # the bridge can write first to a person it has never heard from
+    # A person who writes again can be sent to again (on Telegram they unblocked the bot). False
+    # where an opt-out holds until the person opts in (SMS STOP ... START).
+    unblock_on_message: bool = True
 
 
 @dataclass(frozen=True, slots=True)

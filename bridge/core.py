@@ -40,7 +40,9 @@ class Core:
         """Store messages durably (each in one transaction) and wake the workers."""
         accepted = []
         for message in messages:
-            result = await self.store.accept(message)
+            channel = self.channels.get(message.channel)
+            unblock = channel.capabilities.unblock_on_message if channel else True
+            result = await self.store.accept(message, unblock=unblock)
             accepted.append(result)
             if result.duplicate:
                 self.metrics.duplicates.labels(message.channel).inc()

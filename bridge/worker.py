@@ -217,6 +217,9 @@ class Worker:
         if channel is None:
             reason = f"channel {message.channel!r} is not configured"
             return await self.queue.complete(message, [], dead_reason=reason)
+        if work.blocked:  # opted out (SMS STOP): their messages are kept, but nothing can reach them
+            log.info("person opted out; message kept, not answered")
+            return await self.queue.complete(message, [])
         bot = self.core.bots[channel.bot]
         kind = Kind(message.kind)
         try:

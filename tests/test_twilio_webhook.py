@@ -216,6 +216,9 @@ async def test_stop_blocks_until_start(bridge: Bridge, tw: FakeTwilio, ocs: Fake
     await asyncio.sleep(0.4)
     assert len(tw.attempts(PERSON)) == 1  # nothing tried after STOP
     assert relayed(ocs) == ["hello"]  # STOP never reached the bot
+    await bridge.deliver(sms("are you there?"))  # writing is not opting in: SMS needs START
+    await asyncio.sleep(0.4)
+    assert len(tw.attempts(PERSON)) == 1 and relayed(ocs) == ["hello"]
     tw.opt_in(PERSON)
     await bridge.deliver(sms("START"))
     response = await bridge.client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k"})

@@ -66,7 +66,9 @@ class TwilioChannel(Channel):
     """One Twilio account: webhooks in (signed forms), REST ``Messages.json`` out."""
 
     kind = "twilio"
-    capabilities = Capabilities(max_text=MAX_TEXT, length=utf16_length, media_by_url=True)
+    capabilities = Capabilities(
+        max_text=MAX_TEXT, length=utf16_length, media_by_url=True, unblock_on_message=False
+    )
 
     def __init__(self, name: str, settings: ChannelSettings):
         super().__init__(name, settings)

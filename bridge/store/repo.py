@@ -72,8 +72,9 @@ class Store:
         return self._reader()
 
     # inbound ------------------------------------------------------------------------------------
-    async def accept(self, message: InboundMessage) -> Accepted:
-        """Store a message durably in one transaction; a platform retry is recognised.
+    async def accept(self, message: InboundMessage, *, unblock: bool = True) -> Accepted:
+        """Store a message durably in one transaction; a platform retry is recognised. With
+        ``unblock``, a blocked person who writes again can be answered again.
 
         Raises ``ValueError`` for ids too long to store (the caller answers 400)."""
         message = clean_message(message)
@@ -82,7 +83,9 @@ class Store:
                 existing = await self._find_message(session, message.channel, message.platform_id)
                 if existing is not None:
                     return Accepted(existing.id, existing.public_id, existing.conversation_id, True)
-                conversation_id = await self._upsert_conversation(session, message.channel, message.person)
+                conversation_id = await self._upsert_conversation(
+                    session, message.channel, message.person, unblock=unblock
+                )
                 if message.state:  # e.g. the number the person wrote to, for the replies
                     conversation = await session.get(ConversationRow, conversation_id)
                     assert conversation is not None
@@ -114,7 +117,7 @@ class Store:
         )
 
     async def _upsert_conversation(
-        self, session: AsyncSession, channel: str, person: Person, *, work: bool = True
+        self, session: AsyncSession, channel: str, person: Person, *, work: bool = True, unblock: bool = False
     ) -> int:
         """Create or touch the conversation; with ``work``, mark it as having something to do."""
         now = utcnow()
@@ -140,8 +143,9 @@ class Store:
             changes |= {
                 "inbox_seq": table.inbox_seq + 1,
                 "next_run_at": func.coalesce(table.next_run_at, now),
-                "blocked": False,  # a person who writes again can be answered again
             }
+        if unblock:
+            changes["blocked"] = False
         statement = insert.on_conflict_do_update(
             index_elements=["channel", "person_key"], set_=changes
         ).returning(table.id)
