@@ -136,3 +136,24 @@ def postgres_url() -> Any:
         pytest.fail("PostgreSQL server binaries not found: run `bash scripts/system-deps.sh` (or make test)")
     with start_postgres() as url:
         yield url
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url: str) -> str:
+    """The run's PostgreSQL database, migrated and emptied for this test."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import text
+
+    from bridge.store.db import create_engine, migrate
+
+    async def empty() -> None:
+        await migrate(postgres_url)
+        engine = create_engine(postgres_url)
+        async with engine.begin() as connection:
+            await connection.execute(text("TRUNCATE conversations, inbound_messages, outbound_parts CASCADE"))
+        await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:  # its own event loop: callers may run inside one
+        pool.submit(asyncio.run, empty()).result()
+    return postgres_url

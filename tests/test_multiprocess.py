@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import aiohttp
+import pytest
 
 from tests.conftest import eventually
 from tests.fakes.ocs import FakeOCS
@@ -17,11 +18,20 @@ CHATS = range(201, 209)
 PER_CHAT = 5
 
 
-async def test_two_processes_share_the_work_on_postgresql(postgres_url, tmp_path):
+LAYOUTS = {
+    # two full processes, each taking webhooks and doing the work
+    "serve+serve": [["serve"], ["serve"]],
+    # the scaled deployment: one HTTP-only process, two worker processes
+    "web+2 workers": [["serve", "--no-worker"], ["worker"], ["worker"]],
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_processes_share_the_work_on_postgresql(fresh_postgres, tmp_path, layout):
     async with FakeOCS() as ocs, FakeTelegram() as tg:
         ocs.latency = 0.2
         env = {
-            "DATABASE_URL": postgres_url,
+            "DATABASE_URL": fresh_postgres,
             **relay_env(ocs, tg),
             "WORKER_CONCURRENCY": "3",
         }
@@ -35,19 +45,25 @@ async def test_two_processes_share_the_work_on_postgresql(postgres_url, tmp_path
         )
         assert migrated.returncode == 0, migrated.stderr
         processes = [
-            BridgeProcess(["serve"], {**env, "PORT": str(free_port())}, tmp_path / f"bridge{i}.log")
-            for i in range(2)
+            BridgeProcess(args, {**env, "PORT": str(free_port())}, tmp_path / f"bridge{i}.log")
+            for i, args in enumerate(LAYOUTS[layout])
         ]
+        web = [p for p in processes if p.args[0] == "serve"]
+        workers = [p for p in processes if p.args != ["serve", "--no-worker"]]
         try:
             for process in processes:
-                await process.start()
+                await process.start(wait_healthy=process in web)
+            for process in workers:
+                if process not in web:  # (a serve process is healthy only once its workers run)
+                    started = lambda p=process: "worker started" in p.log_path.read_text()  # noqa: E731
+                    await eventually(started, 30, "the worker processes")
             update_id = 9000
             async with aiohttp.ClientSession() as http:
                 for n in range(PER_CHAT):
                     for chat in CHATS:
                         update_id += 1
                         update = text_update(f"m{n}", chat_id=chat) | {"update_id": update_id}
-                        for process in processes:  # each update reaches both: stored once
+                        for process in web:  # each update reaches every web process: stored once
                             await post_update(http, process.url, update)
             for chat in CHATS:
                 await eventually(
@@ -57,7 +73,7 @@ async def test_two_processes_share_the_work_on_postgresql(postgres_url, tmp_path
             for chat in CHATS:
                 assert tg.texts(chat) == [f"bot: m{n}" for n in range(PER_CHAT)]
             assert sum(len(ocs.messages(s)) for s in ocs.sessions) == len(CHATS) * PER_CHAT
-            answered = [p.log_path.read_text().count('"message answered"') for p in processes]
+            answered = [p.log_path.read_text().count('"message answered"') for p in workers]
             assert all(count > 0 for count in answered), f"work was not shared: {answered}"
         finally:
             for process in processes:

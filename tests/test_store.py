@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
 
 from bridge.model import InboundMessage, Person
 from bridge.store import Store
@@ -20,12 +19,9 @@ async def store(request, tmp_path):
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
     else:
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue("fresh_postgres")
     await migrate(url)
     engine = create_engine(url)
-    if request.param == "postgresql":  # one database for the run: start each test empty
-        async with engine.begin() as connection:
-            await connection.execute(text("TRUNCATE conversations, inbound_messages, outbound_parts CASCADE"))
     yield Store(engine)
     await engine.dispose()
 
