@@ -134,7 +134,8 @@ class OcsBot(Bot):
         except TimeoutError:
             raise BotError("OCS timed out", retryable=True) from None
         except aiohttp.ClientError as exc:
-            raise BotError(f"OCS unreachable ({type(exc).__name__})", retryable=True) from None
+            reason = f"cannot reach OCS at {self.base} ({type(exc).__name__})"
+            raise BotError(reason, retryable=True) from None
         if status in RETRYABLE_STATUS:
             retry_after = _available_in(raw) if status == 429 else None
             raise BotError(f"OCS answered {status}", retryable=True, retry_after=retry_after, status=status)
