@@ -221,35 +221,40 @@ def _telegram_channels(channels: dict[str, Channel], args: Args) -> list[Any]:
 def _tg_set(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
     from adapters.telegram.commands import set_webhook
 
-    async def run() -> None:
-        for channel in _telegram_channels(channels, args):
-            print(f"{channel.name}: webhook set to {await set_webhook(channel, settings.base_url)}")
+    async def action(channel: Any) -> str:
+        return f"webhook set to {await set_webhook(channel, settings.base_url)}"
 
-    asyncio.run(_with_channels(run, _telegram_channels(channels, args)))
-    return 0
+    return _for_each_telegram(action, channels, args)
 
 
 def _tg_delete(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
     from adapters.telegram.commands import delete_webhook
 
+    async def action(channel: Any) -> str:
+        await delete_webhook(channel)
+        return "webhook deleted"
+
+    return _for_each_telegram(action, channels, args)
+
+
+def _for_each_telegram(
+    action: Callable[[Any], Awaitable[str]], channels: dict[str, Channel], args: Args
+) -> int:
+    """Run a one-off Bot API command on each chosen channel, then close their clients."""
+    chosen = _telegram_channels(channels, args)
+
     async def run() -> None:
-        for channel in _telegram_channels(channels, args):
-            await delete_webhook(channel)
-            print(f"{channel.name}: webhook deleted")
+        try:
+            for channel in chosen:
+                print(f"{channel.name}: {await action(channel)}")
+        except SendError as exc:
+            raise SystemExit(f"bridge: Telegram refused: {exc.reason}") from None
+        finally:
+            for channel in chosen:
+                await channel.stop()
 
-    asyncio.run(_with_channels(run, _telegram_channels(channels, args)))
+    asyncio.run(run())
     return 0
-
-
-async def _with_channels(run: Callable[[], Awaitable[None]], channels: list[Channel]) -> None:
-    """Run a one-off Bot API command, then close the channels' clients (no store needed)."""
-    try:
-        await run()
-    except SendError as exc:
-        raise SystemExit(f"bridge: Telegram refused: {exc.reason}") from None
-    finally:
-        for channel in channels:
-            await channel.stop()
 
 
 def _tg_poll(settings: Settings, channels: dict[str, Channel], args: Args) -> int:

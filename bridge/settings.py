@@ -12,9 +12,9 @@ import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from bridge.errors import ConfigError
 
@@ -23,23 +23,28 @@ M = TypeVar("M", bound=BaseModel)
 DEFAULT_OCS_URL = "https://www.openchatstudio.com"
 
 
+def check_url(value: str) -> str:
+    """An http(s) base URL, without its trailing slash (a path prefix is kept)."""
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError("must be an http(s) URL")
+    return value.rstrip("/")
+
+
+BaseUrl = Annotated[str, AfterValidator(check_url)]
+
+
 class BotSettings(BaseModel):
     """One bot backend: an OCS chatbot (experiment) or the built-in echo bot."""
 
     model_config = ConfigDict(extra="forbid")
 
     backend: Literal["ocs", "echo"] = "echo"
-    base_url: str = DEFAULT_OCS_URL
+    base_url: BaseUrl = DEFAULT_OCS_URL
     api_key: SecretStr | None = None
     experiment_id: str | None = None
     version: int | None = Field(default=None, ge=1)
     read_timeout: float = Field(default=120.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return check_url(value)
 
 
 class ChannelSettings(BaseModel):
@@ -289,13 +294,6 @@ def _describe(exc: ValidationError, name: Any) -> str:
     elif error["type"] == "extra_forbidden":
         message = "unknown setting"
     return f"{name(loc)}: {message}"
-
-
-def check_url(value: str) -> str:
-    """An http(s) base URL, without its trailing slash (a path prefix is kept)."""
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError("must be an http(s) URL")
-    return value.rstrip("/")
 
 
 def exit_on_config_error(exc: ConfigError) -> None:

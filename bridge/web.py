@@ -22,7 +22,6 @@ from bridge.errors import ApiError, BadRequest, NotFound
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.db import create_engine, migrate
-from bridge.store.queue import Queue
 from bridge.typedefs import CORE
 from bridge.worker import Worker
 
@@ -170,7 +169,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     core = request.app[CORE]
     with contextlib.suppress(Exception):
-        core.metrics.queue_depth.set(await Queue(core.store, "", 1).depth())
+        core.metrics.queue_depth.set(await core.store.depth())
     response = web.Response(body=generate_latest(core.metrics.registry))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response

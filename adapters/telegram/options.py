@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from bridge.settings import check_url
+from bridge.settings import BaseUrl
 
 DEFAULT_API = "https://api.telegram.org"
 _TOKEN = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
@@ -19,7 +19,7 @@ class TelegramOptions(BaseModel):
 
     bot_token: SecretStr
     webhook_secret: SecretStr
-    api_base_url: str = DEFAULT_API
+    api_base_url: BaseUrl = DEFAULT_API
     bot_username: str = ""  # learnt with getMe at start when empty
     group_trigger: Literal["mention", "all"] = "mention"
     group_conversation: Literal["chat", "person"] = "chat"
@@ -48,11 +48,6 @@ class TelegramOptions(BaseModel):
         if not _SECRET.match(value.get_secret_value()):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return check_url(value)
 
     @field_validator("bot_username")
     @classmethod

@@ -6,7 +6,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from bridge.settings import check_url
+from bridge.settings import BaseUrl
 
 DEFAULT_API = "https://api.twilio.com"
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -28,7 +28,7 @@ class TwilioOptions(BaseModel):
 
     account_sid: str
     auth_token: SecretStr
-    api_base_url: str = DEFAULT_API
+    api_base_url: BaseUrl = DEFAULT_API
     from_number: str = ""  # "+15551234567" (WhatsApp replies use "whatsapp:" + it)
     messaging_service_sid: str = ""
     status_callbacks: bool = True  # ask for delivery reports (only when PUBLIC_URL is set)
@@ -62,8 +62,3 @@ class TwilioOptions(BaseModel):
         if value and not _NUMBER.match(value):
             raise ValueError("must be an E.164 number like +15551234567 (or whatsapp:+15551234567)")
         return value
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return check_url(value)

@@ -198,14 +198,6 @@ class Queue:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    # operations ---------------------------------------------------------------------------------
-    async def depth(self) -> int:
-        """Messages waiting for the bot plus parts waiting to be delivered."""
-        async with self.store.reading() as session:
-            messages = await session.scalar(select(func.count()).where(MessageRow.status == "pending"))
-            parts = await session.scalar(select(func.count()).where(PartRow.status == "pending"))
-            return int(messages or 0) + int(parts or 0)
-
 
 async def _oldest_pending(
     session: AsyncSession, table: type[Row], conversation_id: int, limit: int

@@ -297,6 +297,13 @@ class Store:
                     row.status = "dead"
             return row.conversation_id
 
+    async def depth(self) -> int:
+        """Messages waiting for the bot plus parts waiting to be delivered."""
+        async with self.reading() as session:
+            messages = await session.scalar(select(func.count()).where(MessageRow.status == "pending"))
+            parts = await session.scalar(select(func.count()).where(PartRow.status == "pending"))
+            return int(messages or 0) + int(parts or 0)
+
     async def ping(self) -> None:
         async with self.reading() as session:
             await session.execute(select(1))
