@@ -1,13 +1,14 @@
-"""Measure the bridge on this machine: webhook acknowledgement and end-to-end throughput.
+"""Measure the bridge on this machine against the ceiling (a minimal relay with no database).
 
-Runs the real HTTP app on loopback with the real SQLite store and a throwaway PostgreSQL server
-(when its binaries are installed), the echo bot and a recording channel, one client and then many,
-and prints one line per run. ``answer_p50_ms`` is the time from posting a webhook to the answer's
-send: what the bridge adds to the bot's own time. Numbers are noisy on a shared machine: compare
-ratios measured in the same run. With one client, each message waits for its answer before the
-next is posted (latency); with many, they are posted as fast as the bridge takes them (throughput).
+A real ``bridge serve`` process (SQLite, then a throwaway PostgreSQL with fsync off when its
+binaries are installed) relays Telegram webhooks to a fake OCS with a set answer time and sends
+the answers to a fake Bot API; the fakes run in a process of their own, and Telegram's flood
+limits are lifted (they cap one bot at about 30 messages a second: the bench measures the
+bridge). The ceiling relay (``bench/ceiling.py``) runs the same load in the same run; compare
+ratios, not absolute figures (see ``bench/load.py`` for what each column means).
 
-    python -m bench [--messages 1000] [--conversations 50] [--concurrency 32]
+    python -m bench [--scenarios fast,burst,crowd] [--targets ceiling,sqlite,postgresql]
+                    [--scale 1.0] [--timeout 300] [--env NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -16,121 +17,156 @@ import argparse
 import asyncio
 import contextlib
 import json
-import secrets
-import statistics
+import os
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
-from aiohttp.test_utils import TestServer
-
-from bridge import logs
-from bridge.model import Conversation, Part
-from bridge.settings import BotSettings, ChannelSettings, Settings, WorkerSettings
+from bench.load import SECRET, Result, Scenario, run_load, start, stop, wait_healthy
 from bridge.split import split_text, utf16_length
-from bridge.store.db import migrate
-from bridge.web import create_app
-from tests.fakes.channel import SECRET, RecordingChannel
+from tests.fakes.telegram import TOKEN
 from tests.pg import find_postgres_bin, start_postgres
+from tests.proc import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = {
+    "fast": Scenario("fast bot, 2000 msgs / 200 convs", 200, 10, 0.0),
+    "burst": Scenario("2 s bot, 2000 convs x 1", 2000, 1, 2.0),
+    "crowd": Scenario("2 s bot, 10000 convs x 1", 10_000, 1, 2.0),
+}
+COLUMNS = ("answered/s", "ratio", "drain s", "ack p50 ms", "ack p99 ms", "answer p50 ms", "answer p99 ms")
+COLUMNS += ("cpu ms/msg", "rss MB", "typing", "bot in flight")
 
 
-class TimedChannel(RecordingChannel):
-    """Records when each answer went out."""
-
-    def __init__(self) -> None:
-        super().__init__("bench")
-        self.sent_at: dict[str, float] = {}
-
-    async def send(self, conversation: Conversation, part: Part) -> str | None:
-        self.sent_at[part.text] = time.perf_counter()
-        return await super().send(conversation, part)
-
-
-async def relay(database_url: str, messages: int, conversations: int, concurrency: int) -> dict[str, float]:
-    channel = TimedChannel()
-    settings = Settings(
-        database_url=database_url,
-        bots={"default": BotSettings(backend="echo")},
-        channels={"bench": ChannelSettings(type="test")},
-        worker=WorkerSettings(poll_interval=0.05),
-        log_level="warning",
+@contextlib.contextmanager
+def fakes() -> Iterator[dict[str, str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.fakes"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
     )
-    server = TestServer(create_app(settings, {"bench": channel}))
-    await server.start_server()
-    run = secrets.token_hex(4)  # each run's messages are new to the store
-    closed_loop = concurrency == 1
-    acks: list[float] = []
-    posted: dict[str, float] = {}
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for n in range(messages):
-        queue.put_nowait(n)
+    assert process.stdout is not None and process.stdin is not None
+    try:
+        yield json.loads(process.stdout.readline())
+    finally:
+        process.stdin.close()
+        stop(process)
 
-    async def client(http: aiohttp.ClientSession) -> None:
-        while not queue.empty():
-            n = queue.get_nowait()
-            body = json.dumps({"id": f"{run}-{n}", "from": f"p{n % conversations}", "text": f"message {n}"})
-            started = posted[f"echo: message {n}"] = time.perf_counter()
-            async with http.post(
-                server.make_url("/webhooks/bench"), data=body, headers={"X-Test-Secret": SECRET}
-            ) as response:
-                assert response.status == 200
-            acks.append(time.perf_counter() - started)
-            while closed_loop and f"echo: message {n}" not in channel.sent_at:
-                await asyncio.sleep(0.0005)  # one message at a time: the bridge's own latency
 
-    began = time.perf_counter()
-    async with aiohttp.ClientSession() as http:
-        await asyncio.gather(*(client(http) for _ in range(concurrency)))
-    accepted = time.perf_counter() - began
-    deadline = time.perf_counter() + 300
-    while len(channel.sent) < messages:
-        if time.perf_counter() > deadline:
-            raise SystemExit(f"only {len(channel.sent)} of {messages} answered in 300 s")
-        await asyncio.sleep(0.01)
-    done = time.perf_counter() - began
-    await server.close()
-    acks.sort()
-    answers = sorted(channel.sent_at[text] - at for text, at in posted.items())
+def bridge_env(urls: dict[str, str], port: int, database_url: str, extra: dict[str, str]) -> dict[str, str]:
     return {
-        "webhooks_per_s": messages / accepted,
-        "ack_p50_ms": statistics.median(acks) * 1000,
-        "ack_p99_ms": acks[int(len(acks) * 0.99) - 1] * 1000,
-        "answered_per_s": messages / done,
-        "answer_p50_ms": statistics.median(answers) * 1000,
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(ROOT),
+        "PORT": str(port),
+        "DATABASE_URL": database_url,
+        "OCS_BASE_URL": urls["ocs"],
+        "OCS_API_KEY": "test-key",
+        "OCS_EXPERIMENT_ID": "exp-1",
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "TELEGRAM_API_BASE_URL": urls["telegram"],
+        "TELEGRAM_BOT_USERNAME": "bridge_test_bot",
+        "TELEGRAM_RATE_PER_CHAT": "100000",
+        "TELEGRAM_RATE_PER_GROUP": "100000",
+        "TELEGRAM_RATE_PER_BOT": "100000",
+        "LOG_LEVEL": "warning",
+        "LOG_FORMAT": "json",
+        **extra,
     }
 
 
-def splitter(size: int) -> dict[str, float]:
-    text = ("A sentence with a [link](https://example.org/x) and some words. " * 8 + "\n\n") * (size // 540)
-    started = time.perf_counter()
-    parts = split_text(text, 4096, utf16_length)
-    return {"split_ms": (time.perf_counter() - started) * 1000, "parts": len(parts)}
+async def fresh_postgres(server_url: str, run: int) -> str:
+    import asyncpg
+
+    plain = server_url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(plain)
+    try:
+        await connection.execute(f"CREATE DATABASE bench_{run}")
+    finally:
+        await connection.close()
+    return server_url.rsplit("/", 1)[0] + f"/bench_{run}"
 
 
-def show(name: str, figures: dict[str, float]) -> None:
-    print(f"{name:<34}" + "  ".join(f"{k}={v:,.1f}" for k, v in figures.items()), flush=True)
+async def measure(
+    target: str,
+    scenario: Scenario,
+    run: int,
+    urls: dict[str, str],
+    workdir: Path,
+    postgres: str | None,
+    args: argparse.Namespace,
+) -> Result:
+    port = free_port()
+    log = workdir / f"{target}-{run}.log"
+    extra = dict(item.split("=", 1) for item in args.env)
+    if target == "ceiling":
+        command = ["-m", "bench.ceiling", str(port), urls["ocs"], "test-key", "exp-1"]
+        command += [urls["telegram"], TOKEN, SECRET]
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
+    else:
+        if target == "postgresql":
+            assert postgres is not None
+            database = await fresh_postgres(postgres, run)
+        else:
+            database = f"sqlite+aiosqlite:///{workdir / f'bench-{run}.db'}"
+        env = bridge_env(urls, port, database, extra)
+        subprocess.run(
+            [sys.executable, "-m", "bridge", "migrate"], env=env, cwd=workdir, check=True, stdout=subprocess.DEVNULL
+        )
+        command = ["-m", "bridge", "serve"]
+    process = start(command, env, log)
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}", process)
+        return await run_load(scenario, run, f"http://127.0.0.1:{port}", urls["control"], process.pid, args.timeout)
+    finally:
+        stop(process)
+
+
+def show(label: str, result: Result, ceiling: Result | None) -> None:
+    figures = dict(result.figures)
+    if ceiling is not None and ceiling.figures.get("answered/s"):
+        figures["ratio"] = figures["answered/s"] / ceiling.figures["answered/s"]
+    cells = [f"{figures[c]:.2f}" if c in figures else "-" for c in COLUMNS]
+    print(f"| {label} | " + " | ".join(cells) + f" | {result.check} |", flush=True)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--messages", type=int, default=1000)
-    parser.add_argument("--conversations", type=int, default=50)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--scenarios", default="fast,burst,crowd")
+    parser.add_argument("--targets", default="ceiling,sqlite,postgresql")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of conversations")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every answer")
+    parser.add_argument("--env", action="append", default=[], help="a bridge setting, NAME=VALUE")
     args = parser.parse_args()
-    logs.configure("console", "warning")
-    print(f"{args.messages} messages per run over {args.conversations} conversations, echo bot")
+    targets = args.targets.split(",")
+    if "postgresql" in targets and find_postgres_bin() is None:
+        print("PostgreSQL binaries not found: skipping the postgresql target", file=sys.stderr)
+        targets.remove("postgresql")
+    print(f"{os.cpu_count()} CPUs; target columns: " + ", ".join(COLUMNS))
+    print("| scenario / target | " + " | ".join(COLUMNS) + " | check |")
+    print("|---" * (len(COLUMNS) + 2) + "|")
+    run = int(time.time()) % 1000
     with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        databases = {"sqlite": f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"}
-        if find_postgres_bin() is not None:
-            databases["postgresql"] = stack.enter_context(start_postgres("bench"))
-        for name, url in databases.items():
-            await migrate(url)
-            for clients in (1, args.concurrency):
-                figures = await relay(url, args.messages, args.conversations, clients)
-                show(f"relay {name}, {clients} client(s)", figures)
-    show("split 100k chars", splitter(100_000))
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        urls = stack.enter_context(fakes())
+        postgres = stack.enter_context(start_postgres("bench")) if "postgresql" in targets else None
+        for key in args.scenarios.split(","):
+            base = SCENARIOS[key]
+            scenario = Scenario(
+                base.name, max(1, int(base.conversations * args.scale)), base.per_conversation, base.latency
+            )
+            ceiling: Result | None = None
+            for target in targets:
+                run += 1
+                result = await measure(target, scenario, run, urls, workdir, postgres, args)
+                if target == "ceiling":
+                    ceiling = result
+                show(f"{key} ({scenario.messages}) {target}", result, ceiling)
+    text = ("A sentence with a [link](https://example.org/x) and some words. " * 8 + "\n\n") * 185
+    started = time.perf_counter()
+    parts = split_text(text, 4096, utf16_length)
+    print(f"split 100k chars into {len(parts)} parts: {(time.perf_counter() - started) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

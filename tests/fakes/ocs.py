@@ -76,6 +76,10 @@ class FakeOCS:
         self.versions: set[int] = {1, 2} if versions is None else versions
         self.latency = 0.0
         """Seconds to wait before answering ``incoming_message``."""
+        self.answering = 0
+        """``incoming_message`` requests being answered right now."""
+        self.max_answering = 0
+        """The most ``incoming_message`` requests it was answering at the same time."""
         self.timeout_sleep = 3600.0
         """How long a ``"timeout"`` failure keeps the request open (cancelled on shutdown)."""
         self.reply: ReplyFn = _default_reply
@@ -347,15 +351,19 @@ class FakeOCS:
         if request.get("fail_500"):
             session.messages.append(FakeMessage("assistant", ERROR_REPLY, _now()))
             return _html(500, DJANGO_500)
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        self.answering += 1
+        self.max_answering = max(self.max_answering, self.answering)
         try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
             result = self.reply(text, session)
             if inspect.isawaitable(result):
                 result = await result
         except Exception:
             session.messages.append(FakeMessage("assistant", ERROR_REPLY, _now()))
             return _html(500, DJANGO_500)
+        finally:
+            self.answering -= 1
         response, files = (result, []) if isinstance(result, str) else result
         attachments = [self._serve(name, content) for name, content in files]
         session.messages.append(
