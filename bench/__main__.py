@@ -112,13 +112,19 @@ async def measure(
             database = f"sqlite+aiosqlite:///{workdir / f'bench-{run}.db'}"
         env = bridge_env(urls, port, database, extra)
         subprocess.run(
-            [sys.executable, "-m", "bridge", "migrate"], env=env, cwd=workdir, check=True, stdout=subprocess.DEVNULL
+            [sys.executable, "-m", "bridge", "migrate"],
+            env=env,
+            cwd=workdir,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         command = ["-m", "bridge", "serve"]
     process = start(command, env, log)
     try:
         await wait_healthy(f"http://127.0.0.1:{port}", process)
-        return await run_load(scenario, run, f"http://127.0.0.1:{port}", urls["control"], process.pid, args.timeout)
+        return await run_load(
+            scenario, run, f"http://127.0.0.1:{port}", urls["control"], process.pid, args.timeout
+        )
     finally:
         stop(process)
 

@@ -97,9 +97,7 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: floa
     raise RuntimeError("target did not become healthy")
 
 
-async def run_load(
-    scenario: Scenario, run: int, url: str, control: str, pid: int, timeout: float
-) -> Result:
+async def run_load(scenario: Scenario, run: int, url: str, control: str, pid: int, timeout: float) -> Result:
     chats = updates(scenario, run)
     acks: list[float] = []
     posted: dict[tuple[str, str], float] = {}

@@ -134,9 +134,11 @@ def _with_store(action: Callable[[Store], Awaitable[int]], settings: Settings) -
         if settings.is_sqlite:
             await migrate(settings.database_url)
         engine = create_engine(settings.database_url)
+        store = Store(engine)
         try:
-            return await action(Store(engine))
+            return await action(store)
         finally:
+            await store.close()
             await engine.dispose()
 
     return asyncio.run(run())

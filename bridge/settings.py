@@ -45,6 +45,8 @@ class BotSettings(BaseModel):
     version: int | None = Field(default=None, ge=1)
     read_timeout: float = Field(default=120.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
+    # Requests in flight to this bot at once (per process); its HTTP connection pool follows it.
+    max_in_flight: int = Field(default=1000, ge=1, le=100_000)
 
 
 class ChannelSettings(BaseModel):
@@ -79,13 +81,16 @@ class WorkerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    concurrency: int = Field(default=16, ge=1, le=1000)
+    # Conversations one process works on at once. Each waiting one costs a coroutine, not a
+    # connection: the bots' ``max_in_flight`` is what bounds the requests to them.
+    concurrency: int = Field(default=10_000, ge=1, le=1_000_000)
     lease_seconds: float = Field(default=20.0, ge=2)
     poll_interval: float = Field(default=1.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
     retry_base: float = Field(default=2.0, ge=0)
     retry_max: float = Field(default=300.0, ge=0)
     session_idle_timeout: float | None = Field(default=None, gt=0)  # seconds; unset = never
+    typing_delay: float = Field(default=1.0, ge=0)  # a bot this fast needs no "typing..."
     typing_interval: float = Field(default=4.0, gt=0)
     shutdown_grace: float = Field(default=10.0, ge=0)
 
@@ -202,6 +207,7 @@ def _env_bot(env: Mapping[str, str]) -> dict[str, Any]:
         ("OCS_EXPERIMENT_VERSION", "version"),
         ("OCS_READ_TIMEOUT", "read_timeout"),
         ("OCS_CONNECT_TIMEOUT", "connect_timeout"),
+        ("BOT_MAX_IN_FLIGHT", "max_in_flight"),
     ):
         if env.get(var):
             bot[field] = env[var]
@@ -262,6 +268,7 @@ _REVERSE_BOT = {
     "version": "OCS_EXPERIMENT_VERSION",
     "read_timeout": "OCS_READ_TIMEOUT",
     "connect_timeout": "OCS_CONNECT_TIMEOUT",
+    "max_in_flight": "BOT_MAX_IN_FLIGHT",
     "backend": "BOT_BACKEND",
 }
 

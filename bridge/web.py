@@ -67,8 +67,10 @@ def _core_context(
         bots = {name: build_bot(bot) for name, bot in settings.bots.items()}
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(engine.dispose)
+            store = Store(engine)
+            stack.push_async_callback(store.close)
             http = await stack.enter_async_context(aiohttp.ClientSession())
-            core = Core(settings=settings, store=Store(engine), http=http, channels=channels, bots=bots)
+            core = Core(settings=settings, store=store, http=http, channels=channels, bots=bots)
             for bot in bots.values():
                 await bot.start()
                 stack.push_async_callback(bot.stop)

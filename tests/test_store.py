@@ -45,52 +45,74 @@ async def test_concurrent_identical_deliveries_store_one_message(store):
     assert len({r.public_id for r in results}) == 1
 
 
+def ids(claims):
+    return [c.conversation.id for c in claims]
+
+
 async def test_a_conversation_is_held_by_one_worker_at_a_time(store):
     for person in ("a", "b", "c"):
         await store.accept(message(person, person))
     one, two = Queue(store, "one", 30), Queue(store, "two", 30)
-    claimed = await asyncio.gather(one.claim(10), two.claim(10))
+    claimed = [ids(c) for c in await asyncio.gather(one.claim(10), two.claim(10))]
     assert sorted(claimed[0] + claimed[1]) == sorted(set(claimed[0] + claimed[1]))
     assert len(claimed[0] + claimed[1]) == 3
     assert await one.claim(10) == [] and await two.claim(10) == []
 
 
+async def test_a_claim_brings_the_pending_work_and_leases_are_renewed_in_one_go(store):
+    for n in range(3):
+        await store.accept(message("a", str(n), text=f"m{n}"))
+    await store.accept(message("b", "b1", text="other"))
+    queue = Queue(store, "w", 0.5)
+    claims = {c.conversation.person.key: c for c in await queue.claim(10)}
+    assert [m.text for m in claims["a"].messages] == ["m0", "m1", "m2"]
+    assert [m.text for m in claims["b"].messages] == ["other"]
+    for _ in range(3):  # renewed faster than the lease runs out: nobody else can claim them
+        await asyncio.sleep(0.3)
+        await queue.renew()
+        assert await Queue(store, "other", 30).claim(10) == []
+
+
 async def test_an_expired_lease_is_claimed_again(store):
     accepted = await store.accept(message("a", "1"))
     dead = Queue(store, "crashed", 0.2)
-    assert await dead.claim(1) == [accepted.conversation_id]
+    assert ids(await dead.claim(1)) == [accepted.conversation_id]
     alive = Queue(store, "alive", 30)
     assert await alive.claim(1) == []
     await asyncio.sleep(0.3)
-    assert await alive.claim(1) == [accepted.conversation_id]
-    assert await dead.work(accepted.conversation_id) is None  # the crashed owner lost it
+    assert ids(await alive.claim(1)) == [accepted.conversation_id]
+    assert await dead.reload(accepted.conversation_id) is None  # the crashed owner lost it
 
 
 async def test_release_keeps_a_conversation_that_got_new_work(store):
-    first = await store.accept(message("a", "1"))
+    first = await store.accept(message("a", "1", text="one"))
     queue = Queue(store, "w", 30)
-    [conversation_id] = await queue.claim(1)
-    work = await queue.work(conversation_id)
-    await store.accept(message("a", "2"))  # arrives while the worker looks
-    assert not await queue.release(conversation_id, seq=work.seq)
-    work = await queue.work(conversation_id)
-    assert await queue.release(conversation_id, seq=work.seq)
-    assert first.conversation_id == conversation_id
+    [claim] = await queue.claim(1)
+    await store.accept(message("a", "2", text="two"))  # arrives while the worker looks
+    assert not await queue.release(claim.conversation.id, seq=claim.seq)
+    claim = await queue.reload(claim.conversation.id)
+    assert [m.text for m in claim.messages] == ["one", "two"]
+    assert await queue.release(claim.conversation.id, seq=claim.seq)
+    assert first.conversation_id == claim.conversation.id
 
 
 async def test_messages_come_out_in_arrival_order_and_backoff_holds_the_line(store):
     for n in range(3):
         await store.accept(message("a", str(n), text=f"m{n}"))
     queue = Queue(store, "w", 30)
-    [conversation_id] = await queue.claim(1)
-    head = (await queue.work(conversation_id)).message
+    [claim] = await queue.claim(1)
+    head = claim.messages[0]
     assert head.text == "m0"
-    await queue.retry_message(head, utcnow() + timedelta(seconds=60), "OCS answered 503")
-    head = (await queue.work(conversation_id)).message
-    assert head.text == "m0" and head.attempts == 1  # later messages wait behind it
+    await queue.retry_message(head, utcnow() + timedelta(seconds=0.5), "OCS answered 503")
+    assert await queue.claim(1) == []  # let go until the retry is due: later messages wait behind it
+    await asyncio.sleep(0.6)
+    [claim] = await queue.claim(1)
+    head = claim.messages[0]
+    assert head.text == "m0" and head.attempts == 1
+    assert head.relayed_at is not None  # the next attempt asks the bot's history first
     assert await queue.complete(head, [("answer", ())])
-    work = await queue.work(conversation_id)
-    assert work.part.text == "answer" and work.message.text == "m1"
+    claim = await queue.reload(claim.conversation.id)
+    assert [p.text for p in claim.parts] == ["answer"] and claim.messages[0].text == "m1"
     assert [p.text for p in await store.parts_of(head.id)] == ["answer"]
 
 

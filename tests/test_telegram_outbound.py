@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -105,13 +106,13 @@ def _ends(name: str):  # type: ignore[no-untyped-def]
     return lambda params: str(params.get("document", "")).endswith(name)
 
 
-async def test_typing_is_repeated_while_the_bot_thinks(
+async def test_typing_starts_after_a_moment_and_is_repeated_while_the_bot_thinks(
     tmp_path: Path, tg: FakeTelegram, fake_ocs: FakeOCS
 ) -> None:
-    """A 12-second answer with typing every 4 s, at a tenth of the time: 1.2 s, every 0.4 s."""
-    fake_ocs.latency = 1.2
+    """A 14-second answer, "typing..." after 1 s and every 4 s, at a tenth of the time."""
+    fake_ocs.latency = 1.4
     async with running_bridge(
-        tmp_path / "b.db", tg, **fake_ocs.env(), WORKER_TYPING_INTERVAL="0.4"
+        tmp_path / "b.db", tg, **fake_ocs.env(), WORKER_TYPING_DELAY="0.1", WORKER_TYPING_INTERVAL="0.4"
     ) as bridge:
         await bridge.deliver(text_update("think hard"))
         await tg.wait_for(lambda: len(tg.texts(42)) == 1, timeout=5)
@@ -122,6 +123,23 @@ async def test_typing_is_repeated_while_the_bot_thinks(
     assert all(t.at < answer.at for t in typing)  # stops once the answer is sent
     gaps = [b.at - a.at for a, b in itertools.pairwise(typing)]
     assert all(0.3 < gap < 0.8 for gap in gaps), gaps
+
+
+async def test_a_fast_bot_needs_no_typing_and_a_slow_one_gets_it(
+    tmp_path: Path, tg: FakeTelegram, fake_ocs: FakeOCS
+) -> None:
+    async with running_bridge(tmp_path / "b.db", tg, **fake_ocs.env()) as bridge:  # default settings
+        for n in range(5):
+            await bridge.deliver(text_update(f"quick {n}"))
+        await tg.wait_for(lambda: len(tg.texts(42)) == 5, timeout=5)
+        assert tg.calls("sendChatAction") == []  # answers in milliseconds: nothing to show
+        fake_ocs.latency = 3
+        posted = time.monotonic()
+        await bridge.deliver(text_update("slow", chat_id=43))
+        await tg.wait_for(lambda: len(tg.texts(43)) == 1, timeout=8)
+    typing = tg.calls("sendChatAction", 43)
+    assert 1 <= len(typing) <= 2  # after about a second, then again after about four
+    assert typing[0].at - posted > 0.9
 
 
 async def test_429_is_honoured_and_order_kept(bridge: Bridge, tg: FakeTelegram, fake_ocs: FakeOCS) -> None:

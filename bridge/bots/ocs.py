@@ -17,6 +17,7 @@ from bridge.model import Attachment, Conversation, Reply
 from bridge.settings import BotSettings
 
 RETRYABLE_STATUS = {429, 502, 503, 504}
+SPARE_CONNECTIONS = 8  # beside the answers in flight: session reads, checks
 
 
 class OcsBot(Bot):
@@ -30,10 +31,13 @@ class OcsBot(Bot):
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
         )
+        self._connections = settings.max_in_flight + SPARE_CONNECTIONS
         self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(
+            # The pool follows the bot's in-flight bound (aiohttp's default of 100 would cap it).
+            connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=self._connections),
             timeout=self._timeout,
             headers={"X-api-key": self._key.get_secret_value(), "Accept": "application/json"},
         )

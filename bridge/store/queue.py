@@ -1,49 +1,57 @@
 """The durable job queue, as the workers see it.
 
 A conversation with work has ``next_run_at`` set. A worker claims it by taking a lease
-(``lease_owner``, ``lease_until``) and renews the lease while it works; a crashed worker's lease
-simply runs out and another worker claims the conversation. Only one worker holds a conversation,
-so its messages are handled one at a time, in arrival order; different conversations run in
-parallel. ``inbox_seq`` is bumped by every new piece of work, so a worker only lets go of a
-conversation it has seen empty (no message slips in between the check and the release).
+(``lease_owner``, ``lease_until``), keeps what the claim read in memory while it holds the lease,
+and renews all its leases in one statement; a crashed worker's leases simply run out and another
+worker claims the conversations. Only one worker holds a conversation, so its messages are
+handled one at a time, in arrival order; different conversations run in parallel. ``inbox_seq`` is
+bumped by every new piece of work, so a worker only lets go of a conversation it has seen empty
+(no message slips in between the check and the release).
+
+Before a message is handed to the bot its ``relayed_at`` is set durably (by the claim for the first
+message, by the previous message's outcome for the next): a later attempt then asks the bot's
+history first, so a turn the bot already took is never sent twice. Every write goes through the
+store's ``Writer`` (shared commits); the hot paths are SQLAlchemy Core statements.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.model import Attachment, Conversation
-from bridge.store.records import (
-    DeadLetter,
-    StoredMessage,
-    StoredPart,
-    attachments_json,
-    to_conversation,
-    to_message,
-    to_part,
-)
+from bridge.model import Attachment, Conversation, Person
+from bridge.store.records import DeadLetter, StoredMessage, StoredPart, attachments_json
 from bridge.store.repo import Store
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
 
-Row = TypeVar("Row", MessageRow, PartRow)
+C = ConversationRow.__table__.c
+M = MessageRow.__table__.c
+P = PartRow.__table__.c
+Columns = list[Any]
+_CONVERSATION: Columns = [C.id, C.channel, C.person_key, C.address, C.person_name, C.platform]
+_CONVERSATION += [C.session_id, C.state, C.blocked, C.inbox_seq, C.last_activity_at]
+_MESSAGE: Columns = [M.id, M.public_id, M.conversation_id, M.channel, M.kind, M.text, M.what, M.status]
+_MESSAGE += [M.attempts, M.next_attempt_at, M.error, M.received_at, M.relayed_at]
+_PART: Columns = [P.id, P.conversation_id, P.message_id, P.seq, P.text, P.attachments, P.status]
+_PART += [P.attempts, P.next_attempt_at, P.error, P.created_at, P.delivery_status]
+UNCHANGED: Any = object()
 
 
-@dataclass(frozen=True, slots=True)
-class Work:
-    """A claimed conversation as the worker last read it."""
+@dataclass(slots=True)
+class Claim:
+    """A claimed conversation and its pending work, as read when it was claimed (or reloaded)."""
 
     conversation: Conversation
     seq: int
     blocked: bool
     last_activity_at: datetime
-    part: StoredPart | None  # the oldest reply part waiting to go out
-    message: StoredMessage | None  # the oldest message waiting for the bot
-    more_messages: bool  # others wait behind ``message``
+    parts: list[StoredPart] = field(default_factory=list)  # reply parts waiting to go out, in order
+    messages: list[StoredMessage] = field(default_factory=list)  # waiting for the bot, in order
 
 
 class Queue:
@@ -53,76 +61,69 @@ class Queue:
         self.lease = timedelta(seconds=lease_seconds)
 
     # leases -------------------------------------------------------------------------------------
-    async def claim(self, limit: int) -> list[int]:
-        """Lease up to ``limit`` conversations that have work due and no live lease."""
+    async def claim(self, limit: int) -> list[Claim]:
+        """Lease up to ``limit`` conversations that have work due and no live lease, with their work."""
+        return await self.store.writer(functools.partial(self._claim, limit))
+
+    async def _claim(self, limit: int, connection: AsyncConnection) -> list[Claim]:
         now = utcnow()
-        c = ConversationRow
-        query = (
-            select(c.id)
-            .where(c.next_run_at <= now, or_(c.lease_until.is_(None), c.lease_until < now))
-            .order_by(c.next_run_at)
+        due = (
+            select(C.id)
+            .where(C.next_run_at <= now, or_(C.lease_until.is_(None), C.lease_until < now))
+            .order_by(C.next_run_at)
             .limit(limit)
         )
         if self.store.is_postgres:
-            query = query.with_for_update(skip_locked=True)
-        async with self.store.writing() as session:
-            ids = list(await session.scalars(query))
-            if ids:
-                await session.execute(
-                    update(c)
-                    .where(c.id.in_(ids))
-                    .values(lease_owner=self.owner, lease_until=now + self.lease)
-                )
-            return ids
+            due = due.with_for_update(skip_locked=True)
+        rows = await connection.execute(
+            update(ConversationRow)
+            .where(C.id.in_(due.scalar_subquery()))
+            .values(lease_owner=self.owner, lease_until=now + self.lease)
+            .returning(*_CONVERSATION)
+        )
+        return await _with_work(connection, list(rows), now)
 
-    async def renew(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        c = ConversationRow
-        async with self.store.writing() as session:
-            await session.execute(
-                update(c)
-                .where(c.id.in_(ids), c.lease_owner == self.owner)
+    async def reload(self, conversation_id: int) -> Claim | None:
+        """Read a held conversation and its work again (new work arrived); None if the lease is lost."""
+        return await self.store.writer(functools.partial(self._reload, conversation_id))
+
+    async def _reload(self, conversation_id: int, connection: AsyncConnection) -> Claim | None:
+        rows = list(
+            await connection.execute(
+                select(*_CONVERSATION).where(C.id == conversation_id, C.lease_owner == self.owner)
+            )
+        )
+        claims = await _with_work(connection, rows, utcnow())
+        return claims[0] if claims else None
+
+    async def renew(self) -> None:
+        """Keep every lease of this worker alive (one statement, however many it holds)."""
+
+        async def renew(connection: AsyncConnection) -> None:
+            await connection.execute(
+                update(ConversationRow)
+                .where(C.lease_owner == self.owner)
                 .values(lease_until=utcnow() + self.lease)
             )
+
+        await self.store.writer(renew)
 
     async def release(
         self, conversation_id: int, *, seq: int | None = None, run_at: datetime | None = None
     ) -> bool:
         """Let go of a conversation. With ``seq``: only if no work arrived since (else False)."""
-        c = ConversationRow
-        query = update(c).where(c.id == conversation_id, c.lease_owner == self.owner)
-        if seq is not None:
-            query = query.where(c.inbox_seq == seq)
-        async with self.store.writing() as session:
-            result = await session.execute(
-                query.values(next_run_at=run_at, lease_owner=None, lease_until=None)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await self.store.writer(functools.partial(self._release, conversation_id, seq, run_at))
 
-    async def work(self, conversation_id: int) -> Work | None:
-        """The conversation and what it has to do next, or None if this worker no longer holds it."""
-        async with self.store.reading() as session:
-            row = await session.get(ConversationRow, conversation_id)
-            if row is None or row.lease_owner != self.owner:
-                return None
-            parts = await _oldest_pending(session, PartRow, conversation_id, 1)
-            part = parts[0] if parts else None
-            messages = await _oldest_pending(session, MessageRow, conversation_id, 2)
-            part_of: str | None = None
-            if part is not None and part.message_id is not None:
-                part_of = await session.scalar(
-                    select(MessageRow.public_id).where(MessageRow.id == part.message_id)
-                )
-            return Work(
-                to_conversation(row),
-                row.inbox_seq,
-                row.blocked,
-                row.last_activity_at,
-                None if part is None else to_part(part, part_of),
-                to_message(messages[0]) if messages else None,
-                len(messages) > 1,
-            )
+    async def _release(
+        self, conversation_id: int, seq: int | None, run_at: datetime | None, connection: AsyncConnection
+    ) -> bool:
+        query = update(ConversationRow).where(C.id == conversation_id, C.lease_owner == self.owner)
+        if seq is not None:
+            query = query.where(C.inbox_seq == seq)
+        result = await connection.execute(
+            query.values(next_run_at=run_at, lease_owner=None, lease_until=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # outcomes -----------------------------------------------------------------------------------
     async def complete(
@@ -131,98 +132,207 @@ class Queue:
         parts: list[tuple[str, tuple[Attachment, ...]]],
         *,
         dead_reason: str | None = None,
+        next_message: StoredMessage | None = None,
     ) -> list[StoredPart] | None:
         """Store the reply parts and close the message, in one transaction, if we still hold the
-        lease; the stored parts (to send now), or None if the lease was lost."""
-        now = utcnow()
-        async with self.store.writing() as session:
-            if not await self._still_ours(session, message.conversation_id, now):
+        lease; the stored parts (to send now), or None if the lease was lost. ``next_message`` is
+        the one to be handed to the bot next: noted as relayed in the same transaction."""
+
+        async def complete(connection: AsyncConnection) -> list[StoredPart] | None:
+            now = utcnow()
+            if not await self._touch(connection, message.conversation_id, now):
                 return None
-            rows = [
-                PartRow(
-                    conversation_id=message.conversation_id,
-                    message_id=message.id,
-                    seq=i,
-                    text=text,
-                    attachments=attachments_json(attachments),
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-                for i, (text, attachments) in enumerate(parts)
-            ]
-            session.add_all(rows)
-            await session.execute(
+            stored = await _insert_parts(connection, message.conversation_id, message.id, parts, now)
+            await connection.execute(
                 update(MessageRow)
-                .where(MessageRow.id == message.id)
+                .where(M.id == message.id)
                 .values(status="dead" if dead_reason else "done", error=dead_reason, done_at=now)
             )
-            await session.flush()
-            return [to_part(row, message.public_id) for row in rows]
+            if next_message is not None:
+                await _mark_relayed(connection, [next_message.id], now)
+            return [_part_record(part, message.public_id) for part in stored]
 
-    async def mark_relayed(self, message: StoredMessage) -> None:
-        """Durably note that the message is being handed to the bot (a later attempt checks the
-        bot's history first, so a turn the bot already took is not sent twice)."""
-        async with self.store.writing() as session:
-            await session.execute(
-                update(MessageRow).where(MessageRow.id == message.id).values(relayed_at=utcnow())
+        return await self.store.writer(complete)
+
+    async def set_session(self, conversation_id: int, session_id: str | None) -> None:
+        async def set_session(connection: AsyncConnection) -> None:
+            await connection.execute(
+                update(ConversationRow)
+                .where(C.id == conversation_id)
+                .values(session_id=session_id, last_activity_at=utcnow())
             )
+
+        await self.store.writer(set_session)
 
     async def retry_message(self, message: StoredMessage, at: datetime, reason: str) -> None:
-        async with self.store.writing() as session:
-            await session.execute(
-                update(MessageRow)
-                .where(MessageRow.id == message.id)
-                .values(attempts=MessageRow.attempts + 1, next_attempt_at=at, error=reason)
-            )
+        """The bot failed in a way that is safe to retry: try again at ``at`` (the conversation is
+        let go until then, holding nothing)."""
 
-    async def part_sent(self, part: StoredPart, platform_message_id: str | None) -> None:
-        await self._part(part, status="sent", platform_message_id=platform_message_id, sent_at=utcnow())
+        async def retry(connection: AsyncConnection) -> None:
+            await connection.execute(
+                update(MessageRow)
+                .where(M.id == message.id)
+                .values(attempts=M.attempts + 1, next_attempt_at=at, error=reason)
+            )
+            await self._release(message.conversation_id, None, at, connection)
+
+        await self.store.writer(retry)
+
+    async def part_sent(
+        self, part: StoredPart, platform_id: str | None, *, release_seq: int | None = None
+    ) -> bool:
+        """Note a part as sent; with ``release_seq``, also let go of the conversation if nothing
+        arrived since (the result of that release)."""
+
+        async def sent(connection: AsyncConnection) -> bool:
+            await connection.execute(
+                update(PartRow)
+                .where(P.id == part.id)
+                .values(status="sent", platform_message_id=platform_id, sent_at=utcnow())
+            )
+            if release_seq is None:
+                return False
+            return await self._release(part.conversation_id, release_seq, None, connection)
+
+        return await self.store.writer(sent)
 
     async def part_retry(self, part: StoredPart, at: datetime, reason: str) -> None:
-        await self._part(part, attempts=part.attempts + 1, next_attempt_at=at, error=reason)
+        """Sending failed, safe to retry at ``at``: the conversation is let go until then."""
+
+        async def retry(connection: AsyncConnection) -> None:
+            await connection.execute(
+                update(PartRow)
+                .where(P.id == part.id)
+                .values(attempts=part.attempts + 1, next_attempt_at=at, error=reason)
+            )
+            await self._release(part.conversation_id, None, at, connection)
+
+        await self.store.writer(retry)
 
     async def part_dead(self, part: StoredPart, reason: str) -> None:
-        await self._part(part, status="dead", attempts=part.attempts + 1, error=reason)
+        async def dead(connection: AsyncConnection) -> None:
+            await connection.execute(
+                update(PartRow)
+                .where(P.id == part.id)
+                .values(status="dead", attempts=part.attempts + 1, error=reason)
+            )
 
-    async def _part(self, part: StoredPart, **values: object) -> None:
-        async with self.store.writing() as session:
-            await session.execute(update(PartRow).where(PartRow.id == part.id).values(**values))
+        await self.store.writer(dead)
 
-    async def _still_ours(self, session: AsyncSession, conversation_id: int, now: datetime) -> bool:
-        result = await session.execute(
+    async def _touch(self, connection: AsyncConnection, conversation_id: int, now: datetime) -> bool:
+        """Note activity, if this worker still holds the conversation."""
+        result = await connection.execute(
             update(ConversationRow)
-            .where(ConversationRow.id == conversation_id, ConversationRow.lease_owner == self.owner)
+            .where(C.id == conversation_id, C.lease_owner == self.owner)
             .values(last_activity_at=now)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def _oldest_pending(
-    session: AsyncSession, table: type[Row], conversation_id: int, limit: int
-) -> list[Row]:
-    rows = await session.scalars(
-        select(table)
-        .where(table.conversation_id == conversation_id, table.status == "pending")
-        .order_by(table.id)
-        .limit(limit)
+# reading work -----------------------------------------------------------------------------------
+async def _with_work(connection: AsyncConnection, rows: list[Any], now: datetime) -> list[Claim]:
+    """Claims for the conversation rows, with their pending messages and parts (two queries for all);
+    the first message of each is noted as relayed (it goes to the bot next)."""
+    if not rows:
+        return []
+    claims = {row.id: _claim_record(row) for row in rows}
+    messages = await connection.execute(
+        select(*_MESSAGE).where(M.conversation_id.in_(claims), M.status == "pending").order_by(M.id)
     )
-    return list(rows)
+    for row in messages:
+        claims[row.conversation_id].messages.append(_message_record(row))
+    parts = await connection.execute(
+        select(*_PART, M.public_id)
+        .outerjoin(MessageRow, M.id == P.message_id)
+        .where(P.conversation_id.in_(claims), P.status == "pending")
+        .order_by(P.id)
+    )
+    for row in parts:
+        claims[row.conversation_id].parts.append(_part_record(row, row.public_id))
+    await _mark_relayed(connection, [c.messages[0].id for c in claims.values() if c.messages], now)
+    return list(claims.values())
 
 
+async def _mark_relayed(connection: AsyncConnection, message_ids: list[int], now: datetime) -> None:
+    if message_ids:
+        await connection.execute(
+            update(MessageRow).where(M.id.in_(message_ids), M.relayed_at.is_(None)).values(relayed_at=now)
+        )
+
+
+async def _insert_parts(
+    connection: AsyncConnection,
+    conversation_id: int,
+    message_id: int | None,
+    parts: list[tuple[str, tuple[Attachment, ...]]],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    rows = [
+        {
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "seq": i,
+            "text": text,
+            "attachments": attachments_json(attachments),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "error": None,
+            "created_at": now,
+            "delivery_status": None,
+        }
+        for i, (text, attachments) in enumerate(parts)
+    ]
+    if rows:
+        ids = await connection.scalars(
+            insert(PartRow).returning(P.id, sort_by_parameter_order=True), rows
+        )
+        for row, part_id in zip(rows, ids, strict=True):
+            row["id"] = part_id
+    return rows
+
+
+def _claim_record(row: Any) -> Claim:
+    person = Person(key=row.person_key, address=row.address, name=row.person_name, platform=row.platform)
+    conversation = Conversation(row.id, row.channel, person, row.session_id, dict(row.state or {}))
+    return Claim(conversation, row.inbox_seq, row.blocked, row.last_activity_at)
+
+
+def _message_record(row: Any) -> StoredMessage:
+    return StoredMessage(**{column.name: getattr(row, column.name) for column in _MESSAGE})
+
+
+def _part_record(row: Any, message_ref: str | None) -> StoredPart:
+    values = row if isinstance(row, dict) else row._mapping
+    return StoredPart(
+        id=values["id"],
+        conversation_id=values["conversation_id"],
+        message_id=values["message_id"],
+        seq=values["seq"],
+        text=values["text"],
+        attachments=tuple(Attachment(**a) for a in values["attachments"] or ()),
+        status=values["status"],
+        attempts=values["attempts"],
+        next_attempt_at=values["next_attempt_at"],
+        error=values["error"],
+        created_at=values["created_at"],
+        message_ref=message_ref,
+        delivery_status=values["delivery_status"],
+    )
+
+
+# dead letters (the CLI) -------------------------------------------------------------------------
 async def dead_letters(store: Store) -> list[DeadLetter]:
-    c = ConversationRow
     async with store.reading() as session:
         messages = await session.execute(
-            select(MessageRow.id, c.channel, c.person_key, MessageRow.received_at, MessageRow.error)
-            .join(c, c.id == MessageRow.conversation_id)
-            .where(MessageRow.status == "dead")
+            select(M.id, C.channel, C.person_key, M.received_at, M.error)
+            .join(ConversationRow, C.id == M.conversation_id)
+            .where(M.status == "dead")
         )
         parts = await session.execute(
-            select(PartRow.id, c.channel, c.person_key, PartRow.created_at, PartRow.error)
-            .join(c, c.id == PartRow.conversation_id)
-            .where(PartRow.status == "dead")
+            select(P.id, C.channel, C.person_key, P.created_at, P.error)
+            .join(ConversationRow, C.id == P.conversation_id)
+            .where(P.status == "dead")
         )
         letters = [DeadLetter(f"in-{i}", ch, key, at, err or "") for i, ch, key, at, err in messages]
         letters += [DeadLetter(f"out-{i}", ch, key, at, err or "") for i, ch, key, at, err in parts]
@@ -248,10 +358,9 @@ async def revive(store: Store, ref: str) -> bool:
         )
         if conversation_id is None:
             return False
-        c = ConversationRow
         await session.execute(
-            update(c)
-            .where(c.id == conversation_id)
-            .values(inbox_seq=c.inbox_seq + 1, next_run_at=func.coalesce(c.next_run_at, now), blocked=False)
+            update(ConversationRow)
+            .where(C.id == conversation_id)
+            .values(inbox_seq=C.inbox_seq + 1, next_run_at=func.coalesce(C.next_run_at, now), blocked=False)
         )
         return True

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import JSON, String, cast, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from bridge.model import Conversation, InboundMessage, Person
 from bridge.store.db import sessionmaker
@@ -27,6 +29,7 @@ from bridge.store.records import (
     to_part,
 )
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
+from bridge.store.writer import Writer
 
 _DELIVERY_RANK = {
     "accepted": 0,
@@ -56,6 +59,11 @@ class Store:
         else:
             self._reader = self._writer
             self._write_lock = None
+        self.writer = Writer(engine, self._write_lock)
+
+    async def close(self) -> None:
+        """Finish the writes under way (the engine is the caller's to dispose of)."""
+        await self.writer.close()
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
@@ -73,53 +81,61 @@ class Store:
 
     # inbound ------------------------------------------------------------------------------------
     async def accept(self, message: InboundMessage, *, unblock: bool = True) -> Accepted:
-        """Store a message durably in one transaction; a platform retry is recognised. With
-        ``unblock``, a blocked person who writes again can be answered again.
+        """Store a message durably; a platform retry is recognised (by the unique index, in the same
+        statement). With ``unblock``, a blocked person who writes again can be answered again.
+        Concurrent calls share a commit (see ``Writer``) and go before the workers' writes.
 
         Raises ``ValueError`` for ids too long to store (the caller answers 400)."""
         message = clean_message(message)
-        try:
-            async with self.writing() as session:
-                existing = await self._find_message(session, message.channel, message.platform_id)
-                if existing is not None:
-                    return Accepted(existing.id, existing.public_id, existing.conversation_id, True)
-                conversation_id = await self._upsert_conversation(
-                    session, message.channel, message.person, unblock=unblock
-                )
-                if message.state:  # e.g. the number the person wrote to, for the replies
-                    conversation = await session.get(ConversationRow, conversation_id)
-                    assert conversation is not None
-                    if {**conversation.state, **message.state} != conversation.state:
-                        conversation.state = {**conversation.state, **message.state}
-                row = MessageRow(
-                    public_id=secrets.token_urlsafe(16),
-                    conversation_id=conversation_id,
-                    channel=message.channel,
-                    platform_id=message.platform_id,
-                    kind=message.kind.value,
-                    text=message.text,
-                    what=message.what,
-                    context=message.context,
-                )
-                session.add(row)
-                await session.flush()
-                return Accepted(row.id, row.public_id, conversation_id, duplicate=False)
-        except IntegrityError:  # the same platform message accepted concurrently by another process
-            async with self.reading() as session:
-                existing = await self._find_message(session, message.channel, message.platform_id)
-            if existing is None:
-                raise
-            return Accepted(existing.id, existing.public_id, existing.conversation_id, duplicate=True)
+        return await self.writer(functools.partial(self._accept, message, unblock), urgent=True)
 
-    async def _find_message(self, session: AsyncSession, channel: str, platform_id: str) -> MessageRow | None:
-        return await session.scalar(
-            select(MessageRow).where(MessageRow.channel == channel, MessageRow.platform_id == platform_id)
+    async def _accept(self, message: InboundMessage, unblock: bool, connection: AsyncConnection) -> Accepted:
+        conversation_id = await self.upsert_conversation(
+            connection, message.channel, message.person, unblock=unblock, state=message.state
         )
+        m = MessageRow.__table__.c
+        public_id = secrets.token_urlsafe(16)
+        inserted = await connection.scalar(
+            self._insert(MessageRow)
+            .values(
+                public_id=public_id,
+                conversation_id=conversation_id,
+                channel=message.channel,
+                platform_id=message.platform_id,
+                kind=message.kind.value,
+                text=message.text,
+                what=message.what,
+                context=message.context,
+            )
+            .on_conflict_do_nothing(index_elements=["channel", "platform_id"])
+            .returning(m.id)
+        )
+        if inserted is not None:
+            return Accepted(inserted, public_id, conversation_id, duplicate=False)
+        existing = (
+            await connection.execute(
+                select(m.id, m.public_id, m.conversation_id).where(
+                    m.channel == message.channel, m.platform_id == message.platform_id
+                )
+            )
+        ).one()
+        return Accepted(existing.id, existing.public_id, existing.conversation_id, duplicate=True)
 
-    async def _upsert_conversation(
-        self, session: AsyncSession, channel: str, person: Person, *, work: bool = True, unblock: bool = False
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
+
+    async def upsert_conversation(
+        self,
+        connection: AsyncConnection,
+        channel: str,
+        person: Person,
+        *,
+        work: bool = True,
+        unblock: bool = False,
+        state: dict[str, Any] | None = None,
     ) -> int:
-        """Create or touch the conversation; with ``work``, mark it as having something to do."""
+        """Create or touch the conversation; with ``work``, mark it as having something to do;
+        ``state`` is merged into its stored state."""
         now = utcnow()
         values = {
             "channel": channel,
@@ -127,14 +143,13 @@ class Store:
             "address": person.address,
             "person_name": person.name,
             "platform": person.platform,
-            "state": {},
+            "state": state or {},
             "blocked": False,
             "inbox_seq": 1 if work else 0,
             "next_run_at": now if work else None,
             "last_activity_at": now,
             "created_at": now,
         }
-        insert = (postgresql.insert if self.is_postgres else sqlite.insert)(ConversationRow).values(values)
         table = ConversationRow.__table__.c
         changes: dict[str, Any] = {"address": person.address}
         if person.name:
@@ -146,10 +161,22 @@ class Store:
             }
         if unblock:
             changes["blocked"] = False
-        statement = insert.on_conflict_do_update(
-            index_elements=["channel", "person_key"], set_=changes
-        ).returning(table.id)
-        return int((await session.execute(statement)).scalar_one())
+        if state:
+            changes["state"] = self._merged(table.state, state)
+        statement = (
+            self._insert(ConversationRow)
+            .values(values)
+            .on_conflict_do_update(index_elements=["channel", "person_key"], set_=changes)
+            .returning(table.id)
+        )
+        return int((await connection.execute(statement)).scalar_one())
+
+    def _merged(self, column: Any, patch: dict[str, Any]) -> Any:
+        """``column`` (JSON) with ``patch``'s keys set, in SQL."""
+        value = literal(json.dumps(patch), String)
+        if self.is_postgres:
+            return cast(cast(column, JSONB).op("||")(cast(value, JSONB)), JSON)
+        return func.json_patch(column, value)
 
     # conversations ------------------------------------------------------------------------------
     async def conversation(self, channel: str, key: str) -> Conversation | None:
@@ -183,7 +210,8 @@ class Store:
         """Get or create the conversation; ``state`` (if given) is merged into its stored state."""
         person = clean_person(person)
         async with self.writing() as session:
-            conversation_id = await self._upsert_conversation(session, channel, person, work=False)
+            connection = await session.connection()
+            conversation_id = await self.upsert_conversation(connection, channel, person, work=False)
             row = await session.get(ConversationRow, conversation_id, populate_existing=True)
             assert row is not None
             if state:
