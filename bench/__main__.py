@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -120,13 +121,26 @@ async def measure(
         )
         command = ["-m", "bridge", "serve"]
     process = start(command, env, log)
+    profiler = None
     try:
         await wait_healthy(f"http://127.0.0.1:{port}", process)
+        if args.profile:
+            profiler = profile(process.pid, Path(args.profile) / f"{target}-{run}.txt")
         return await run_load(
             scenario, run, f"http://127.0.0.1:{port}", urls["control"], process.pid, args.timeout
         )
     finally:
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(30)
         stop(process)
+
+
+def profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy (``pip install py-spy``) samples the target: collapsed stacks, one a line."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "-o", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def show(label: str, result: Result, ceiling: Result | None) -> None:
@@ -144,6 +158,7 @@ async def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of conversations")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every answer")
     parser.add_argument("--env", action="append", default=[], help="a bridge setting, NAME=VALUE")
+    parser.add_argument("--profile", help="a directory: sample each target with py-spy into it")
     args = parser.parse_args()
     targets = args.targets.split(",")
     if "postgresql" in targets and find_postgres_bin() is None:

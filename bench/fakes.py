@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 
 from aiohttp import web
@@ -45,6 +46,8 @@ def control_app(ocs: FakeOCS, tg: FakeTelegram) -> web.Application:
 
 
 async def main() -> None:
+    # A target stopped mid-request (typing calls cut short) is not the fakes' error to report.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
     async with FakeOCS() as ocs, FakeTelegram() as tg:
         runner, control = await serve_locally(control_app(ocs, tg))
         print(json.dumps({"ocs": ocs.url, "telegram": tg.url, "control": control}), flush=True)

@@ -13,7 +13,6 @@ import structlog
 import telegram
 from telegram import error as tg
 from telegram.constants import ChatAction, ParseMode
-from telegram.request import HTTPXRequest
 
 from bridge.channel import Capabilities, Channel, Resumable, SendError, WebhookRequest
 from bridge.errors import BadRequest, Forbidden, UnsupportedMediaType
@@ -24,6 +23,7 @@ from bridge.split import utf16_length
 from . import parse
 from .errors import Scrubber, is_bad_markup, is_gone, retry_after
 from .format import to_html
+from .http import AiohttpRequest
 from .limits import Limiter, Rates
 from .options import TelegramOptions
 
@@ -88,6 +88,7 @@ class TelegramChannel(Channel):
             Rates(self.options.rate_per_chat, self.options.rate_per_group, self.options.rate_per_bot)
         )
         self._api: telegram.Bot | None = None
+        self._requests: tuple[AiohttpRequest, ...] = ()
         self.progress = Resumable()
         _quiet_libraries()
 
@@ -96,19 +97,14 @@ class TelegramChannel(Channel):
         """The PTB client, every call routed to ``api_base_url`` (built on first use)."""
         if self._api is None:
             timeout = self.options.request_timeout
+            self._requests = (AiohttpRequest(64, timeout), AiohttpRequest(2, timeout))
             base = self.options.api_base_url
             self._api = telegram.Bot(
                 self.options.bot_token.get_secret_value(),
                 base_url=f"{base}/bot",
                 base_file_url=f"{base}/file/bot",
-                request=HTTPXRequest(
-                    connection_pool_size=64,
-                    connect_timeout=timeout,
-                    read_timeout=timeout,
-                    write_timeout=timeout,
-                    pool_timeout=timeout,
-                ),
-                get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=timeout),
+                request=self._requests[0],
+                get_updates_request=self._requests[1],
             )
         return self._api
 
@@ -125,6 +121,8 @@ class TelegramChannel(Channel):
         if self._api is not None:
             api, self._api = self._api, None
             await api.shutdown()
+            for request in self._requests:  # the Bot shuts them only if it was initialized
+                await request.shutdown()
 
     async def learn_username(self) -> telegram.User:
         """``getMe``: the bot's @username, needed to see mentions in groups."""

@@ -284,9 +284,7 @@ async def _insert_parts(
         for i, (text, attachments) in enumerate(parts)
     ]
     if rows:
-        ids = await connection.scalars(
-            insert(PartRow).returning(P.id, sort_by_parameter_order=True), rows
-        )
+        ids = await connection.scalars(insert(PartRow).returning(P.id, sort_by_parameter_order=True), rows)
         for row, part_id in zip(rows, ids, strict=True):
             row["id"] = part_id
     return rows
