@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.model import Attachment, Conversation, Person
 from bridge.store.records import DeadLetter, StoredMessage, StoredPart, attachments_json
 from bridge.store.repo import Store
-from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
+from bridge.store.tables import ConversationRow, MessageRow, PartRow, UTCDateTime, utcnow
 
 C = ConversationRow.__table__.c
 M = MessageRow.__table__.c
@@ -39,7 +39,55 @@ _MESSAGE: Columns = [M.id, M.public_id, M.conversation_id, M.channel, M.kind, M.
 _MESSAGE += [M.attempts, M.next_attempt_at, M.error, M.received_at, M.relayed_at]
 _PART: Columns = [P.id, P.conversation_id, P.message_id, P.seq, P.text, P.attachments, P.status]
 _PART += [P.attempts, P.next_attempt_at, P.error, P.created_at, P.delivery_status]
-UNCHANGED: Any = object()
+_NOW = UTCDateTime()
+
+
+def _now_param(name: str = "q_now") -> Any:
+    return bindparam(name, type_=_NOW)
+
+
+# Hot statements, built once (bound parameters): SQLAlchemy then skips building and keying them.
+_HELD = (C.id == bindparam("q_id")) & (C.lease_owner == bindparam("q_owner"))
+_RELEASE = (
+    update(ConversationRow)
+    .where(_HELD)
+    .values(next_run_at=_now_param("q_run_at"), lease_owner=None, lease_until=None)
+)
+_RELEASE_IF_SEEN = _RELEASE.where(C.inbox_seq == bindparam("q_seq"))
+_TOUCH = update(ConversationRow).where(_HELD).values(last_activity_at=_now_param())
+_RENEW = (
+    update(ConversationRow)
+    .where(C.lease_owner == bindparam("q_owner"))
+    .values(lease_until=_now_param("q_until"))
+)
+_HELD_ROW = select(*_CONVERSATION).where(_HELD)
+_PENDING_MESSAGES = (
+    select(*_MESSAGE)
+    .where(M.conversation_id.in_(bindparam("q_ids", expanding=True)), M.status == "pending")
+    .order_by(M.id)
+)
+_PENDING_PARTS = (
+    select(*_PART, M.public_id)
+    .outerjoin(MessageRow, M.id == P.message_id)
+    .where(P.conversation_id.in_(bindparam("q_ids", expanding=True)), P.status == "pending")
+    .order_by(P.id)
+)
+_MARK_RELAYED = (
+    update(MessageRow)
+    .where(M.id.in_(bindparam("q_ids", expanding=True)), M.relayed_at.is_(None))
+    .values(relayed_at=_now_param())
+)
+_INSERT_PARTS = insert(PartRow).returning(P.id, sort_by_parameter_order=True)
+_CLOSE_MESSAGE = (
+    update(MessageRow)
+    .where(M.id == bindparam("q_id"))
+    .values(status=bindparam("q_status"), error=bindparam("q_error"), done_at=_now_param())
+)
+_PART_SENT = (
+    update(PartRow)
+    .where(P.id == bindparam("q_part"))
+    .values(status="sent", platform_message_id=bindparam("q_platform_id"), sent_at=_now_param())
+)
 
 
 @dataclass(slots=True)
@@ -59,6 +107,20 @@ class Queue:
         self.store = store
         self.owner = owner
         self.lease = timedelta(seconds=lease_seconds)
+        due = (
+            select(C.id)
+            .where(C.next_run_at <= _now_param(), or_(C.lease_until.is_(None), C.lease_until < _now_param()))
+            .order_by(C.next_run_at)
+            .limit(bindparam("q_limit"))
+        )
+        if store.is_postgres:
+            due = due.with_for_update(skip_locked=True)
+        self._claim_statement = (
+            update(ConversationRow)
+            .where(C.id.in_(due.scalar_subquery()))
+            .values(lease_owner=bindparam("q_owner"), lease_until=_now_param("q_until"))
+            .returning(*_CONVERSATION)
+        )
 
     # leases -------------------------------------------------------------------------------------
     async def claim(self, limit: int) -> list[Claim]:
@@ -67,20 +129,8 @@ class Queue:
 
     async def _claim(self, limit: int, connection: AsyncConnection) -> list[Claim]:
         now = utcnow()
-        due = (
-            select(C.id)
-            .where(C.next_run_at <= now, or_(C.lease_until.is_(None), C.lease_until < now))
-            .order_by(C.next_run_at)
-            .limit(limit)
-        )
-        if self.store.is_postgres:
-            due = due.with_for_update(skip_locked=True)
-        rows = await connection.execute(
-            update(ConversationRow)
-            .where(C.id.in_(due.scalar_subquery()))
-            .values(lease_owner=self.owner, lease_until=now + self.lease)
-            .returning(*_CONVERSATION)
-        )
+        values = {"q_now": now, "q_limit": limit, "q_owner": self.owner, "q_until": now + self.lease}
+        rows = await connection.execute(self._claim_statement, values)
         return await _with_work(connection, list(rows), now)
 
     async def reload(self, conversation_id: int) -> Claim | None:
@@ -88,11 +138,7 @@ class Queue:
         return await self.store.writer(functools.partial(self._reload, conversation_id))
 
     async def _reload(self, conversation_id: int, connection: AsyncConnection) -> Claim | None:
-        rows = list(
-            await connection.execute(
-                select(*_CONVERSATION).where(C.id == conversation_id, C.lease_owner == self.owner)
-            )
-        )
+        rows = list(await connection.execute(_HELD_ROW, {"q_id": conversation_id, "q_owner": self.owner}))
         claims = await _with_work(connection, rows, utcnow())
         return claims[0] if claims else None
 
@@ -100,11 +146,7 @@ class Queue:
         """Keep every lease of this worker alive (one statement, however many it holds)."""
 
         async def renew(connection: AsyncConnection) -> None:
-            await connection.execute(
-                update(ConversationRow)
-                .where(C.lease_owner == self.owner)
-                .values(lease_until=utcnow() + self.lease)
-            )
+            await connection.execute(_RENEW, {"q_owner": self.owner, "q_until": utcnow() + self.lease})
 
         await self.store.writer(renew)
 
@@ -117,12 +159,8 @@ class Queue:
     async def _release(
         self, conversation_id: int, seq: int | None, run_at: datetime | None, connection: AsyncConnection
     ) -> bool:
-        query = update(ConversationRow).where(C.id == conversation_id, C.lease_owner == self.owner)
-        if seq is not None:
-            query = query.where(C.inbox_seq == seq)
-        result = await connection.execute(
-            query.values(next_run_at=run_at, lease_owner=None, lease_until=None)
-        )
+        values = {"q_id": conversation_id, "q_owner": self.owner, "q_run_at": run_at, "q_seq": seq}
+        result = await connection.execute(_RELEASE if seq is None else _RELEASE_IF_SEEN, values)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # outcomes -----------------------------------------------------------------------------------
@@ -143,11 +181,9 @@ class Queue:
             if not await self._touch(connection, message.conversation_id, now):
                 return None
             stored = await _insert_parts(connection, message.conversation_id, message.id, parts, now)
-            await connection.execute(
-                update(MessageRow)
-                .where(M.id == message.id)
-                .values(status="dead" if dead_reason else "done", error=dead_reason, done_at=now)
-            )
+            status = "dead" if dead_reason else "done"
+            values = {"q_id": message.id, "q_status": status, "q_error": dead_reason, "q_now": now}
+            await connection.execute(_CLOSE_MESSAGE, values)
             if next_message is not None:
                 await _mark_relayed(connection, [next_message.id], now)
             return [_part_record(part, message.public_id) for part in stored]
@@ -185,11 +221,8 @@ class Queue:
         arrived since (the result of that release)."""
 
         async def sent(connection: AsyncConnection) -> bool:
-            await connection.execute(
-                update(PartRow)
-                .where(P.id == part.id)
-                .values(status="sent", platform_message_id=platform_id, sent_at=utcnow())
-            )
+            values = {"q_part": part.id, "q_platform_id": platform_id, "q_now": utcnow()}
+            await connection.execute(_PART_SENT, values)
             if release_seq is None:
                 return False
             return await self._release(part.conversation_id, release_seq, None, connection)
@@ -221,11 +254,8 @@ class Queue:
 
     async def _touch(self, connection: AsyncConnection, conversation_id: int, now: datetime) -> bool:
         """Note activity, if this worker still holds the conversation."""
-        result = await connection.execute(
-            update(ConversationRow)
-            .where(C.id == conversation_id, C.lease_owner == self.owner)
-            .values(last_activity_at=now)
-        )
+        values = {"q_id": conversation_id, "q_owner": self.owner, "q_now": now}
+        result = await connection.execute(_TOUCH, values)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -236,18 +266,10 @@ async def _with_work(connection: AsyncConnection, rows: list[Any], now: datetime
     if not rows:
         return []
     claims = {row.id: _claim_record(row) for row in rows}
-    messages = await connection.execute(
-        select(*_MESSAGE).where(M.conversation_id.in_(claims), M.status == "pending").order_by(M.id)
-    )
-    for row in messages:
+    ids = {"q_ids": list(claims)}
+    for row in await connection.execute(_PENDING_MESSAGES, ids):
         claims[row.conversation_id].messages.append(_message_record(row))
-    parts = await connection.execute(
-        select(*_PART, M.public_id)
-        .outerjoin(MessageRow, M.id == P.message_id)
-        .where(P.conversation_id.in_(claims), P.status == "pending")
-        .order_by(P.id)
-    )
-    for row in parts:
+    for row in await connection.execute(_PENDING_PARTS, ids):
         claims[row.conversation_id].parts.append(_part_record(row, row.public_id))
     await _mark_relayed(connection, [c.messages[0].id for c in claims.values() if c.messages], now)
     return list(claims.values())
@@ -255,9 +277,7 @@ async def _with_work(connection: AsyncConnection, rows: list[Any], now: datetime
 
 async def _mark_relayed(connection: AsyncConnection, message_ids: list[int], now: datetime) -> None:
     if message_ids:
-        await connection.execute(
-            update(MessageRow).where(M.id.in_(message_ids), M.relayed_at.is_(None)).values(relayed_at=now)
-        )
+        await connection.execute(_MARK_RELAYED, {"q_ids": message_ids, "q_now": now})
 
 
 async def _insert_parts(

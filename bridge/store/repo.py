@@ -5,19 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
-import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String, cast, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bridge.model import Conversation, InboundMessage, Person
 from bridge.store.db import sessionmaker
+from bridge.store.inbound import Inbound
 from bridge.store.records import (
     Accepted,
     StoredMessage,
@@ -60,6 +57,7 @@ class Store:
             self._reader = self._writer
             self._write_lock = None
         self.writer = Writer(engine, self._write_lock)
+        self.inbound = Inbound(self.is_postgres)
 
     async def close(self) -> None:
         """Finish the writes under way (the engine is the caller's to dispose of)."""
@@ -87,96 +85,9 @@ class Store:
 
         Raises ``ValueError`` for ids too long to store (the caller answers 400)."""
         message = clean_message(message)
-        return await self.writer(functools.partial(self._accept, message, unblock), urgent=True)
-
-    async def _accept(self, message: InboundMessage, unblock: bool, connection: AsyncConnection) -> Accepted:
-        conversation_id = await self.upsert_conversation(
-            connection, message.channel, message.person, unblock=unblock, state=message.state
+        return await self.writer(
+            functools.partial(self.inbound.accept, message=message, unblock=unblock), urgent=True
         )
-        m = MessageRow.__table__.c
-        public_id = secrets.token_urlsafe(16)
-        inserted = await connection.scalar(
-            self._insert(MessageRow)
-            .values(
-                public_id=public_id,
-                conversation_id=conversation_id,
-                channel=message.channel,
-                platform_id=message.platform_id,
-                kind=message.kind.value,
-                text=message.text,
-                what=message.what,
-                context=message.context,
-            )
-            .on_conflict_do_nothing(index_elements=["channel", "platform_id"])
-            .returning(m.id)
-        )
-        if inserted is not None:
-            return Accepted(inserted, public_id, conversation_id, duplicate=False)
-        existing = (
-            await connection.execute(
-                select(m.id, m.public_id, m.conversation_id).where(
-                    m.channel == message.channel, m.platform_id == message.platform_id
-                )
-            )
-        ).one()
-        return Accepted(existing.id, existing.public_id, existing.conversation_id, duplicate=True)
-
-    def _insert(self, table: Any) -> Any:
-        return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
-
-    async def upsert_conversation(
-        self,
-        connection: AsyncConnection,
-        channel: str,
-        person: Person,
-        *,
-        work: bool = True,
-        unblock: bool = False,
-        state: dict[str, Any] | None = None,
-    ) -> int:
-        """Create or touch the conversation; with ``work``, mark it as having something to do;
-        ``state`` is merged into its stored state."""
-        now = utcnow()
-        values = {
-            "channel": channel,
-            "person_key": person.key,
-            "address": person.address,
-            "person_name": person.name,
-            "platform": person.platform,
-            "state": state or {},
-            "blocked": False,
-            "inbox_seq": 1 if work else 0,
-            "next_run_at": now if work else None,
-            "last_activity_at": now,
-            "created_at": now,
-        }
-        table = ConversationRow.__table__.c
-        changes: dict[str, Any] = {"address": person.address}
-        if person.name:
-            changes["person_name"] = person.name
-        if work:
-            changes |= {
-                "inbox_seq": table.inbox_seq + 1,
-                "next_run_at": func.coalesce(table.next_run_at, now),
-            }
-        if unblock:
-            changes["blocked"] = False
-        if state:
-            changes["state"] = self._merged(table.state, state)
-        statement = (
-            self._insert(ConversationRow)
-            .values(values)
-            .on_conflict_do_update(index_elements=["channel", "person_key"], set_=changes)
-            .returning(table.id)
-        )
-        return int((await connection.execute(statement)).scalar_one())
-
-    def _merged(self, column: Any, patch: dict[str, Any]) -> Any:
-        """``column`` (JSON) with ``patch``'s keys set, in SQL."""
-        value = literal(json.dumps(patch), String)
-        if self.is_postgres:
-            return cast(cast(column, JSONB).op("||")(cast(value, JSONB)), JSON)
-        return func.json_patch(column, value)
 
     # conversations ------------------------------------------------------------------------------
     async def conversation(self, channel: str, key: str) -> Conversation | None:
@@ -211,7 +122,7 @@ class Store:
         person = clean_person(person)
         async with self.writing() as session:
             connection = await session.connection()
-            conversation_id = await self.upsert_conversation(connection, channel, person, work=False)
+            conversation_id = await self.inbound.upsert_conversation(connection, channel, person, work=False)
             row = await session.get(ConversationRow, conversation_id, populate_existing=True)
             assert row is not None
             if state:

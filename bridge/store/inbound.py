@@ -1,0 +1,148 @@
+"""Storing inbound messages: the webhook's one short transaction.
+
+Two statements per message, built once (SQLAlchemy Core, bound parameters): the conversation's
+upsert, which also marks it as having work, and the message's insert, in which the unique
+``(channel, platform_id)`` index recognises a platform's retry (``ON CONFLICT DO NOTHING``): no
+SELECT first. Only a retry reads the stored message back.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from sqlalchemy import JSON, String, bindparam, cast, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.model import InboundMessage, Person
+from bridge.store.records import Accepted
+from bridge.store.tables import ConversationRow, MessageRow, UTCDateTime, utcnow
+
+C = ConversationRow.__table__.c
+M = MessageRow.__table__.c
+_NOW = UTCDateTime()
+
+
+class Inbound:
+    def __init__(self, postgres: bool):
+        self.postgres = postgres
+        self._insert = postgresql.insert if postgres else sqlite.insert
+        self._upserts: dict[tuple[bool, bool, bool, bool], Any] = {}
+        self._message = (
+            self._insert(MessageRow)
+            .values(
+                public_id=bindparam("m_public_id"),
+                conversation_id=bindparam("m_conversation_id"),
+                channel=bindparam("m_channel"),
+                platform_id=bindparam("m_platform_id"),
+                kind=bindparam("m_kind"),
+                text=bindparam("m_text"),
+                what=bindparam("m_what"),
+                context=bindparam("m_context", type_=M.context.type),
+                status="pending",
+                attempts=0,
+                next_attempt_at=bindparam("m_now", type_=_NOW),
+                received_at=bindparam("m_now", type_=_NOW),
+            )
+            .on_conflict_do_nothing(index_elements=["channel", "platform_id"])
+            .returning(M.id)
+        )
+        self._stored = select(M.id, M.public_id, M.conversation_id).where(
+            M.channel == bindparam("m_channel"), M.platform_id == bindparam("m_platform_id")
+        )
+
+    async def accept(
+        self, connection: AsyncConnection, *, message: InboundMessage, unblock: bool
+    ) -> Accepted:
+        now = utcnow()
+        conversation_id = await self.upsert_conversation(
+            connection, message.channel, message.person, unblock=unblock, state=message.state, now=now
+        )
+        public_id = secrets.token_urlsafe(16)
+        inserted = await connection.scalar(
+            self._message,
+            {
+                "m_public_id": public_id,
+                "m_conversation_id": conversation_id,
+                "m_channel": message.channel,
+                "m_platform_id": message.platform_id,
+                "m_kind": message.kind.value,
+                "m_text": message.text,
+                "m_what": message.what,
+                "m_context": message.context,
+                "m_now": now,
+            },
+        )
+        if inserted is not None:
+            return Accepted(inserted, public_id, conversation_id, duplicate=False)
+        keys = {"m_channel": message.channel, "m_platform_id": message.platform_id}
+        existing = (await connection.execute(self._stored, keys)).one()
+        return Accepted(existing.id, existing.public_id, existing.conversation_id, duplicate=True)
+
+    async def upsert_conversation(
+        self,
+        connection: AsyncConnection,
+        channel: str,
+        person: Person,
+        *,
+        work: bool = True,
+        unblock: bool = False,
+        state: dict[str, Any] | None = None,
+        now: Any = None,
+    ) -> int:
+        """Create or touch the conversation (its id); with ``work``, mark it as having something to
+        do; ``state`` is merged into its stored state."""
+        statement = self._upsert(work, unblock, bool(person.name), bool(state))
+        values = {
+            "u_channel": channel,
+            "u_key": person.key,
+            "u_address": person.address,
+            "u_name": person.name,
+            "u_platform": person.platform,
+            "u_state": state or {},
+            "u_now": now or utcnow(),
+        }
+        if state:
+            values["u_patch"] = json.dumps(state)
+        return int((await connection.execute(statement, values)).scalar_one())
+
+    def _upsert(self, work: bool, unblock: bool, name: bool, state: bool) -> Any:
+        key = (work, unblock, name, state)
+        if key not in self._upserts:
+            now = bindparam("u_now", type_=_NOW)
+            insert = self._insert(ConversationRow).values(
+                channel=bindparam("u_channel"),
+                person_key=bindparam("u_key"),
+                address=bindparam("u_address"),
+                person_name=bindparam("u_name"),
+                platform=bindparam("u_platform"),
+                state=bindparam("u_state", type_=C.state.type),
+                blocked=False,
+                inbox_seq=1 if work else 0,
+                next_run_at=now if work else None,
+                last_activity_at=now,
+                created_at=now,
+            )
+            changes: dict[str, Any] = {"address": insert.excluded.address}
+            if name:
+                changes["person_name"] = insert.excluded.person_name
+            if work:
+                changes["inbox_seq"] = C.inbox_seq + 1
+                changes["next_run_at"] = func.coalesce(C.next_run_at, insert.excluded.next_run_at)
+            if unblock:
+                changes["blocked"] = False
+            if state:
+                changes["state"] = self._merged(C.state, bindparam("u_patch", type_=String()))
+            self._upserts[key] = insert.on_conflict_do_update(
+                index_elements=["channel", "person_key"], set_=changes
+            ).returning(C.id)
+        return self._upserts[key]
+
+    def _merged(self, column: Any, patch: Any) -> Any:
+        """``column`` (JSON) with ``patch``'s keys set, in SQL."""
+        if self.postgres:
+            return cast(cast(column, JSONB).op("||")(cast(patch, JSONB)), JSON)
+        return func.json_patch(column, patch)
