@@ -6,7 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+import sqlalchemy
+from sqlalchemy import Engine, event, pool
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -21,8 +22,25 @@ def create_engine(url: str) -> AsyncEngine:
         )
     # hide_parameters: database errors must not put message texts or ids into logs
     engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+    _sqlite_setup(engine.sync_engine)
+    return engine
 
-    @event.listens_for(engine.sync_engine, "connect")
+
+def sqlite_writer_engine(engine: AsyncEngine) -> Engine:
+    """A plain ``sqlite3`` engine on the same file, for the store's writer thread (one connection)."""
+    url = engine.url.set(drivername="sqlite")
+    writer = sqlalchemy.create_engine(
+        url,
+        poolclass=pool.StaticPool,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        hide_parameters=True,
+    )
+    _sqlite_setup(writer)
+    return writer
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
@@ -32,14 +50,12 @@ def create_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         # Take the write lock up front: a deferred transaction that upgrades later can fail
         # with "database is locked" without waiting for the busy timeout.
         readonly = conn.get_execution_options().get("readonly")
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
-
-    return engine
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:

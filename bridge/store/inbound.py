@@ -12,10 +12,9 @@ import json
 import secrets
 from typing import Any
 
-from sqlalchemy import JSON, String, bindparam, cast, func, select
+from sqlalchemy import JSON, Connection, String, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.model import InboundMessage, Person
 from bridge.store.records import Accepted
@@ -54,15 +53,15 @@ class Inbound:
             M.channel == bindparam("m_channel"), M.platform_id == bindparam("m_platform_id")
         )
 
-    async def accept(
-        self, connection: AsyncConnection, *, message: InboundMessage, unblock: bool
+    def accept(
+        self, connection: Connection, *, message: InboundMessage, unblock: bool
     ) -> Accepted:
         now = utcnow()
-        conversation_id = await self.upsert_conversation(
+        conversation_id = self.upsert_conversation(
             connection, message.channel, message.person, unblock=unblock, state=message.state, now=now
         )
         public_id = secrets.token_urlsafe(16)
-        inserted = await connection.scalar(
+        inserted = connection.scalar(
             self._message,
             {
                 "m_public_id": public_id,
@@ -79,12 +78,12 @@ class Inbound:
         if inserted is not None:
             return Accepted(inserted, public_id, conversation_id, duplicate=False)
         keys = {"m_channel": message.channel, "m_platform_id": message.platform_id}
-        existing = (await connection.execute(self._stored, keys)).one()
+        existing = connection.execute(self._stored, keys).one()
         return Accepted(existing.id, existing.public_id, existing.conversation_id, duplicate=True)
 
-    async def upsert_conversation(
+    def upsert_conversation(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         channel: str,
         person: Person,
         *,
@@ -107,7 +106,7 @@ class Inbound:
         }
         if state:
             values["u_patch"] = json.dumps(state)
-        return int((await connection.execute(statement, values)).scalar_one())
+        return int(connection.execute(statement, values).scalar_one())
 
     def _upsert(self, work: bool, unblock: bool, name: bool, state: bool) -> Any:
         key = (work, unblock, name, state)

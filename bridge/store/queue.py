@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from bridge.model import Attachment, Conversation, Person
 from bridge.store.records import DeadLetter, StoredMessage, StoredPart, attachments_json
@@ -127,26 +126,26 @@ class Queue:
         """Lease up to ``limit`` conversations that have work due and no live lease, with their work."""
         return await self.store.writer(functools.partial(self._claim, limit))
 
-    async def _claim(self, limit: int, connection: AsyncConnection) -> list[Claim]:
+    def _claim(self, limit: int, connection: Connection) -> list[Claim]:
         now = utcnow()
         values = {"q_now": now, "q_limit": limit, "q_owner": self.owner, "q_until": now + self.lease}
-        rows = await connection.execute(self._claim_statement, values)
-        return await _with_work(connection, list(rows), now)
+        rows = connection.execute(self._claim_statement, values)
+        return _with_work(connection, list(rows), now)
 
     async def reload(self, conversation_id: int) -> Claim | None:
         """Read a held conversation and its work again (new work arrived); None if the lease is lost."""
         return await self.store.writer(functools.partial(self._reload, conversation_id))
 
-    async def _reload(self, conversation_id: int, connection: AsyncConnection) -> Claim | None:
-        rows = list(await connection.execute(_HELD_ROW, {"q_id": conversation_id, "q_owner": self.owner}))
-        claims = await _with_work(connection, rows, utcnow())
+    def _reload(self, conversation_id: int, connection: Connection) -> Claim | None:
+        rows = list(connection.execute(_HELD_ROW, {"q_id": conversation_id, "q_owner": self.owner}))
+        claims = _with_work(connection, rows, utcnow())
         return claims[0] if claims else None
 
     async def renew(self) -> None:
         """Keep every lease of this worker alive (one statement, however many it holds)."""
 
-        async def renew(connection: AsyncConnection) -> None:
-            await connection.execute(_RENEW, {"q_owner": self.owner, "q_until": utcnow() + self.lease})
+        def renew(connection: Connection) -> None:
+            connection.execute(_RENEW, {"q_owner": self.owner, "q_until": utcnow() + self.lease})
 
         await self.store.writer(renew)
 
@@ -156,11 +155,11 @@ class Queue:
         """Let go of a conversation. With ``seq``: only if no work arrived since (else False)."""
         return await self.store.writer(functools.partial(self._release, conversation_id, seq, run_at))
 
-    async def _release(
-        self, conversation_id: int, seq: int | None, run_at: datetime | None, connection: AsyncConnection
+    def _release(
+        self, conversation_id: int, seq: int | None, run_at: datetime | None, connection: Connection
     ) -> bool:
         values = {"q_id": conversation_id, "q_owner": self.owner, "q_run_at": run_at, "q_seq": seq}
-        result = await connection.execute(_RELEASE if seq is None else _RELEASE_IF_SEEN, values)
+        result = connection.execute(_RELEASE if seq is None else _RELEASE_IF_SEEN, values)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # outcomes -----------------------------------------------------------------------------------
@@ -176,23 +175,23 @@ class Queue:
         lease; the stored parts (to send now), or None if the lease was lost. ``next_message`` is
         the one to be handed to the bot next: noted as relayed in the same transaction."""
 
-        async def complete(connection: AsyncConnection) -> list[StoredPart] | None:
+        def complete(connection: Connection) -> list[StoredPart] | None:
             now = utcnow()
-            if not await self._touch(connection, message.conversation_id, now):
+            if not self._touch(connection, message.conversation_id, now):
                 return None
-            stored = await _insert_parts(connection, message.conversation_id, message.id, parts, now)
+            stored = _insert_parts(connection, message.conversation_id, message.id, parts, now)
             status = "dead" if dead_reason else "done"
             values = {"q_id": message.id, "q_status": status, "q_error": dead_reason, "q_now": now}
-            await connection.execute(_CLOSE_MESSAGE, values)
+            connection.execute(_CLOSE_MESSAGE, values)
             if next_message is not None:
-                await _mark_relayed(connection, [next_message.id], now)
+                _mark_relayed(connection, [next_message.id], now)
             return [_part_record(part, message.public_id) for part in stored]
 
         return await self.store.writer(complete)
 
     async def set_session(self, conversation_id: int, session_id: str | None) -> None:
-        async def set_session(connection: AsyncConnection) -> None:
-            await connection.execute(
+        def set_session(connection: Connection) -> None:
+            connection.execute(
                 update(ConversationRow)
                 .where(C.id == conversation_id)
                 .values(session_id=session_id, last_activity_at=utcnow())
@@ -204,13 +203,13 @@ class Queue:
         """The bot failed in a way that is safe to retry: try again at ``at`` (the conversation is
         let go until then, holding nothing)."""
 
-        async def retry(connection: AsyncConnection) -> None:
-            await connection.execute(
+        def retry(connection: Connection) -> None:
+            connection.execute(
                 update(MessageRow)
                 .where(M.id == message.id)
                 .values(attempts=M.attempts + 1, next_attempt_at=at, error=reason)
             )
-            await self._release(message.conversation_id, None, at, connection)
+            self._release(message.conversation_id, None, at, connection)
 
         await self.store.writer(retry)
 
@@ -220,31 +219,31 @@ class Queue:
         """Note a part as sent; with ``release_seq``, also let go of the conversation if nothing
         arrived since (the result of that release)."""
 
-        async def sent(connection: AsyncConnection) -> bool:
+        def sent(connection: Connection) -> bool:
             values = {"q_part": part.id, "q_platform_id": platform_id, "q_now": utcnow()}
-            await connection.execute(_PART_SENT, values)
+            connection.execute(_PART_SENT, values)
             if release_seq is None:
                 return False
-            return await self._release(part.conversation_id, release_seq, None, connection)
+            return self._release(part.conversation_id, release_seq, None, connection)
 
         return await self.store.writer(sent)
 
     async def part_retry(self, part: StoredPart, at: datetime, reason: str) -> None:
         """Sending failed, safe to retry at ``at``: the conversation is let go until then."""
 
-        async def retry(connection: AsyncConnection) -> None:
-            await connection.execute(
+        def retry(connection: Connection) -> None:
+            connection.execute(
                 update(PartRow)
                 .where(P.id == part.id)
                 .values(attempts=part.attempts + 1, next_attempt_at=at, error=reason)
             )
-            await self._release(part.conversation_id, None, at, connection)
+            self._release(part.conversation_id, None, at, connection)
 
         await self.store.writer(retry)
 
     async def part_dead(self, part: StoredPart, reason: str) -> None:
-        async def dead(connection: AsyncConnection) -> None:
-            await connection.execute(
+        def dead(connection: Connection) -> None:
+            connection.execute(
                 update(PartRow)
                 .where(P.id == part.id)
                 .values(status="dead", attempts=part.attempts + 1, error=reason)
@@ -252,36 +251,36 @@ class Queue:
 
         await self.store.writer(dead)
 
-    async def _touch(self, connection: AsyncConnection, conversation_id: int, now: datetime) -> bool:
+    def _touch(self, connection: Connection, conversation_id: int, now: datetime) -> bool:
         """Note activity, if this worker still holds the conversation."""
         values = {"q_id": conversation_id, "q_owner": self.owner, "q_now": now}
-        result = await connection.execute(_TOUCH, values)
+        result = connection.execute(_TOUCH, values)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 # reading work -----------------------------------------------------------------------------------
-async def _with_work(connection: AsyncConnection, rows: list[Any], now: datetime) -> list[Claim]:
+def _with_work(connection: Connection, rows: list[Any], now: datetime) -> list[Claim]:
     """Claims for the conversation rows, with their pending messages and parts (two queries for all);
     the first message of each is noted as relayed (it goes to the bot next)."""
     if not rows:
         return []
     claims = {row.id: _claim_record(row) for row in rows}
     ids = {"q_ids": list(claims)}
-    for row in await connection.execute(_PENDING_MESSAGES, ids):
+    for row in connection.execute(_PENDING_MESSAGES, ids):
         claims[row.conversation_id].messages.append(_message_record(row))
-    for row in await connection.execute(_PENDING_PARTS, ids):
+    for row in connection.execute(_PENDING_PARTS, ids):
         claims[row.conversation_id].parts.append(_part_record(row, row.public_id))
-    await _mark_relayed(connection, [c.messages[0].id for c in claims.values() if c.messages], now)
+    _mark_relayed(connection, [c.messages[0].id for c in claims.values() if c.messages], now)
     return list(claims.values())
 
 
-async def _mark_relayed(connection: AsyncConnection, message_ids: list[int], now: datetime) -> None:
+def _mark_relayed(connection: Connection, message_ids: list[int], now: datetime) -> None:
     if message_ids:
-        await connection.execute(_MARK_RELAYED, {"q_ids": message_ids, "q_now": now})
+        connection.execute(_MARK_RELAYED, {"q_ids": message_ids, "q_now": now})
 
 
-async def _insert_parts(
-    connection: AsyncConnection,
+def _insert_parts(
+    connection: Connection,
     conversation_id: int,
     message_id: int | None,
     parts: list[tuple[str, tuple[Attachment, ...]]],
@@ -304,7 +303,7 @@ async def _insert_parts(
         for i, (text, attachments) in enumerate(parts)
     ]
     if rows:
-        ids = await connection.scalars(insert(PartRow).returning(P.id, sort_by_parameter_order=True), rows)
+        ids = connection.scalars(_INSERT_PARTS, rows)
         for row, part_id in zip(rows, ids, strict=True):
             row["id"] = part_id
     return rows

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bridge.model import Conversation, InboundMessage, Person
-from bridge.store.db import sessionmaker
+from bridge.store.db import sessionmaker, sqlite_writer_engine
 from bridge.store.inbound import Inbound
 from bridge.store.records import (
     Accepted,
@@ -28,6 +28,7 @@ from bridge.store.records import (
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
 from bridge.store.writer import Writer
 
+C = ConversationRow.__table__.c
 _DELIVERY_RANK = {
     "accepted": 0,
     "queued": 0,
@@ -56,7 +57,8 @@ class Store:
         else:
             self._reader = self._writer
             self._write_lock = None
-        self.writer = Writer(engine, self._write_lock)
+        sqlite = sqlite_writer_engine(engine) if engine.dialect.name == "sqlite" else None
+        self.writer = Writer(engine, sqlite, self._write_lock)
         self.inbound = Inbound(self.is_postgres)
 
     async def close(self) -> None:
@@ -120,14 +122,15 @@ class Store:
     ) -> Conversation:
         """Get or create the conversation; ``state`` (if given) is merged into its stored state."""
         person = clean_person(person)
-        async with self.writing() as session:
-            connection = await session.connection()
-            conversation_id = await self.inbound.upsert_conversation(connection, channel, person, work=False)
-            row = await session.get(ConversationRow, conversation_id, populate_existing=True)
-            assert row is not None
-            if state:
-                row.state = {**(row.state or {}), **state}
-            return to_conversation(row)
+
+        def open_conversation(connection: Connection) -> Conversation:
+            conversation_id = self.inbound.upsert_conversation(
+                connection, channel, person, work=False, state=state
+            )
+            row = connection.execute(select(ConversationRow.__table__).where(C.id == conversation_id)).one()
+            return to_conversation(row)  # type: ignore[arg-type]
+
+        return await self.writer(open_conversation)
 
     async def set_session(self, conversation_id: int, session_id: str | None) -> None:
         async with self.writing() as session:

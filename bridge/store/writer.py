@@ -1,31 +1,34 @@
 """Group commit: the writes of one process share transactions.
 
-Every caller hands ``Writer`` a small operation (SQL on a connection, nothing else) and awaits its
-result. One flusher task runs whatever has queued up in one transaction and commits once: under a
-burst, hundreds of webhooks and worker outcomes cost one commit instead of hundreds, and on SQLite
-(one writer at a time) nobody waits in SQLite's busy handler. Urgent operations (storing an inbound
+Every caller hands ``Writer`` a small operation (SQL on a connection, nothing else: a plain
+function, no awaiting inside) and awaits its result. Whatever queued up while the previous
+transaction ran goes into the next one, committed once: under a burst, hundreds of webhooks and
+worker outcomes cost a few commits instead of hundreds. Urgent operations (storing an inbound
 message before its webhook is acknowledged) go first, so acknowledgements never queue behind the
 workers' writes. If an operation fails, the transaction is rolled back and each operation of the
 batch runs again in a transaction of its own, so one bad write fails only its own caller.
+
+SQLite has one writer at a time: one transaction runs at once, whole, in a thread of its own with
+a plain ``sqlite3`` connection (one hand-off per batch rather than one per statement, and no
+waiting in SQLite's busy handler). PostgreSQL runs a few transactions side by side.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-log = structlog.get_logger("bridge.store")
+from sqlalchemy import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
-Operation = Callable[[AsyncConnection], Awaitable[T]]
+Operation = Callable[[Connection], T]
 MAX_BATCH = 500
+POSTGRES_TRANSACTIONS = 4  # side by side (each holds a pooled connection while it runs)
 
 
 @dataclass(slots=True)
@@ -35,41 +38,42 @@ class _Pending:
 
 
 class Writer:
-    def __init__(self, engine: AsyncEngine, lock: asyncio.Lock | None):
+    def __init__(self, engine: AsyncEngine, sqlite: Engine | None, lock: asyncio.Lock | None):
         self.engine = engine
+        self.sqlite = sqlite  # SQLite: a synchronous engine on the same file, used from one thread
         self.lock = lock  # SQLite: shared with the store's other writers
+        self.concurrency = 1 if sqlite is not None else POSTGRES_TRANSACTIONS
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer") if sqlite else None
         self._urgent: deque[_Pending] = deque()
         self._normal: deque[_Pending] = deque()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     async def __call__(self, operation: Operation[T], *, urgent: bool = False) -> T:
         """Run ``operation`` in the next shared transaction; its result once that has committed."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)  # a cancelled caller's failure is not "never retrieved"
         (self._urgent if urgent else self._normal).append(_Pending(operation, future))
-        self._wake.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush_forever(), name="store-writer")
+        self._kick()
         return await asyncio.shield(future)  # a cancelled caller's write still lands (or fails) whole
 
     async def close(self) -> None:
-        """Finish what is queued, then stop."""
-        if self._task is None:
-            return
-        while self._urgent or self._normal:
-            await asyncio.sleep(0.001)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        """Finish what is queued, then let the thread go."""
+        while self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+        if self.sqlite is not None:
+            self.sqlite.dispose()
 
-    async def _flush_forever(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._urgent or self._normal:
-                await self._flush(self._take())
+    def _kick(self) -> None:
+        while len(self._running) < self.concurrency and (self._urgent or self._normal):
+            task = asyncio.create_task(self._flush(self._take()), name="store-writer")
+            self._running.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._kick()
 
     def _take(self) -> list[_Pending]:
         batch: list[_Pending] = []
@@ -80,7 +84,7 @@ class Writer:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         try:
-            results = await self._transaction(batch)
+            results = await self._transaction([pending.operation for pending in batch])
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0].future, exc=exc)
@@ -91,13 +95,23 @@ class Writer:
         for pending, result in zip(batch, results, strict=True):
             _settle(pending.future, result=result)
 
-    async def _transaction(self, batch: list[_Pending]) -> list[Any]:
-        async with contextlib.AsyncExitStack() as stack:
-            if self.lock is not None:
-                await stack.enter_async_context(self.lock)
-            connection = await stack.enter_async_context(self.engine.begin())
-            return [await pending.operation(connection) for pending in batch]
-        raise AssertionError("unreachable")  # pragma: no cover - for type checkers
+    async def _transaction(self, operations: list[Operation[Any]]) -> list[Any]:
+        if self.sqlite is None:
+            async with self.engine.begin() as connection:
+                return await connection.run_sync(_apply, operations)
+        assert self.lock is not None
+        async with self.lock:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, _in_thread, self.sqlite, operations)
+
+
+def _in_thread(engine: Engine, operations: list[Operation[Any]]) -> list[Any]:
+    with engine.begin() as connection:
+        return _apply(connection, operations)
+
+
+def _apply(connection: Connection, operations: list[Operation[Any]]) -> list[Any]:
+    return [operation(connection) for operation in operations]
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
