@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 T = TypeVar("T")
 Operation = Callable[[Connection], T]
 MAX_BATCH = 500
-POSTGRES_TRANSACTIONS = 4  # side by side (each holds a pooled connection while it runs)
+POSTGRES_TRANSACTIONS = 1  # side by side (each holds a pooled connection while it runs)
 
 
 @dataclass(slots=True)
