@@ -83,6 +83,7 @@ class Worker:
             await asyncio.sleep(self.config.lease_seconds / 4)
             try:
                 await self.queue.renew(list(self.active))
+                await self.core.store.beat(self.queue.owner)  # /readyz: workers alive anywhere
             except Exception:
                 log.exception("lease renewal failed")
 
