@@ -28,9 +28,11 @@ import pytest
 from tests.proc import ROOT, free_port
 from tests.widget import answer, send, start
 
+Installed = tuple[Path, dict[str, Any]]  # the fresh environment's bin directory, how to run as the user
+
 
 @pytest.fixture(scope="module")
-def installed() -> Iterator[tuple[Path, dict[str, Any]]]:
+def installed() -> Iterator[Installed]:
     """(the fresh environment's bin directory, the ``subprocess`` arguments running as the test user)."""
     base = Path(tempfile.mkdtemp(prefix="bridge-installed-", dir="/tmp"))
     try:
@@ -77,7 +79,7 @@ def _interpreter() -> tuple[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def empty_dir(installed: tuple[Path, dict[str, Any]]) -> Iterator[Path]:
+def empty_dir(installed: Installed) -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix="bridge-cwd-", dir="/tmp"))
     if installed[1]:
         shutil.chown(directory, "nobody")
@@ -89,7 +91,7 @@ def _env(port: int) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "PORT": str(port), "LOG_FORMAT": "json", "HOME": "/nonexistent"}
 
 
-def _run(installed: tuple[Path, dict[str, Any]], cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(installed: Installed, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     bin_dir, as_user = installed
     return subprocess.run(
         [str(bin_dir / "bridge"), *args],
