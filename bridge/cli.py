@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -114,7 +115,8 @@ def _run_http(
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
-        raise ConfigError(f"PORT: cannot listen on port {settings.port} ({exc.strerror})") from None
+        reason = os.strerror(exc.errno).lower()
+        raise ConfigError(f"PORT: cannot listen on port {settings.port} ({reason})") from None
     return 0
 
 
