@@ -38,4 +38,4 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 clean:
-	rm -rf $(VENV) bridge.db bridge.db-wal bridge.db-shm
+	rm -rf $(VENV) bridge.db bridge.db-wal bridge.db-shm data build dist *.egg-info

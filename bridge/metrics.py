@@ -64,19 +64,11 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=r,
         )
-        self.requests = Counter(
-            "bridge_http_requests",
-            "HTTP requests by route template, method and status",
-            ["route", "method", "status"],
-            registry=r,
-        )
+        http = "HTTP requests by route template, method and status"
+        self.requests = Counter("bridge_http_requests", http, ["route", "method", "status"], registry=r)
         self.request_time = Histogram(
-            "bridge_http_request_seconds",
-            "Time to answer an HTTP request, by route template",
-            ["route"],
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=r,
-        )
+            "bridge_http_request_seconds", "Time to answer an HTTP request", ["route"], registry=r
+        )  # the default buckets: 5 ms to 10 s
         self.queue_depth = Gauge("bridge_queue_depth", "Messages and reply parts waiting", registry=r)
         self.dead_letters = Gauge(
             "bridge_dead_letters", "Messages and reply parts that could not be handled", registry=r
