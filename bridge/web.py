@@ -9,6 +9,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from functools import partial
 
 import aiohttp
 import structlog
@@ -78,19 +79,27 @@ def _core_context(
             for channel in channels.values():
                 await channel.start(core)
                 stack.push_async_callback(channel.stop)
-            runs: list[Callable[[Core], Awaitable[None]]] = list(background)
-            if run_workers:
-                worker = Worker(core, owner=f"{socket.gethostname()}:{secrets.token_hex(4)}")
-                core.workers.append(worker)
-                runs.insert(0, lambda _core: worker.run())
             # HTTP answers at once (/readyz 503 meanwhile); the work starts once the database is ready
-            tasks = [asyncio.create_task(_logged(_after_database(core, runs)), name="background")]
+            # (an SQLite file was migrated above)
+            ready = None if settings.is_sqlite else asyncio.create_task(database_ready(core))
+            tasks = [asyncio.create_task(_after(ready, partial(run, core))) for run in background]
+            working = None
+            if run_workers:
+                # owners fit in 64 characters (a Kubernetes pod name alone may take 63)
+                worker = Worker(core, owner=f"{socket.gethostname()[:48]}:{secrets.token_hex(4)}")
+                core.workers.append(worker)
+                working = asyncio.create_task(_after(ready, worker.run), name="worker")
             app[CORE] = core
             try:
                 yield
             finally:
-                for worker in core.workers:
-                    await worker.stop(settings.worker.shutdown_grace)
+                for running in core.workers:
+                    await running.stop(settings.worker.shutdown_grace)
+                if working is not None:  # its loop sees the stop: no query is cut off under way
+                    await asyncio.wait([working], timeout=settings.worker.poll_interval + 5)
+                    tasks.append(working)
+                if ready is not None:
+                    tasks.append(ready)
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
@@ -98,9 +107,11 @@ def _core_context(
     return context
 
 
-async def _after_database(core: Core, runs: list[Callable[[Core], Awaitable[None]]]) -> None:
-    await database_ready(core)
-    await asyncio.gather(*(_logged(run(core)) for run in runs))
+async def _after(ready: asyncio.Task[None] | None, start: Callable[[], Awaitable[None]]) -> None:
+    """Start a long-running task once the database is ready; log its failure."""
+    if ready is not None:
+        await asyncio.shield(ready)
+    await _logged(start())
 
 
 async def _logged(awaitable: Awaitable[None]) -> None:
