@@ -171,7 +171,12 @@ SESSION_IDLE = "SESSION_IDLE_TIMEOUT"
 WORKER = {f"WORKER_{field.upper()}": field for field in WorkerSettings.model_fields} | {
     SESSION_IDLE: "session_idle_timeout"
 }
-_BOT_NAMES = {"backend": "BOT_BACKEND", "version": "OCS_EXPERIMENT_VERSION"}  # the rest: OCS_{FIELD}
+# The rest are OCS_{FIELD}. (max_in_flight: the name main gives it, for when the field arrives.)
+_BOT_NAMES = {
+    "backend": "BOT_BACKEND",
+    "version": "OCS_EXPERIMENT_VERSION",
+    "max_in_flight": "BOT_MAX_IN_FLIGHT",
+}
 BOT = {_BOT_NAMES.get(field, f"OCS_{field.upper()}"): field for field in BotSettings.model_fields}
 CONFIG = "BRIDGE_CONFIG"
 # Channel types enabled by env vars in the one-bot case: (channel name, prefix, enabling variable).
