@@ -1,22 +1,44 @@
-FROM python:3.11-slim
+# syntax=docker/dockerfile:1
+# The bridge as an image: `docker build -t channel-bridge .` then
+# `docker run -p 8080:8080 -v bridge-data:/data channel-bridge` (SQLite under /data).
+# docker-compose.yml runs it on PostgreSQL in the scaled layout.
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
-WORKDIR /app
+# 1. The official widget's files for the demo page, from npm (Node stays in this stage).
+FROM node:20-slim AS widget
+WORKDIR /src
+COPY scripts/install-widget.sh scripts/
+RUN mkdir -p adapters/web/static/vendor && sh scripts/install-widget.sh
 
-# npm fetches the official widget for the demo page at build time (the page falls back to the CDN).
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends nodejs npm \
-    && rm -rf /var/lib/apt/lists/*
-
-COPY pyproject.toml README.md alembic.ini ./
+# 2. A virtual environment with the dependencies, then the bridge itself.
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /venv
+ENV PATH=/venv/bin:$PATH
+WORKDIR /src
+# Dependencies first, read from pyproject.toml: this layer is rebuilt only when they change.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > requirements.txt \
+    && pip install -r requirements.txt
+COPY README.md ./
 COPY bridge ./bridge
 COPY adapters ./adapters
-COPY alembic ./alembic
-COPY scripts ./scripts
-RUN sh scripts/install-widget.sh && pip install .
+COPY --from=widget /src/adapters/web/static/vendor ./adapters/web/static/vendor
+RUN pip install --no-deps . && bridge --version
 
-RUN useradd --create-home --uid 10001 bridge && mkdir -p /data && chown bridge /data
+# 3. The runtime: Python and the virtual environment only; no compilers, no Node.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH \
+    PORT=8080 DATA_DIR=/data DATABASE_URL=sqlite+aiosqlite:////data/bridge.db
+RUN useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin/nologin bridge \
+    && mkdir -p /data \
+    && chown bridge:bridge /data
+COPY --from=build /venv /venv
+# The SQLite default and the widget's uploads (DATA_DIR/uploads) live here; keep it on a volume.
+VOLUME /data
+WORKDIR /data
 USER bridge
-ENV DATABASE_URL=sqlite+aiosqlite:////data/bridge.db PORT=8080
 EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8080'), timeout=4)"
 CMD ["bridge", "serve"]

@@ -13,8 +13,8 @@ test: $(STAMP) system-deps widget
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check bridge adapters tests bench alembic
-	$(BIN)/ruff format --check bridge adapters tests bench alembic
+	$(BIN)/ruff check bridge adapters tests bench
+	$(BIN)/ruff format --check bridge adapters tests bench
 	$(BIN)/mypy bridge adapters
 
 bench: $(STAMP)
@@ -38,4 +38,4 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 clean:
-	rm -rf $(VENV) bridge.db bridge.db-wal bridge.db-shm
+	rm -rf $(VENV) bridge.db bridge.db-wal bridge.db-shm data build dist *.egg-info

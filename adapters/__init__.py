@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from bridge.channel import Channel
 from bridge.errors import ConfigError
 from bridge.settings import Settings
@@ -15,6 +17,15 @@ def channel_types() -> dict[str, type[Channel]]:
     return {"telegram": TelegramChannel, "twilio": TwilioChannel, "web": WebChannel}
 
 
+def option_models() -> dict[str, type[BaseModel]]:
+    """Each channel type's options model (the names of its ``PREFIX_*`` variables)."""
+    from adapters.telegram.options import TelegramOptions
+    from adapters.twilio.options import TwilioOptions
+    from adapters.web import WebOptions
+
+    return {"telegram": TelegramOptions, "twilio": TwilioOptions, "web": WebOptions}
+
+
 def build_channels(settings: Settings) -> dict[str, Channel]:
     """One Channel per configured channel; a ``ConfigError`` names a bad one."""
     types = channel_types()
@@ -26,6 +37,9 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
             known = ", ".join(sorted(types))
             raise ConfigError(f"{where}: channel type {config.type!r} is not available (known: {known})")
         channels[name] = kind(name, config)
+    from adapters.web import check_chatbot_ids
+
+    check_chatbot_ids(channels, settings)
     return channels
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,15 +15,17 @@ import structlog
 from aiohttp import web
 
 import adapters
-from bridge import logs
+from bridge import __version__, logs
 from bridge.bots import BotError, build_bot
 from bridge.channel import Channel, SendError
 from bridge.core import Core
 from bridge.errors import ConfigError
-from bridge.settings import Settings, exit_on_config_error, load_settings
+from bridge.health import DATABASE_ERRORS, short
+from bridge.settings import Settings, exit_on_config_error, load_settings, read_environment
 from bridge.store import Store
-from bridge.store.db import create_engine, migrate
+from bridge.store.db import create_engine, migrate, schema_problem
 from bridge.store.queue import dead_letters, revive
+from bridge.variables import check_environment, unknown_variables
 from bridge.web import create_app
 
 log = structlog.get_logger("bridge.cli")
@@ -29,19 +33,29 @@ log = structlog.get_logger("bridge.cli")
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    env = read_environment()
     try:
-        settings = load_settings()
+        settings = load_settings(env)
+        check_environment(env, adapters.option_models())
         logs.configure(settings.log_format, settings.log_level)
+        logs.set_pseudonym_key(settings.pseudonym_key)
         channels = adapters.build_channels(settings)
+        if args.run is not _check:  # `check` prints them itself
+            for line in unknown_variables(env, adapters.option_models()):
+                log.warning("unknown variable", detail=line)
+        code = args.run(settings, channels, args)
     except ConfigError as exc:
         exit_on_config_error(exc)
         return
-    code = args.run(settings, channels, args)
+    except DATABASE_ERRORS as exc:
+        print(f"bridge: database unreachable: {short(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
     raise SystemExit(code or 0)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridge", description="Messaging platforms <-> an OCS chatbot.")
+    parser.add_argument("--version", action="version", version=f"channel-bridge {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="HTTP server and delivery workers in one process")
@@ -90,13 +104,19 @@ def _run_http(
         settings, channels, plugins=adapters.plugins(), workers=workers, background=background or []
     )
     log.info("starting", port=settings.port, public_url=settings.base_url, channels=sorted(channels))
-    web.run_app(
-        app,
-        port=settings.port,
-        access_log=None,
-        print=None,
-        shutdown_timeout=settings.worker.shutdown_grace + 5,
-    )
+    try:
+        web.run_app(
+            app,
+            port=settings.port,
+            access_log=None,
+            print=None,
+            shutdown_timeout=settings.worker.shutdown_grace + 5,
+        )
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        reason = os.strerror(exc.errno).lower()
+        raise ConfigError(f"PORT: cannot listen on port {settings.port} ({reason})") from None
     return 0
 
 
@@ -189,13 +209,31 @@ def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
                 problems += 1
                 print(f"FAIL  {what}: {getattr(exc, 'reason', None) or exc}")
 
+        for line in unknown_variables(read_environment(), adapters.option_models()):
+            problems += 1
+            print(f"FAIL  environment: {line}")
+        if not settings.public_url:
+            for name, channel in channels.items():
+                if channel.kind in ("telegram", "twilio"):
+                    problems += 1
+                    print(
+                        f"FAIL  channel {name!r}: PUBLIC_URL is not set; {channel.kind} cannot reach "
+                        f"{settings.base_url} with its webhooks"
+                        + (" (only `bridge telegram poll` works)" if channel.kind == "telegram" else "")
+                    )
         engine = create_engine(settings.database_url)
 
         async def database() -> str:
-            await Store(engine).ping()
-            return f"{engine.dialect.name} reachable"
+            try:
+                problem = await schema_problem(engine)
+            except DATABASE_ERRORS as exc:
+                raise RuntimeError(f"unreachable ({short(exc)})") from None
+            if problem is not None and not settings.is_sqlite:
+                raise RuntimeError(f"{engine.dialect.name} reachable, but the schema is {problem}")
+            state = "up to date" if problem is None else "migrated by `bridge serve` at start"
+            return f"{engine.dialect.name} reachable, schema {state}"
 
-        await probe("database", database, (Exception,))
+        await probe("database", database, (RuntimeError,))
         await engine.dispose()
         for name, bot_settings in settings.bots.items():
             bot = build_bot(bot_settings)
@@ -222,6 +260,9 @@ def _telegram_channels(channels: dict[str, Channel], args: Args) -> list[Any]:
 
 def _tg_set(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
     from adapters.telegram.commands import set_webhook
+
+    if not settings.public_url:
+        raise ConfigError("PUBLIC_URL: required to register a webhook (Telegram cannot reach localhost)")
 
     async def action(channel: Any) -> str:
         return f"webhook set to {await set_webhook(channel, settings.base_url)}"

@@ -6,6 +6,8 @@ message being handled is bound with contextvars, so every line of its path carri
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 import sys
@@ -72,8 +74,18 @@ def configure(fmt: str | None = None, level: str = "info") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_pseudonym_key = b"channel-bridge"
+
+
+def set_pseudonym_key(key: bytes) -> None:
+    """The key of ``mask``'s hash (``Settings.pseudonym_key``: the same in every process)."""
+    global _pseudonym_key
+    _pseudonym_key = key
+
+
 def mask(value: str) -> str:
-    """Mask a phone number or other personal id for logs: keep the last 4 characters."""
-    if len(value) <= 4:
-        return "****"
-    return "*" * (len(value) - 4) + value[-4:]
+    """A stable pseudonym for a phone number or chat id: its last 4 characters (of long ones) and a
+    short keyed hash (``…4567#3fa9c2``), so one person can be followed through the logs without the
+    number, and two numbers ending alike do not look the same."""
+    digest = hmac.new(_pseudonym_key, value.encode(), hashlib.sha256).hexdigest()[:6]
+    return f"…{value[-4:] if len(value) >= 8 else ''}#{digest}"

@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+from datetime import UTC, datetime
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from bridge import __version__
+from bridge.store.records import Backlog
+
+# The classic text format (what every Prometheus scrapes); counters without ``_created`` series.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+disable_created_metrics()
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Info("bridge_build", "The running bridge", registry=r).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
         self.received = Counter(
             "bridge_messages_received", "Inbound messages accepted", ["channel"], registry=r
         )
@@ -37,4 +64,26 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=r,
         )
+        http = "HTTP requests by route template, method and status"
+        self.requests = Counter("bridge_http_requests", http, ["route", "method", "status"], registry=r)
+        self.request_time = Histogram(
+            "bridge_http_request_seconds", "Time to answer an HTTP request", ["route"], registry=r
+        )  # the default buckets: 5 ms to 10 s
         self.queue_depth = Gauge("bridge_queue_depth", "Messages and reply parts waiting", registry=r)
+        self.dead_letters = Gauge(
+            "bridge_dead_letters", "Messages and reply parts that could not be handled", registry=r
+        )
+        self.oldest_pending = Gauge(
+            "bridge_oldest_pending_age_seconds",
+            "How long the oldest waiting message or reply part has waited (0: none waits)",
+            registry=r,
+        )
+
+    def render(self, backlog: Backlog | None) -> bytes:
+        """The exposition, with the store's gauges as of now (left as they were if it is unreadable)."""
+        if backlog is not None:
+            self.queue_depth.set(backlog.depth)
+            self.dead_letters.set(backlog.dead)
+            since = backlog.oldest_pending
+            self.oldest_pending.set(max(0.0, (datetime.now(UTC) - since).total_seconds()) if since else 0)
+        return generate_latest(self.registry)

@@ -6,16 +6,18 @@ Every error is a ``ConfigError`` whose message is one line naming the setting (n
 from __future__ import annotations
 
 import builtins
+import difflib
 import os
 import re
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from bridge.channel import Texts
 from bridge.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
@@ -67,7 +69,7 @@ class ChannelSettings(BaseModel):
         try:
             return model.model_validate(options)
         except ValidationError as exc:
-            raise ConfigError(_describe(exc, self._setting_name(name))) from None
+            raise ConfigError(_describe(exc, self._setting_name(name), model.model_fields)) from None
 
     def _setting_name(self, name: str) -> Any:
         prefix = self.env_prefix
@@ -103,8 +105,11 @@ class Settings(BaseModel):
     port: int = Field(default=8080, ge=1, le=65535)
     public_url: str = ""
     database_url: str = "sqlite+aiosqlite:///./bridge.db"
+    data_dir: str = "./data"  # files the bridge writes (widget uploads)
+    demo_page: bool | None = None  # unset: on while PUBLIC_URL is unset
     log_format: Literal["json", "console"] | None = None
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_pseudonym_key: SecretStr | None = None  # keys the hash in logged phone numbers and chat ids
     bridge_api_key: SecretStr | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     bots: dict[str, BotSettings] = Field(default_factory=dict)
@@ -129,6 +134,32 @@ class Settings(BaseModel):
     def _public_url(cls, value: str) -> str:
         return check_url(value) if value else value
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_ssl(cls, value: str) -> str:
+        if value.startswith("postgresql"):
+            from bridge.store.db import postgres_ssl
+
+            postgres_ssl(value)  # a ValueError names the bad sslmode
+        return value
+
+    @property
+    def serves_demo(self) -> bool:
+        return self.demo_page if self.demo_page is not None else not self.public_url
+
+    @property
+    def pseudonym_key(self) -> bytes:
+        """The key of logged pseudonyms: LOG_PSEUDONYM_KEY, else derived from the database URL, so
+        that every process sharing a database writes the same pseudonym for one person."""
+        if self.log_pseudonym_key is not None:
+            return self.log_pseudonym_key.get_secret_value().encode()
+        return self.database_url.encode()
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
@@ -138,44 +169,49 @@ class Settings(BaseModel):
         return self.database_url.startswith("sqlite")
 
 
-# Environment variables of the top level (name -> Settings field).
-_TOP = {
-    "PORT": "port",
-    "PUBLIC_URL": "public_url",
-    "DATABASE_URL": "database_url",
-    "LOG_FORMAT": "log_format",
-    "LOG_LEVEL": "log_level",
-    "BRIDGE_API_KEY": "bridge_api_key",
-    "MAX_BODY_BYTES": "max_body_bytes",
+# Environment variables, derived from the models so that a new field is read (and known) at once.
+_NESTED = ("bots", "channels", "worker")
+TOP = {field.upper(): field for field in Settings.model_fields if field not in _NESTED}
+SESSION_IDLE = "SESSION_IDLE_TIMEOUT"
+WORKER = {f"WORKER_{field.upper()}": field for field in WorkerSettings.model_fields} | {
+    SESSION_IDLE: "session_idle_timeout"
 }
-_WORKER_PREFIX = "WORKER_"
-_SESSION_IDLE = "SESSION_IDLE_TIMEOUT"
+# The rest are OCS_{FIELD}. (max_in_flight: the name main gives it, for when the field arrives.)
+_BOT_NAMES = {
+    "backend": "BOT_BACKEND",
+    "version": "OCS_EXPERIMENT_VERSION",
+    "max_in_flight": "BOT_MAX_IN_FLIGHT",
+}
+BOT = {_BOT_NAMES.get(field, f"OCS_{field.upper()}"): field for field in BotSettings.model_fields}
+CONFIG = "BRIDGE_CONFIG"
 # Channel types enabled by env vars in the one-bot case: (channel name, prefix, enabling variable).
-_ENV_CHANNELS = (
+ENV_CHANNELS = (
     ("telegram", "TELEGRAM_", "TELEGRAM_BOT_TOKEN"),
     ("twilio", "TWILIO_", "TWILIO_ACCOUNT_SID"),
     ("web", "WIDGET_", None),
 )
-_TEXT_PREFIX = "TEXT_"
+TEXT_PREFIX = "TEXT_"
+ENV_FILE = ".env"
+
+
+def read_environment() -> dict[str, str]:
+    """The process environment over a ``.env`` file in the working directory (if there is one)."""
+    env: dict[str, str] = {}
+    if Path(ENV_FILE).is_file():
+        from dotenv import dotenv_values
+
+        env = {k: v for k, v in dotenv_values(ENV_FILE).items() if v is not None}
+    return env | dict(os.environ)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from the environment (and ``BRIDGE_CONFIG``); raise ``ConfigError``."""
-    env = dict(os.environ if environ is None else environ)
-    data: dict[str, Any] = {}
-    for var, field in _TOP.items():
-        if env.get(var, "") != "":
-            data[field] = env[var]
-    worker = {  # only our own WORKER_* names: platforms set others (WORKER_ID, WORKER_CLASS ...)
-        field: env[f"{_WORKER_PREFIX}{field.upper()}"]
-        for field in WorkerSettings.model_fields
-        if env.get(f"{_WORKER_PREFIX}{field.upper()}", "") != ""
-    }
-    if env.get(_SESSION_IDLE):
-        worker["session_idle_timeout"] = env[_SESSION_IDLE]
-    data["worker"] = worker
+    env = read_environment() if environ is None else dict(environ)
+    data: dict[str, Any] = {field: env[var] for var, field in TOP.items() if env.get(var, "") != ""}
+    # only our own WORKER_* names: platforms set others (WORKER_ID, WORKER_CLASS ...)
+    data["worker"] = {field: env[var] for var, field in WORKER.items() if env.get(var, "") != ""}
 
-    config_path = env.get("BRIDGE_CONFIG")
+    config_path = env.get(CONFIG)
     if config_path:
         file_data = _read_toml(Path(config_path), env)
         data["bots"] = file_data.get("bots", {})
@@ -184,14 +220,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         data["bots"] = {"default": _env_bot(env)}
         data["channels"] = _env_channels(env)
 
+    name = _env_name(bool(config_path))
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, _env_name(bool(config_path)))) from None
-    for name, channel in settings.channels.items():
+        raise ConfigError(_describe(exc, name)) from None
+    for bot_name, bot in settings.bots.items():
+        for field in ("api_key", "experiment_id"):
+            if bot.backend == "ocs" and not getattr(bot, field):
+                backend = "backend" if config_path else "BOT_BACKEND"
+                raise ConfigError(f"{name(f'bots.{bot_name}.{field}')}: required when {backend} is 'ocs'")
+    for channel_name, channel in settings.channels.items():
         if channel.bot not in settings.bots:
-            where = f"channels.{name}.bot" if config_path else "BOT_BACKEND"
+            where = f"channels.{channel_name}.bot" if config_path else "BOT_BACKEND"
             raise ConfigError(f"{where}: no bot named {channel.bot!r} is configured")
+        unknown = set(channel.texts) - set(Texts.__dataclass_fields__)
+        if unknown and config_path:
+            key = sorted(unknown)[0]
+            where = f"channels.{channel_name}.texts.{key}"
+            raise ConfigError(f"{where}: unknown text{did_you_mean(key, Texts.__dataclass_fields__)}")
     return settings
 
 
@@ -199,29 +246,13 @@ def _env_bot(env: Mapping[str, str]) -> dict[str, Any]:
     backend = env.get("BOT_BACKEND") or ("ocs" if env.get("OCS_API_KEY") else "echo")
     if backend not in ("ocs", "echo"):
         raise ConfigError("BOT_BACKEND: must be 'ocs' or 'echo'")
-    bot: dict[str, Any] = {"backend": backend}
-    for var, field in (
-        ("OCS_BASE_URL", "base_url"),
-        ("OCS_API_KEY", "api_key"),
-        ("OCS_EXPERIMENT_ID", "experiment_id"),
-        ("OCS_EXPERIMENT_VERSION", "version"),
-        ("OCS_READ_TIMEOUT", "read_timeout"),
-        ("OCS_CONNECT_TIMEOUT", "connect_timeout"),
-        ("BOT_MAX_IN_FLIGHT", "max_in_flight"),
-    ):
-        if env.get(var):
-            bot[field] = env[var]
-    if backend == "ocs":
-        for var in ("OCS_API_KEY", "OCS_EXPERIMENT_ID"):
-            if not env.get(var):
-                raise ConfigError(f"{var}: required when BOT_BACKEND is 'ocs'")
-    return bot
+    return {field: env[var] for var, field in BOT.items() if env.get(var)} | {"backend": backend}
 
 
 def _env_channels(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    texts = {k[len(_TEXT_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(_TEXT_PREFIX)}
+    texts = {k[len(TEXT_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(TEXT_PREFIX)}
     channels: dict[str, dict[str, Any]] = {}
-    for name, prefix, enabler in _ENV_CHANNELS:
+    for name, prefix, enabler in ENV_CHANNELS:
         if enabler is not None and not env.get(enabler):
             continue
         options = {k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix) and v != ""}
@@ -229,7 +260,16 @@ def _env_channels(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return channels
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the closest known name, or nothing."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+_SECTIONS = ("bots", "channels")
 
 
 def _read_toml(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
@@ -239,6 +279,15 @@ def _read_toml(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError(f"BRIDGE_CONFIG: file {str(path)!r} not found") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"BRIDGE_CONFIG: cannot read {str(path)!r}: {exc}") from None
+    for key, value in raw.items():
+        if key.upper() in TOP or key.upper() in WORKER:
+            raise ConfigError(
+                f"{key}: set {key.upper()} in the environment; BRIDGE_CONFIG holds bots and channels"
+            )
+        if key not in _SECTIONS:
+            raise ConfigError(f"{key}: unknown section{did_you_mean(key, _SECTIONS)} (known: bots, channels)")
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise ConfigError(f"{key}: must be tables like [{key}.NAME]")
     return _expand(raw, env, "")
 
 
@@ -256,30 +305,20 @@ def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
                 raise ConfigError(f"{where}: refers to environment variable {var}, which is not set")
             return env[var]
 
-        return _ENV_REF.sub(sub, value)
+        return ENV_REF.sub(sub, value)
     return value
 
 
-_REVERSE_TOP = {field: var for var, field in _TOP.items()}
-_REVERSE_BOT = {
-    "base_url": "OCS_BASE_URL",
-    "api_key": "OCS_API_KEY",
-    "experiment_id": "OCS_EXPERIMENT_ID",
-    "version": "OCS_EXPERIMENT_VERSION",
-    "read_timeout": "OCS_READ_TIMEOUT",
-    "connect_timeout": "OCS_CONNECT_TIMEOUT",
-    "max_in_flight": "BOT_MAX_IN_FLIGHT",
-    "backend": "BOT_BACKEND",
-}
+_REVERSE_TOP = {field: var for var, field in TOP.items()}
+_REVERSE_WORKER = {field: var for var, field in WORKER.items()}
+_REVERSE_BOT = {field: var for var, field in BOT.items()}
 
 
 def _env_name(from_file: bool) -> Any:
     def name(loc: str) -> str:
         parts = loc.split(".")
         if parts[0] == "worker" and len(parts) > 1:
-            return (
-                _SESSION_IDLE if parts[1] == "session_idle_timeout" else f"{_WORKER_PREFIX}{parts[1].upper()}"
-            )
+            return _REVERSE_WORKER.get(parts[1], loc)
         if parts[0] in _REVERSE_TOP:
             return _REVERSE_TOP[parts[0]]
         if from_file:
@@ -291,7 +330,7 @@ def _env_name(from_file: bool) -> Any:
     return name
 
 
-def _describe(exc: ValidationError, name: Any) -> str:
+def _describe(exc: ValidationError, name: Any, known: Iterable[str] = ()) -> str:
     """One line: the first error, naming the setting, never echoing its value."""
     error = exc.errors(include_input=False, include_url=False)[0]
     loc = ".".join(str(p) for p in error["loc"]) or "settings"
@@ -299,8 +338,16 @@ def _describe(exc: ValidationError, name: Any) -> str:
     if error["type"] == "missing":
         message = "required"
     elif error["type"] == "extra_forbidden":
-        message = "unknown setting"
+        field = str(error["loc"][-1])
+        fields = known or _fields_at(error["loc"])
+        message = f"unknown setting{did_you_mean(field, fields)}"
     return f"{name(loc)}: {message}"
+
+
+def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The fields of the model an unknown key was found in (for "did you mean")."""
+    models: dict[str, type[BaseModel]] = {"bots": BotSettings, "worker": WorkerSettings}
+    return list(models[str(loc[0])].model_fields) if len(loc) > 1 and str(loc[0]) in models else []
 
 
 def exit_on_config_error(exc: ConfigError) -> None:

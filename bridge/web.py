@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from functools import partial
 
 import aiohttp
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bridge import api
 from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
 from bridge.errors import ApiError, BadRequest, NotFound
+from bridge.health import database_errors, database_ready, healthz, metrics, migrate_sqlite, readyz
 from bridge.settings import Settings
 from bridge.store import Store
-from bridge.store.db import create_engine, migrate
+from bridge.store.db import create_engine
 from bridge.typedefs import CORE
 from bridge.worker import Worker
 
@@ -41,7 +43,9 @@ def create_app(
 ) -> web.Application:
     """Build the app. ``plugins`` add routes (the widget); ``background`` are extra long-running
     tasks started with the core (Telegram long polling)."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[log_requests, json_errors])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[log_requests, json_errors, database_errors]
+    )
     app.cleanup_ctx.append(_core_context(settings, channels, workers, list(background)))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -62,7 +66,7 @@ def _core_context(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         if settings.is_sqlite:
-            await migrate(settings.database_url)
+            await migrate_sqlite(settings.database_url)
         engine = create_engine(settings.database_url)
         bots = {name: build_bot(bot) for name, bot in settings.bots.items()}
         async with contextlib.AsyncExitStack() as stack:
@@ -77,23 +81,39 @@ def _core_context(
             for channel in channels.values():
                 await channel.start(core)
                 stack.push_async_callback(channel.stop)
-            tasks: list[asyncio.Task[None]] = []
+            # HTTP answers at once (/readyz 503 meanwhile); the work starts once the database is ready
+            # (an SQLite file was migrated above)
+            ready = None if settings.is_sqlite else asyncio.create_task(database_ready(core))
+            tasks = [asyncio.create_task(_after(ready, partial(run, core))) for run in background]
+            working = None
             if run_workers:
-                worker = Worker(core, owner=f"{socket.gethostname()}:{secrets.token_hex(4)}")
+                # owners fit in 64 characters (a Kubernetes pod name alone may take 63)
+                worker = Worker(core, owner=f"{socket.gethostname()[:48]}:{secrets.token_hex(4)}")
                 core.workers.append(worker)
-                tasks.append(asyncio.create_task(worker.run(), name="worker"))
-            tasks += [asyncio.create_task(_logged(task(core)), name="background") for task in background]
+                working = asyncio.create_task(_after(ready, worker.run), name="worker")
             app[CORE] = core
             try:
                 yield
             finally:
-                for worker in core.workers:
-                    await worker.stop(settings.worker.shutdown_grace)
+                for running in core.workers:
+                    await running.stop(settings.worker.shutdown_grace)
+                if working is not None:  # its loop sees the stop: no query is cut off under way
+                    await asyncio.wait([working], timeout=settings.worker.poll_interval + 5)
+                    tasks.append(working)
+                if ready is not None:
+                    tasks.append(ready)
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     return context
+
+
+async def _after(ready: asyncio.Task[None] | None, start: Callable[[], Awaitable[None]]) -> None:
+    """Start a long-running task once the database is ready; log its failure."""
+    if ready is not None:
+        await asyncio.shield(ready)
+    await _logged(start())
 
 
 async def _logged(awaitable: Awaitable[None]) -> None:
@@ -128,55 +148,46 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return web.json_response({"detail": "Internal error; nothing was lost."}, status=500)
 
 
+REQUEST_ID = "X-Request-ID"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapes: logged at debug
+
+
 @web.middleware
 async def log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One line per request with its route template and status; the request id (taken from
+    ``X-Request-ID`` when the caller sent a sensible one) is on every line and in the answer."""
     started = time.perf_counter()
-    request_id = secrets.token_hex(8)
+    given = request.headers.get(REQUEST_ID, "")
+    request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+    route = _route(request)
+    status = 500
     with structlog.contextvars.bound_contextvars(request_id=request_id):
-        response = await handler(request)
-        log.info(
-            "request",
-            method=request.method,
-            route=_route(request),
-            status=response.status,
-            ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return response
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers[REQUEST_ID] = request_id
+            return response
+        except web.HTTPException as exc:  # redirects json_errors lets through
+            status = exc.status
+            exc.headers[REQUEST_ID] = request_id
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            counted = request.app[CORE].metrics
+            counted.requests.labels(route, request.method, str(status)).inc()
+            counted.request_time.labels(route).observe(elapsed)
+            level = log.debug if route in _QUIET else log.info
+            level("request", method=request.method, route=route, status=status, ms=round(elapsed * 1000, 2))
 
 
 def _route(request: web.Request) -> str:
     """The route's template (``/api/chat/{session_id}/poll/``): paths may carry session ids."""
     info = request.match_info.route.resource
-    return info.canonical if info is not None else "-"
+    return info.canonical if info is not None else "unmatched"
 
 
 # handlers ---------------------------------------------------------------------------------------
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    core = request.app[CORE]
-    problems = []
-    try:
-        await asyncio.wait_for(core.store.ping(), 5)
-    except Exception as exc:
-        problems.append(f"database: {type(exc).__name__}")
-    problems += ["workers: not running" for w in core.workers if not w.running]
-    if problems:
-        return web.json_response({"status": "unavailable", "detail": "; ".join(problems)}, status=503)
-    return web.json_response({"status": "ready", "workers": len(core.workers)})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    core = request.app[CORE]
-    with contextlib.suppress(Exception):
-        core.metrics.queue_depth.set(await core.store.depth())
-    response = web.Response(body=generate_latest(core.metrics.registry))
-    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    return response
-
-
 async def webhook(request: web.Request) -> web.Response:
     """Verify, store durably, acknowledge. Nothing slow happens here."""
     started = time.perf_counter()
@@ -231,5 +242,16 @@ async def _verified(request: web.Request, channel: Channel) -> WebhookRequest:
         body=await request.read(),
         content_type=request.content_type,
     )
-    await channel.verify(hook)
+    try:
+        await channel.verify(hook)
+    except ApiError as exc:  # which channel, why and from where; never the secret
+        log.warning(
+            "webhook rejected",
+            channel=channel.name,
+            status=exc.status,
+            reason=exc.detail,
+            client=request.remote,
+            forwarded_for=request.headers.get("X-Forwarded-For", "")[:200] or None,
+        )
+        raise
     return hook

@@ -78,10 +78,10 @@ class Worker:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.config.lease_seconds / 4)
-            if not self.active:
-                continue
             try:
-                await self.queue.renew()
+                await self.core.store.beat(self.queue.owner)  # /readyz: workers alive anywhere
+                if self.active:
+                    await self.queue.renew()
             except Exception:
                 log.exception("lease renewal failed")
 

@@ -151,7 +151,8 @@ def fresh_postgres(postgres_url: str) -> str:
         await migrate(postgres_url)
         engine = create_engine(postgres_url)
         async with engine.begin() as connection:
-            await connection.execute(text("TRUNCATE conversations, inbound_messages, outbound_parts CASCADE"))
+            tables = "conversations, inbound_messages, outbound_parts, worker_heartbeats"
+            await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
         await engine.dispose()
 
     with ThreadPoolExecutor(1) as pool:  # its own event loop: callers may run inside one

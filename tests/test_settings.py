@@ -117,3 +117,35 @@ def test_database_url_spellings():
 def test_unrelated_variables_sharing_a_prefix_do_not_stop_start_up():
     settings = load_settings({"WORKER_ID": "3", "WIDGET_THEME": "dark", "WORKER_CONCURRENCY": "4"})
     assert settings.worker.concurrency == 4
+
+
+def test_every_variable_the_bridge_reads_is_in_the_readme_and_the_examples_are_valid():
+    import re
+    from pathlib import Path
+
+    from adapters import build_channels, option_models
+    from bridge.variables import known_variables, unknown_variables
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    known = known_variables(option_models())
+    assert sorted(name for name in known if f"`{name}`" not in readme) == []
+
+    example_env = dict(re.findall(r"^# ?([A-Z][A-Z0-9_]*)=(.*)$", (root / ".env.example").read_text(), re.M))
+    assert set(example_env) <= known and unknown_variables(example_env, option_models()) == []
+
+    refs = {"OCS_SUPPORT_KEY": SECRET, "SUPPORT_TELEGRAM_SECRET": "s3cret"}
+    refs |= {"SUPPORT_TELEGRAM_TOKEN": "123:abc", "TWILIO_ACCOUNT_SID": "AC" + "0" * 32}
+    settings = load_settings(
+        {"BRIDGE_CONFIG": str(root / "bridge.example.toml"), "TWILIO_AUTH_TOKEN": "t"} | refs
+    )
+    assert sorted(build_channels(settings)) == ["playground", "site", "support-sms", "support-telegram"]
+
+
+def test_known_variables_follow_the_models():
+    from adapters import option_models
+    from bridge.variables import known_variables
+
+    known = known_variables(option_models())
+    assert {"PORT", "DATA_DIR", "OCS_READ_TIMEOUT", "WORKER_SHUTDOWN_GRACE", "TEXT_APOLOGY"} <= known
+    assert {"TELEGRAM_RATE_PER_CHAT", "TWILIO_REQUEST_TIMEOUT", "WIDGET_ATTACHMENT_LINKS"} <= known

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 

@@ -172,10 +172,20 @@ async def test_oversized_message(make_client: MakeClient) -> None:
 
 # the demo page --------------------------------------------------------------------------------------
 async def test_demo_page_embeds_the_widget(make_client: MakeClient) -> None:
-    client = await make_client(WIDGET_EMBED_KEY="public-key")
+    client = await make_client(WIDGET_EMBED_KEY="public-key", DEMO_PAGE="on")
     response = await client.get("/")
     assert response.status == 200
     page = await response.text()
     assert '<open-chat-studio-widget id="chat" chatbot-id="web"' in page
     assert "public-key" in page
     assert "cdn.jsdelivr.net/npm/open-chat-studio-widget@0.6.0" in page
+
+
+async def test_a_deployed_bridge_serves_no_demo_page_unless_asked(make_client: MakeClient) -> None:
+    deployed = await make_client()  # PUBLIC_URL is set: DEMO_PAGE defaults to off
+    response = await deployed.get("/")
+    assert response.status == 404 and (await response.json())["detail"]
+    trying = await make_client(PUBLIC_URL="", DEMO_PAGE="")  # trying it out: on
+    assert (await trying.get("/")).status == 200
+    off = await make_client(PUBLIC_URL="", DEMO_PAGE="off")
+    assert (await off.get("/")).status == 404

@@ -73,6 +73,7 @@ def bridge_url(tmp_path: Path, ocs: FakeOCS, widget_files: None) -> Iterator[str
         **os.environ,
         "PORT": str(port),
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "DEMO_PAGE": "on",  # PUBLIC_URL set: off unless asked
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/b.db",
         "OCS_BASE_URL": ocs.url,
         "OCS_API_KEY": ocs.api_key,

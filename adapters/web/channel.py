@@ -6,6 +6,7 @@ the stored parts back. ``send`` therefore has nothing to do.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -16,7 +17,7 @@ from bridge.model import Conversation, Part
 
 if TYPE_CHECKING:
     from bridge.core import Core
-    from bridge.settings import ChannelSettings
+    from bridge.settings import ChannelSettings, Settings
 
 
 class WebOptions(BaseModel):
@@ -29,7 +30,7 @@ class WebOptions(BaseModel):
     chatbot_id: str | None = None  # default: the bot's OCS experiment id, else the channel's name
     require_session_token: bool = False  # also require X-Session-Token from widgets that never send it
     uploads_enabled: bool = False
-    uploads_dir: str = "./uploads"
+    uploads_dir: str | None = None  # default: DATA_DIR/uploads
     max_upload_bytes: int = Field(default=10_000_000, ge=1)
     max_message_chars: int = Field(default=4000, ge=1)
     session_rate: int = Field(default=20, ge=1)  # messages a minute in one session
@@ -59,6 +60,7 @@ class WebChannel(Channel):
     kind = "web"
     # One reply is one widget message; attachments travel on the part (the widget lists them).
     capabilities = Capabilities(max_text=1_000_000, media_by_url=True, reach_new=False)
+    uploads_dir: Path  # set at start (DATA_DIR/uploads unless set)
 
     def __init__(self, name: str, settings: ChannelSettings):
         super().__init__(name, settings)
@@ -68,12 +70,18 @@ class WebChannel(Channel):
 
     async def start(self, core: Core) -> None:
         await super().start(core)
-        if self.options.chatbot_id is None:
-            bot = core.settings.bots.get(self.bot)
-            if bot is not None and bot.backend == "ocs" and bot.experiment_id:
-                self.chatbot_id = bot.experiment_id
+        self.chatbot_id = self.resolved_chatbot_id(core.settings)
         if not self.allowed_origins:
             self.allowed_origins = frozenset({_origin(core.settings.base_url)})
+        self.uploads_dir = Path(self.options.uploads_dir or Path(core.settings.data_dir) / "uploads")
+
+    def resolved_chatbot_id(self, settings: Settings) -> str:
+        """The id widgets use: set, else the bot's OCS experiment id, else the channel's name."""
+        if self.options.chatbot_id is None:
+            bot = settings.bots.get(self.bot)
+            if bot is not None and bot.backend == "ocs" and bot.experiment_id:
+                return bot.experiment_id
+        return self.chatbot_id
 
     async def verify(self, request: WebhookRequest) -> None:
         raise NotFound("the web channel has no webhook; the widget calls /api/chat/")

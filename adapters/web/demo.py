@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bridge.errors import NotFound
+from bridge.typedefs import CORE
 
 STATIC_DIR = Path(__file__).parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
@@ -18,13 +19,17 @@ CDN_URL = f"https://cdn.jsdelivr.net/npm/open-chat-studio-widget@{WIDGET_VERSION
 
 
 def install_static(app: web.Application) -> None:
-    VENDOR_DIR.mkdir(parents=True, exist_ok=True)
-    app.router.add_static("/static/vendor/", VENDOR_DIR, append_version=False)
+    """Serve the widget's files when they were installed (the bridge itself never writes there: an
+    installed package may be read-only); without them the demo page loads the widget from the CDN."""
+    if VENDOR_DIR.is_dir():
+        app.router.add_static("/static/vendor/", VENDOR_DIR, append_version=False)
 
 
 async def demo_page(request: web.Request) -> web.Response:
     from .routes import web_channels  # routes imports this module
 
+    if not request.app[CORE].settings.serves_demo:
+        raise NotFound("Not found.")
     channels = web_channels(request.app)
     if not channels:
         raise NotFound("no web channel is configured")

@@ -9,7 +9,6 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -204,7 +203,7 @@ async def upload(request: web.Request) -> web.Response:
     if not options.uploads_enabled:
         raise Forbidden("file uploads are not enabled for this chat")
     _limit_address(request, session.channel)
-    root = Path(options.uploads_dir)
+    root = session.channel.uploads_dir
     max_body = request.app[CORE].settings.max_body_bytes  # the app's client_max_size
     files = await uploads.receive(
         request, root, session.conversation.person.key, options.max_upload_bytes, max_body
@@ -216,7 +215,7 @@ async def download(request: web.Request) -> web.FileResponse:
     for channel in web_channels(request.app):
         if not channel.options.uploads_enabled:
             continue
-        root = Path(channel.options.uploads_dir)
+        root = channel.uploads_dir
         try:
             found = uploads.find(root, request.match_info["file_id"])
         except NotFound:
@@ -270,7 +269,7 @@ def _attachment_links(
 ) -> str:
     if not channel.options.uploads_enabled:
         raise BadRequest("file uploads are not enabled for this chat")
-    files = uploads.owned(Path(channel.options.uploads_dir), ids, conversation.person.key)
+    files = uploads.owned(channel.uploads_dir, ids, conversation.person.key)
     base = request.app[CORE].settings.base_url
     return "".join(f"\n\n[{f.name}]({base}/uploads/{f.id}/{quote(f.name)})" for f in files)
 

@@ -1,26 +1,54 @@
-"""Engine factory and migrations."""
+"""Engine factory, migrations (shipped inside the package) and the schema's state."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import Engine, event, pool
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event, pool, text
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+# libpq's sslmode (what managed databases hand out) and ``ssl=true`` -> asyncpg's ``ssl`` argument.
+_SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+_SSL_FLAGS = {"true": "require", "1": "require", "on": "require", "false": "disable", "0": "disable"}
+
+
+def postgres_ssl(url: str) -> tuple[URL, dict[str, Any]]:
+    """The URL without ``sslmode``/``ssl`` and the ``connect_args`` asyncpg needs for them.
+
+    Raises ``ValueError`` for a mode asyncpg does not know."""
+    parsed = make_url(url)
+    query = dict(parsed.query)
+    mode = query.pop("sslmode", None) or query.pop("ssl", None)
+    query.pop("ssl", None)
+    if mode is None:
+        return parsed, {}
+    mode = str(mode).lower()
+    mode = _SSL_FLAGS.get(mode, mode)
+    if mode not in _SSL_MODES:
+        raise ValueError(f"sslmode must be one of {', '.join(sorted(_SSL_MODES))}")
+    return parsed.set(query=query), {"ssl": mode}
 
 
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout and write-locking transactions."""
-    if not url.startswith("sqlite"):
-        return create_async_engine(
-            url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
-        )
     # hide_parameters: database errors must not put message texts or ids into logs
+    if not url.startswith("sqlite"):
+        parsed, connect_args = postgres_ssl(url)
+        return create_async_engine(
+            parsed,
+            connect_args={"timeout": 10, **connect_args},
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=10,
+            hide_parameters=True,
+        )
     engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
     _sqlite_setup(engine.sync_engine)
     return engine
@@ -65,13 +93,21 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
 def _alembic_config(url: str) -> Any:
     from alembic.config import Config
 
-    script_location = ROOT / "alembic"
-    if not script_location.is_dir():
-        script_location = Path.cwd() / "alembic"
     config = Config()
-    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = url
     return config
+
+
+@functools.cache
+def _revisions() -> tuple[str, frozenset[str]]:
+    """The newest migration this code ships (what the database must be at) and all of them."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    head = scripts.get_current_head()
+    assert head is not None
+    return head, frozenset(s.revision for s in scripts.walk_revisions())
 
 
 def migrate_sync(url: str) -> None:
@@ -87,3 +123,25 @@ def migrate_sync(url: str) -> None:
 
 async def migrate(url: str) -> None:
     await asyncio.to_thread(migrate_sync, url)
+
+
+async def schema_problem(engine: AsyncEngine) -> str | None:
+    """None when the database is at the code's schema; else what is wrong, in a few words.
+
+    It also tells whether the database answers at all (errors propagate)."""
+
+    def read(connection: Any) -> list[str]:
+        from sqlalchemy import inspect
+
+        if not inspect(connection).has_table("alembic_version"):
+            return []
+        return [row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
+
+    async with engine.connect() as connection:
+        revisions = await connection.run_sync(read)
+    head, known = _revisions()
+    if not revisions:
+        return "not migrated (run `bridge migrate`)"
+    if head in revisions or any(r not in known for r in revisions):
+        return None  # current, or a newer release migrated it (a rolling upgrade): a superset
+    return f"behind the code (at {', '.join(revisions)}, needs {head}; run `bridge migrate`)"

@@ -12,6 +12,15 @@ from bridge.store.tables import ConversationRow, MessageRow, PartRow
 
 
 @dataclass(frozen=True, slots=True)
+class Backlog:
+    """What the queue holds: work waiting, dead letters, and since when the oldest work waits."""
+
+    depth: int
+    dead: int
+    oldest_pending: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Accepted:
     """The outcome of storing one inbound message."""
 

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bridge.model import Conversation, InboundMessage, Person
@@ -17,6 +18,7 @@ from bridge.store.db import sessionmaker, sqlite_writer_engine
 from bridge.store.inbound import Inbound
 from bridge.store.records import (
     Accepted,
+    Backlog,
     StoredMessage,
     StoredPart,
     clean_message,
@@ -25,7 +27,7 @@ from bridge.store.records import (
     to_message,
     to_part,
 )
-from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
+from bridge.store.tables import ConversationRow, HeartbeatRow, MessageRow, PartRow, utcnow
 from bridge.store.writer import Writer
 
 C = ConversationRow.__table__.c
@@ -39,6 +41,7 @@ _DELIVERY_RANK = {
     "failed": 3,
     "read": 4,
 }
+_FORGET = timedelta(days=1)  # heartbeats older than this are deleted
 
 
 class Store:
@@ -239,12 +242,44 @@ class Store:
                     row.status = "dead"
             return row.conversation_id
 
-    async def depth(self) -> int:
-        """Messages waiting for the bot plus parts waiting to be delivered."""
+    async def backlog(self) -> Backlog:
+        """What waits and what failed, in one round trip (the partial ``ix_*_open`` indexes)."""
+
+        def count(table: type[MessageRow | PartRow], status: str) -> Any:
+            return select(func.count()).where(table.status == status).scalar_subquery()
+
+        def oldest(column: Any, status: Any) -> Any:
+            return select(func.min(column)).where(status == "pending").scalar_subquery()
+
+        query = select(
+            count(MessageRow, "pending") + count(PartRow, "pending"),
+            count(MessageRow, "dead") + count(PartRow, "dead"),
+            oldest(MessageRow.received_at, MessageRow.status),
+            oldest(PartRow.created_at, PartRow.status),
+        )
         async with self.reading() as session:
-            messages = await session.scalar(select(func.count()).where(MessageRow.status == "pending"))
-            parts = await session.scalar(select(func.count()).where(PartRow.status == "pending"))
-            return int(messages or 0) + int(parts or 0)
+            depth, dead, *pending = (await session.execute(query)).one()
+        since = [at for at in pending if at is not None]
+        return Backlog(int(depth or 0), int(dead or 0), min(since) if since else None)
+
+    async def beat(self, owner: str) -> None:
+        """A worker process says it is alive (its heartbeat loop calls this every few seconds)."""
+        now = utcnow()
+        insert = (postgresql if self.is_postgres else sqlite).insert(HeartbeatRow)
+        async with self.writing() as session:
+            await session.execute(
+                insert.values(owner=owner, seen_at=now).on_conflict_do_update(
+                    index_elements=["owner"], set_={"seen_at": now}
+                )
+            )
+            # processes that stopped long ago (each start is a new owner)
+            await session.execute(delete(HeartbeatRow).where(HeartbeatRow.seen_at < now - _FORGET))
+
+    async def live_workers(self, within: float) -> int:
+        """How many worker processes, anywhere, beat in the last ``within`` seconds."""
+        since = utcnow() - timedelta(seconds=within)
+        async with self.reading() as session:
+            return int(await session.scalar(select(func.count()).where(HeartbeatRow.seen_at >= since)) or 0)
 
     async def ping(self) -> None:
         async with self.reading() as session:

@@ -6,7 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -35,6 +46,14 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     pass
+
+
+_OPEN = text("status IN ('pending', 'dead')")
+
+
+def _open_index(table: str, at: str) -> Index:
+    """Rows still waiting or dead only: the backlog gauges read them without scanning the table."""
+    return Index(f"ix_{table}_open", "status", at, postgresql_where=_OPEN, sqlite_where=_OPEN)
 
 
 class ConversationRow(Base):
@@ -68,6 +87,7 @@ class MessageRow(Base):
     __table_args__ = (
         UniqueConstraint("channel", "platform_id", name="uq_inbound_platform_id"),
         Index("ix_inbound_conversation_status", "conversation_id", "status", "id"),
+        _open_index("inbound_messages", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -92,7 +112,10 @@ class PartRow(Base):
     """One outbound message, in order within its conversation (pending -> sent | dead | skipped)."""
 
     __tablename__ = "outbound_parts"
-    __table_args__ = (Index("ix_outbound_conversation_status", "conversation_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_outbound_conversation_status", "conversation_id", "status", "id"),
+        _open_index("outbound_parts", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
@@ -108,3 +131,12 @@ class PartRow(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(16))  # as the platform last reported
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class HeartbeatRow(Base):
+    """A worker process that is alive: it writes ``seen_at`` every few seconds (``/readyz``)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
