@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from bridge.errors import NotFound
-from bridge.model import Conversation, InboundMessage, Kind, Part
+from bridge.model import Conversation, InboundMessage, Kind, Part, Person
 
 if TYPE_CHECKING:
     from bridge.core import Core
@@ -157,6 +157,10 @@ class Channel(abc.ABC):
         """Called for verified payloads that carry no message (e.g. a person blocked the bot)."""
 
     # outbound -----------------------------------------------------------------------------------
+    def person(self, identifier: str) -> Person:
+        """Who ``identifier`` names here, for a person the bridge writes to first (trigger_bot)."""
+        return Person(key=identifier, address=identifier, platform=self.kind)
+
     @abc.abstractmethod
     async def send(self, conversation: Conversation, part: Part) -> str | None:
         """Deliver one part; return the platform's message id. Raise ``SendError``/``Unreachable``."""

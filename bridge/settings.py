@@ -105,6 +105,9 @@ class Settings(BaseModel):
     bots: dict[str, BotSettings] = Field(default_factory=dict)
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    # messages OCS created on its own: how often to look (0: never), in sessions active this recently
+    proactive_poll_seconds: float = Field(default=60.0, ge=0)
+    proactive_window_hours: float = Field(default=72.0, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -142,6 +145,8 @@ _TOP = {
     "LOG_LEVEL": "log_level",
     "BRIDGE_API_KEY": "bridge_api_key",
     "MAX_BODY_BYTES": "max_body_bytes",
+    "PROACTIVE_POLL_SECONDS": "proactive_poll_seconds",
+    "PROACTIVE_WINDOW_HOURS": "proactive_window_hours",
 }
 _WORKER_PREFIX = "WORKER_"
 _SESSION_IDLE = "SESSION_IDLE_TIMEOUT"

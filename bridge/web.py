@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bridge import api
+from bridge import api, proactive
 from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
@@ -80,6 +80,9 @@ def _core_context(
                 worker = Worker(core, owner=f"{socket.gethostname()}:{secrets.token_hex(4)}")
                 core.workers.append(worker)
                 tasks.append(asyncio.create_task(worker.run(), name="worker"))
+                tasks += [
+                    asyncio.create_task(_logged(run(core)), name="proactive") for run in proactive.loops()
+                ]
             tasks += [asyncio.create_task(_logged(task(core)), name="background") for task in background]
             app[CORE] = core
             try:

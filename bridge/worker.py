@@ -19,6 +19,7 @@ import structlog
 from bridge.bots import Bot, BotError, SessionGone
 from bridge.channel import Channel, SendError, Unreachable
 from bridge.model import Attachment, Conversation, Kind, Part, Reply
+from bridge.proactive.messages import stored_reply
 from bridge.split import split_text
 from bridge.store.queue import Queue, Work
 from bridge.store.records import clean_text
@@ -225,6 +226,8 @@ class Worker:
         try:
             if kind is Kind.UNSUPPORTED:
                 parts = self._texts(channel, channel.texts.unsupported)
+            elif kind is Kind.DELIVER:  # proactive (issue 10): delivered as is, no bot call
+                parts = self._shape(channel, stored_reply(message))
             elif kind is Kind.HELP and channel.texts.help:
                 parts = self._texts(channel, channel.texts.help)
             elif kind is Kind.END:

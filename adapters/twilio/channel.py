@@ -19,7 +19,7 @@ from twilio.rest import Client
 from bridge.channel import Capabilities, Channel, DeliveryStatus, Resumable, SendError, WebhookRequest
 from bridge.errors import Forbidden, UnsupportedMediaType
 from bridge.logs import mask
-from bridge.model import Conversation, InboundMessage, Part
+from bridge.model import Conversation, InboundMessage, Part, Person
 from bridge.secrets import matches
 from bridge.split import split_text, utf16_length
 
@@ -154,6 +154,9 @@ class TwilioChannel(Channel):
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     # outbound -----------------------------------------------------------------------------------
+    def person(self, identifier: str) -> Person:
+        return Person(key=identifier, address=identifier, platform=parse.platform_of(identifier))
+
     async def send(self, conversation: Conversation, part: Part) -> str | None:
         """One REST call per message of the part (usually one); a retried part resumes."""
         to = conversation.person.address
