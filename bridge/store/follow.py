@@ -34,7 +34,7 @@ def waiting(now: datetime) -> ColumnElement[bool]:
     """Conversations waiting for the bot anyway: a message pending, or a worker holding them."""
     c = ConversationRow
     pending = exists().where(MessageRow.conversation_id == c.id, MessageRow.status == "pending")
-    return or_(pending, c.lease_until > now)
+    return or_(pending, and_(c.lease_until.is_not(None), c.lease_until > now))  # (NULL is not false)
 
 
 async def to_read(store: Store, channels: Collection[str], since: datetime, limit: int) -> list[int]:
