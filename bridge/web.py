@@ -19,6 +19,7 @@ from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
 from bridge.errors import ApiError, BadRequest, NotFound
+from bridge.proactive import participants
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.db import create_engine, migrate
@@ -49,6 +50,7 @@ def create_app(
     app.router.add_post("/webhooks/{channel}", webhook)
     app.router.add_post("/webhooks/{channel}/status", status_webhook)
     app.router.add_post("/api/trigger_bot", api.trigger_bot)
+    participants.install(app)
     for plugin in plugins:
         plugin(app)
     return app
