@@ -29,6 +29,8 @@ class Capabilities:
     # A person who writes again can be sent to again (on Telegram they unblocked the bot). False
     # where an opt-out holds until the person opts in (SMS STOP ... START).
     unblock_on_message: bool = True
+    # Parts may wait for the person's next message (WhatsApp outside 24 hours): it releases them.
+    holds_until_written: bool = False
 
 
 @dataclass(frozen=True, slots=True)

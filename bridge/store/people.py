@@ -15,7 +15,7 @@ from bridge.model import Conversation, Kind
 from bridge.store.proactive_tables import ParticipantDataRow, ScheduleRow
 from bridge.store.records import to_conversation
 from bridge.store.repo import Store
-from bridge.store.tables import ConversationRow, MessageRow, utcnow
+from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
 
 PROACTIVE_KINDS = (Kind.PROMPT.value, Kind.DELIVER.value)
 
@@ -66,6 +66,29 @@ async def stored(store: Store, channel: str, platform_id: str) -> bool:
             select(MessageRow.id).where(MessageRow.channel == channel, MessageRow.platform_id == platform_id)
         )
         return found is not None
+
+
+async def release_held(store: Store, channel: str, person_key: str) -> None:
+    """The person wrote: parts held for it (and everything behind them) go out now, first."""
+    now = utcnow()
+    c = ConversationRow
+    async with store.writing() as session:
+        conversation_id = await session.scalar(
+            update(c)
+            .where(c.channel == channel, c.person_key == person_key, c.next_run_at > now)
+            .values(next_run_at=now)
+            .returning(c.id)
+        )
+        if conversation_id is not None:
+            await session.execute(
+                update(PartRow)
+                .where(
+                    PartRow.conversation_id == conversation_id,
+                    PartRow.status == "pending",
+                    PartRow.next_attempt_at > now,
+                )
+                .values(next_attempt_at=now)
+            )
 
 
 async def proactive_ids(store: Store, message_ids: Collection[int]) -> set[int]:
