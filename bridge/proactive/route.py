@@ -56,6 +56,16 @@ def route(core: Core, platform: str, experiment: str) -> Route:
     return Route(chosen[0], core.bots[chosen[0].bot])
 
 
+def channel_named(channels: dict[str, Channel], name: str) -> Channel:
+    """A channel by its name, or the only channel of a platform (``telegram``, ``sms``, ``web``...)."""
+    if name in channels:
+        return channels[name]
+    of_kind = [c for c in channels.values() if c.kind == PLATFORM_KINDS.get(name, name)]
+    if len(of_kind) != 1:
+        raise NotFound(f"unknown channel {name!r}")
+    return of_kind[0]
+
+
 def identifier_on(platform: str, identifier: str) -> str:
     """WhatsApp people are ``whatsapp:+…`` to the bridge, whether or not the caller wrote the prefix."""
     if platform == "whatsapp" and not identifier.startswith(WHATSAPP):
