@@ -53,23 +53,26 @@ async def test_send_and_participants_list_from_the_command_line(tmp_path):
     from tests.fakes.ocs import FakeOCS
     from tests.fakes.telegram import SECRET, FakeTelegram, running_bridge, text_update
 
-    async with FakeOCS() as ocs, FakeTelegram() as tg:
-        async with running_bridge(tmp_path / "b.db", tg, **ocs.env()) as bridge:
-            await bridge.deliver(text_update("hi", chat_id=42))
-            await tg.wait_for(lambda: tg.texts(42) == ["bot: hi"])
-            env = {
-                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'b.db'}",
-                "TELEGRAM_BOT_TOKEN": tg.token,
-                "TELEGRAM_WEBHOOK_SECRET": SECRET,
-                "TELEGRAM_API_BASE_URL": tg.url,
-                **ocs.env(),
-            }
-            sent = await bridge_command("send", "telegram", "42", "The library closes at 5", env=env)
-            assert sent.returncode == 0, sent.stderr
-            await tg.wait_for(lambda: tg.texts(42) == ["bot: hi", "The library closes at 5"])
-            unknown = await bridge_command("send", "fax", "42", "hi", env=env)
-            assert unknown.returncode == 1 and "unknown channel 'fax'" in unknown.stderr
-            listed = await bridge_command("participants", "list", env=env)
-            assert listed.returncode == 0, listed.stderr
-            [line] = listed.stdout.splitlines()
-            assert line.split("\t")[1:4] == ["telegram", "telegram", "42"]
+    async with (
+        FakeOCS() as ocs,
+        FakeTelegram() as tg,
+        running_bridge(tmp_path / "b.db", tg, **ocs.env()) as bridge,
+    ):
+        await bridge.deliver(text_update("hi", chat_id=42))
+        await tg.wait_for(lambda: tg.texts(42) == ["bot: hi"])
+        env = {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'b.db'}",
+            "TELEGRAM_BOT_TOKEN": tg.token,
+            "TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "TELEGRAM_API_BASE_URL": tg.url,
+            **ocs.env(),
+        }
+        sent = await bridge_command("send", "telegram", "42", "The library closes at 5", env=env)
+        assert sent.returncode == 0, sent.stderr
+        await tg.wait_for(lambda: tg.texts(42) == ["bot: hi", "The library closes at 5"])
+        unknown = await bridge_command("send", "fax", "42", "hi", env=env)
+        assert unknown.returncode == 1 and "unknown channel 'fax'" in unknown.stderr
+        listed = await bridge_command("participants", "list", env=env)
+        assert listed.returncode == 0, listed.stderr
+        [line] = listed.stdout.splitlines()
+        assert line.split("\t")[1:4] == ["telegram", "telegram", "42"]
