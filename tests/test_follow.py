@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import eventually
+from tests.conftest import Harness, eventually
 from tests.fakes.channel import RecordingChannel
+from tests.fakes.ocs_records import FakeSession
 from tests.widget import MakeClient, answer, send, start
 from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
 
 FAST = {"proactive_poll_seconds": 0.1}
 
 
-async def only_session(h):
+async def chatting(h: Harness) -> FakeSession:
+    """Ada has written once and been answered: her OCS session."""
+    await h.say("ada", "hi")
+    await h.replies("ada", 1)
     [session] = h.ocs.sessions.values()
     return session
 
 
 async def test_a_message_ocs_wrote_by_itself_is_delivered_once_and_two_in_order(bridge):
     h = await bridge(**FAST)
-    await h.say("ada", "hi")
-    await h.replies("ada", 1)
-    session = await only_session(h)
+    session = await chatting(h)
     h.ocs.says(session.id, "Are you still there?")
     assert await h.replies("ada", 2) == ["bot: hi", "Are you still there?"]
     h.ocs.says(session.id, "Reminder: exam at 9")
@@ -39,9 +41,7 @@ async def test_a_message_ocs_wrote_by_itself_is_delivered_once_and_two_in_order(
 
 async def test_nothing_is_repeated_or_skipped_across_a_restart(bridge):
     first = await bridge(**FAST)
-    await first.say("ada", "hi")
-    await first.replies("ada", 1)
-    session = await only_session(first)
+    session = await chatting(first)
     first.ocs.says(session.id, "Reminder one")
     await first.replies("ada", 2)
     await first.client.close()
@@ -54,9 +54,7 @@ async def test_nothing_is_repeated_or_skipped_across_a_restart(bridge):
 
 async def test_no_history_request_while_the_conversation_waits_for_the_bot(bridge):
     h = await bridge(**FAST)
-    await h.say("ada", "hi")
-    await h.replies("ada", 1)
-    session = await only_session(h)
+    session = await chatting(h)
     await eventually(lambda: h.ocs.history_reads(session.id) > 0, what="a first read")
     h.ocs.latency = 1.5
     await h.say("ada", "a hard question")
@@ -72,9 +70,7 @@ async def test_no_history_request_while_the_conversation_waits_for_the_bot(bridg
 
 async def test_a_throttled_read_backs_off_and_loses_nothing(bridge):
     h = await bridge(**FAST)
-    await h.say("ada", "hi")
-    await h.replies("ada", 1)
-    session = await only_session(h)
+    session = await chatting(h)
     h.ocs.fail_next(429, times=2, on=f"/api/sessions/{session.id}/")
     h.ocs.says(session.id, "Still there?")
     assert await h.replies("ada", 2, timeout=15) == ["bot: hi", "Still there?"]

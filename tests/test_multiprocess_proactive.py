@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -12,7 +10,7 @@ import aiohttp
 from tests.conftest import eventually
 from tests.fakes.ocs import FakeOCS
 from tests.fakes.telegram import FakeTelegram, text_update
-from tests.proc import ROOT, BridgeProcess, free_port, post_update, relay_env
+from tests.proc import BridgeProcess, free_port, migrate, post_update, relay_env
 
 CHAT = 301
 
@@ -26,15 +24,7 @@ async def test_two_worker_processes_fire_a_schedule_and_deliver_an_ocs_message_o
             "PROACTIVE_POLL_SECONDS": "0.2",
             "WORKER_POLL_INTERVAL": "0.05",
         }
-        migrated = subprocess.run(
-            [sys.executable, "-m", "bridge", "migrate"],
-            env={"PATH": "/usr/bin:/bin", **env},
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert migrated.returncode == 0, migrated.stderr
+        migrate(env)
         web = BridgeProcess(["serve", "--no-worker"], {**env, "PORT": str(free_port())}, tmp_path / "web.log")
         workers = [
             BridgeProcess(["worker"], {**env, "PORT": str(free_port())}, tmp_path / f"worker{i}.log")
