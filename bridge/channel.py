@@ -51,6 +51,9 @@ class DeliveryStatus:
     status: str  # queued | sent | delivered | read | undelivered | failed
     reason: str = ""  # why it failed (an error code and its meaning), never a secret
     unreachable: bool = False  # the person cannot be sent to any more (opted out, blocked)
+    # Send the part again, after these changes to the conversation's state (WhatsApp 63016: the
+    # channel then knows the 24-hour window is closed and sends its template first).
+    again: dict[str, Any] | None = None
 
 
 class SendError(Exception):

@@ -23,6 +23,7 @@ from bridge.proactive import participants
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.db import create_engine, migrate
+from bridge.store.people import send_again
 from bridge.typedefs import CORE
 from bridge.worker import Worker
 
@@ -216,6 +217,9 @@ async def status_webhook(request: web.Request) -> web.Response:
             log.warning("platform could not deliver", status=report.status, reason=report.reason)
         if report.unreachable and conversation_id is not None:
             await core.store.block_conversation(conversation_id, report.reason)
+        if report.again is not None and conversation_id is not None:
+            await send_again(core.store, channel.name, report.platform_id, report.again)
+            core.wake()
     return channel.ack()
 
 

@@ -15,7 +15,7 @@ from bridge.store.queue import dead_letters
 from bridge.store.tables import ConversationRow
 from bridge.typedefs import CORE
 from tests.fakes.ocs import FakeOCS
-from tests.fakes.twilio import Bridge, FakeTwilio, running_bridge, whatsapp
+from tests.fakes.twilio import Bridge, FakeTwilio, running_bridge, status, whatsapp
 
 TEMPLATE = "HX" + "ab" * 16
 WA = "whatsapp:+15551230001"
@@ -98,4 +98,25 @@ async def test_a_person_who_never_wrote_gets_the_template_first(bridge: Bridge, 
         TEMPLATE,
         "Welcome to the course",
         "bot: hello?",
+    ]
+
+
+async def test_63016_in_a_status_callback_sends_the_template_and_holds_the_message(
+    bridge: Bridge, tw: FakeTwilio
+) -> None:
+    await bridge.deliver(whatsapp("hello"))
+    await tw.wait_for(lambda: tw.bodies(WA) == ["bot: hello"])
+    await trigger(bridge, WA, "Your results are ready")  # Twilio takes it, then cannot deliver it
+    await tw.wait_for(lambda: tw.bodies(WA) == ["bot: hello", "Your results are ready"])
+    await bridge.report(status(tw.sent(WA)[-1].sid, "failed", error_code="63016"))
+    await tw.wait_for(lambda: tw.sent(WA)[-1].template == TEMPLATE)
+    await asyncio.sleep(0.4)
+    assert len(tw.sent(WA)) == 3 and await dead_letters(bridge.client.app[CORE].store) == []
+    await bridge.deliver(whatsapp("what results?"))
+    await tw.wait_for(lambda: len(tw.sent(WA)) == 5)
+    await asyncio.sleep(0.3)
+    assert [s.template or s.body for s in tw.sent(WA)][2:] == [
+        TEMPLATE,
+        "Your results are ready",
+        "bot: what results?",
     ]

@@ -146,7 +146,11 @@ class TwilioChannel(Channel):
         return window.stamp(messages, datetime.now(UTC)) if self.template is not None else messages
 
     def parse_status(self, request: WebhookRequest) -> list[DeliveryStatus]:
-        return parse.statuses(parse.decode(request.body))
+        form = parse.decode(request.body)
+        reports = parse.statuses(form)
+        if self.template is not None and form.get("ErrorCode", "").strip() == str(OUTSIDE_WINDOW):
+            return [dataclasses.replace(r, again=window.CLOSED) for r in reports]  # the template first
+        return reports
 
     async def observe(self, request: WebhookRequest) -> None:
         """STOP (and the other opt-out words) blocks the person; START unblocks them."""

@@ -1,6 +1,6 @@
 """WhatsApp's 24-hour window. Free-form messages reach a person only within 24 hours of their last
-message; outside it (Twilio 63016, or no message from them in 24 hours) only an approved template
-can be sent. With ``TWILIO_WHATSAPP_TEMPLATE_SID`` the channel sends that template (the person's
+message; outside it (Twilio 63016, on the REST call or in a status callback, or no message from
+them in 24 hours) only an approved template can be sent. With ``TWILIO_WHATSAPP_TEMPLATE_SID`` the channel sends that template (the person's
 name as variable ``1`` when the template has one) and holds the message: the part waits, and
 everything after it in the conversation, until the person writes again (``Core.accept`` releases
 it), then goes out first."""
@@ -26,6 +26,7 @@ WINDOW = timedelta(hours=24)
 HOLD = timedelta(days=7)  # a held message is tried again (and the template sent again) after this
 STATE_WRITTEN = "whatsapp_written_at"  # conversation state: when the person last wrote on WhatsApp
 NAME_VARIABLE = "1"
+CLOSED = {STATE_WRITTEN: None}  # Twilio said the window is closed (a 63016 status callback)
 
 
 class OutsideWindow(SendError):

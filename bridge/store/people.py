@@ -91,6 +91,26 @@ async def release_held(store: Store, channel: str, person_key: str) -> None:
             )
 
 
+async def send_again(store: Store, channel: str, platform_id: str, state: dict[str, Any]) -> None:
+    """The platform refused a part it had accepted, for now: queue it again at once, with these
+    changes to the conversation's state (they tell the channel how to send it this time)."""
+    now = utcnow()
+    c = ConversationRow
+    async with store.writing() as session:
+        part = await session.scalar(
+            select(PartRow)
+            .join(c, c.id == PartRow.conversation_id)
+            .where(PartRow.platform_message_id == platform_id, c.channel == channel)
+        )
+        conversation = await session.get(c, part.conversation_id) if part is not None else None
+        if part is None or conversation is None or conversation.blocked:
+            return
+        part.status, part.next_attempt_at, part.platform_message_id = "pending", now, None
+        conversation.state = {**(conversation.state or {}), **state}
+        conversation.inbox_seq += 1
+        conversation.next_run_at = now
+
+
 async def proactive_ids(store: Store, message_ids: Collection[int]) -> set[int]:
     """Which of these inbound messages are proactive (their answers are not a widget task's)."""
     if not message_ids:
