@@ -1,9 +1,9 @@
 """WhatsApp's 24-hour window. Free-form messages reach a person only within 24 hours of their last
 message; outside it (Twilio 63016, on the REST call or in a status callback, or no message from
-them in 24 hours) only an approved template can be sent. With ``TWILIO_WHATSAPP_TEMPLATE_SID`` the channel sends that template (the person's
-name as variable ``1`` when the template has one) and holds the message: the part waits, and
-everything after it in the conversation, until the person writes again (``Core.accept`` releases
-it), then goes out first."""
+them in 24 hours) only an approved template can be sent. With ``TWILIO_WHATSAPP_TEMPLATE_SID``
+the channel sends that template (the person's name as variable ``1`` when the template has one)
+and holds the message: the part waits, and everything after it in the conversation, until the
+person writes again (``Core.accept`` releases it), then goes out first."""
 
 from __future__ import annotations
 
