@@ -140,9 +140,11 @@ async def _prepare(
         await target.bot.end_session(conversation.session_id)
         await core.store.set_session(conversation.id, None)
         conversation = dataclasses.replace(conversation, session_id=None)
-    participant = None
+    participant: dict[str, Any] | None
     if trigger.participant_data is not None:
         participant = await people.merge_data(core.store, conversation.id, trigger.participant_data)
+    else:  # what the person has goes into a new session's state too
+        participant = await people.data_of(core.store, conversation.id)
     change = state_change(trigger.session_data, participant, trigger.page_context)
     return await _session(core, target, conversation, change)
 

@@ -81,6 +81,13 @@ async def test_data_is_merged_per_person_and_put_into_the_session_state(bridge):
     assert person["name"] == "Ada L." and person["data"][0]["data"] == {"grade": "B", "age": 14}
     assert session.state["participant_data"] == {"grade": "B", "age": 14}
     assert session.state["user_id"] == "ada"  # merged into the state, not replacing it
+    trigger = {"identifier": "ada", "platform": "test", "experiment": "exp-1", "start_new_session": True}
+    response = await h.client.post(
+        "/api/trigger_bot", json=trigger | {"message_text": "New term!"}, headers=KEY
+    )
+    assert response.status == 200
+    new = h.ocs.sessions[(await response.json())["session_id"]]
+    assert new is not session and new.state["participant_data"] == {"grade": "B", "age": 14}
 
 
 @pytest.mark.parametrize(

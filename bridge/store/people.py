@@ -122,6 +122,13 @@ async def proactive_ids(store: Store, message_ids: Collection[int]) -> set[int]:
         return set(rows)
 
 
+async def data_of(store: Store, conversation_id: int) -> dict[str, Any] | None:
+    """The person's data (None if they have none)."""
+    async with store.reading() as session:
+        row = await session.get(ParticipantDataRow, conversation_id)
+        return dict(row.data) if row is not None and row.data else None
+
+
 async def merge_data(store: Store, conversation_id: int, data: dict[str, Any]) -> dict[str, Any]:
     """Merge ``data`` into the person's data (top-level keys replaced); the merged data."""
     async with store.writing() as session:
