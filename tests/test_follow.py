@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from bridge.errors import ConfigError
+from bridge.settings import load_settings
 from tests.conftest import Harness, eventually
 from tests.fakes.channel import RecordingChannel
 from tests.fakes.ocs_records import FakeSession
@@ -92,3 +96,19 @@ async def test_the_widget_shows_them_on_its_history_poll(make_client: MakeClient
     await asyncio.sleep(0.4)
     polled = await (await client.get(f"/api/chat/{sid}/poll/", params={"since": since})).json()
     assert [m["content"] for m in polled["messages"]] == ["Time for a break?"]
+
+
+async def test_proactive_poll_seconds_0_turns_the_follower_off(bridge):
+    h = await bridge(proactive_poll_seconds=0)
+    session = await chatting(h)
+    h.ocs.says(session.id, "Are you still there?")
+    await asyncio.sleep(0.5)
+    assert h.ocs.history_reads() == 0 and h.channel.texts_to("ada") == ["bot: hi"]
+
+
+@pytest.mark.parametrize("name", ["PROACTIVE_POLL_SECONDS", "PROACTIVE_WINDOW_HOURS"])
+def test_a_bad_proactive_setting_is_named(name):
+    with pytest.raises(ConfigError) as info:
+        load_settings({name: "-1"})
+    assert str(info.value).startswith(f"{name}:")
+    assert load_settings({name: "5"}).model_dump()[name.lower()] == 5

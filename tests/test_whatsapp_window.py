@@ -120,3 +120,14 @@ async def test_63016_in_a_status_callback_sends_the_template_and_holds_the_messa
         "Your results are ready",
         "bot: what results?",
     ]
+
+
+def test_a_template_sid_that_is_not_one_is_named(tw: FakeTwilio) -> None:
+    from adapters import build_channels
+    from bridge.errors import ConfigError
+    from bridge.settings import load_settings
+
+    env = {"TWILIO_ACCOUNT_SID": tw.account_sid, "TWILIO_AUTH_TOKEN": tw.auth_token}
+    with pytest.raises(ConfigError) as info:
+        build_channels(load_settings({**env, "TWILIO_WHATSAPP_TEMPLATE_SID": "my-template"}))
+    assert str(info.value).startswith("TWILIO_WHATSAPP_TEMPLATE_SID:")
