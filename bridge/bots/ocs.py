@@ -33,6 +33,7 @@ class OcsBot(Bot):
             total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
         )
         self._http: aiohttp.ClientSession | None = None
+        self._team: dict[str, Any] | None = None
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(
@@ -100,9 +101,12 @@ class OcsBot(Bot):
         return None
 
     async def update_session(self, session_id: str, change: StateChange | None = None) -> SessionInfo:
-        """OCS's ``update_state`` replaces the state: read it, change it, write it back."""
-        session = await self._session(session_id)
+        """OCS's ``update_state`` replaces the state: read it, change it, write it back. (With no
+        change, once the team is known, nothing needs reading.)"""
         url = f"{self.base}/api/sessions/{session_id}/"
+        if change is None and self._team is not None:
+            return SessionInfo(url=url, team=self._team)
+        session = await self._session(session_id)
         if change is not None:
             state = session.get("state")
             state = dict(state) if isinstance(state, dict) else {}
@@ -110,7 +114,8 @@ class OcsBot(Bot):
             if changed != state:
                 await self._call("PATCH", f"{url}update_state/", {"state": changed})
         team = session.get("team")
-        return SessionInfo(url=str(session.get("url") or url), team=team if isinstance(team, dict) else None)
+        self._team = team if isinstance(team, dict) else None  # one key is one team
+        return SessionInfo(url=str(session.get("url") or url), team=self._team)
 
     async def history(self, session_id: str, cursor: str | None) -> History:
         """Assistant messages in the session's history that answer no user turn: OCS wrote them by
