@@ -102,6 +102,15 @@ async def test_data_is_merged_per_person_and_put_into_the_session_state(bridge):
             {"data": [{"experiment": "exp-1", "schedules": [{"prompt": "x", "date": "Monday"}]}]},
             "wrong format",
         ),
+        ({"data": [{"experiment": "exp-1", "schedules": [{"prompt": "x", "date": 5}]}]}, "wrong format"),
+        (
+            {
+                "data": [
+                    {"experiment": "exp-1", "schedules": [{"prompt": "x", "date": "0001-01-01T00:00+05:00"}]}
+                ]
+            },
+            "wrong format",
+        ),
     ],
 )
 async def test_bad_updates_are_refused(bridge, body, detail):

@@ -164,3 +164,28 @@ async def test_500_triggers_to_100_people_16_at_a_time_arrive_once_in_order(brid
         assert await h.replies(person, rounds, timeout=60) == expected
     await asyncio.sleep(0.3)
     assert len(h.channel.sent) == len(people) * rounds
+
+
+ODD_VALUES = [None, 1, 1.5, True, [], {}, [{}], "x" * 300, "\x00", "\ud800"]
+
+
+async def test_no_value_of_any_field_makes_a_500(bridge):
+    h = await bridge(bridge_api_key="k3y")
+    base = body(
+        prompt_text=None, start_new_session=False, session_data={}, participant_data={}, page_context={}
+    )
+    for name in base:
+        for value in ODD_VALUES:
+            response = await h.client.post("/api/trigger_bot", json=base | {name: value}, headers=KEY)
+            assert response.status in (200, 400, 404), (name, value, await response.text())
+            assert "detail" in await response.json() or response.status == 200
+    schedule = {"id": None, "name": "n", "prompt": "p", "date": "2030-01-01T00:00:00Z", "delete": False}
+    for name in schedule:
+        for value in ODD_VALUES:
+            entry = {"experiment": "exp-1", "data": {}, "schedules": [schedule | {name: value}]}
+            update = {"identifier": "ada", "platform": "test", "name": "Ada", "data": [entry]}
+            response = await h.client.post("/api/participants", json=update, headers=KEY)
+            assert response.status in (200, 400, 404), (name, value, await response.text())
+    for params in ({"page_size": "0"}, {"cursor": "\x00"}, {"identifier": "\x00"}, {"platform": "é" * 500}):
+        response = await h.client.get("/api/participants", params=params, headers=KEY)
+        assert response.status in (200, 400), (params, await response.text())

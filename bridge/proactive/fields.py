@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from bridge.errors import BadRequest
+from bridge.store.records import clean_text
 
 REQUIRED = "This field is required."
 DATE_FORMAT = (
@@ -30,7 +32,13 @@ def text(body: dict[str, Any], name: str, *, required: bool = False, limit: int 
         raise invalid(name, "This field may not be blank.")
     if limit is not None and len(value) > limit:
         raise invalid(name, f"Ensure this field has no more than {limit} characters.")
-    return value
+    return clean_text(value)
+
+
+def query(values: Mapping[str, str], name: str) -> str | None:
+    """A query parameter to filter by (None when absent or empty)."""
+    value = values.get(name)
+    return clean_text(value) if value else None
 
 
 def required_text(body: dict[str, Any], name: str, *, limit: int | None = None) -> str:
@@ -67,14 +75,14 @@ def items(body: dict[str, Any], name: str, *, required: bool = False) -> list[di
 
 
 def when(body: dict[str, Any], name: str) -> datetime | None:
-    """An ISO 8601 date and time (UTC when it names no zone)."""
+    """An ISO 8601 date and time, in UTC (UTC too when it names no zone)."""
     value = body.get(name)
     if value is None:
         return None
     try:
         at = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        at = None
-    if at is None:
-        raise invalid(name, DATE_FORMAT)
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+        if at is not None:
+            return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date, or one UTC cannot hold (year 1, east of UTC)
+        pass
+    raise invalid(name, DATE_FORMAT)

@@ -44,13 +44,13 @@ async def list_participants(request: web.Request) -> web.Response:
     core = authorize(request)
     query = request.query
     size = _page_size(query.get("page_size"))
-    chatbot = query.get("chatbot")
+    chatbot = fields.query(query, "chatbot")
     channels = [c.name for c in core.channels.values() if chatbot in (None, chatbot_id(core, c.bot))]
     found = await people.participants(
         core.store,
         channels=channels,
-        platform=query.get("platform") or None,
-        identifier=query.get("identifier") or None,
+        platform=fields.query(query, "platform"),
+        identifier=fields.query(query, "identifier"),
         after=_after(query.get("cursor")),
         limit=size + 1,
     )
