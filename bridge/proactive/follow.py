@@ -86,7 +86,8 @@ class Follower:
                 accepted = await enqueue(self.core, message)
                 if not accepted.duplicate:
                     log.info("message from the bot's side queued", message_id=accepted.public_id)
-            await advance(store, conversation_id, session_id, history.cursor)
+            if history.cursor != claim.position:
+                await advance(store, conversation_id, session_id, history.cursor)
         except SessionGone:
             return 0.0
         except BotError as exc:
