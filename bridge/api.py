@@ -1,20 +1,38 @@
-"""The bridge's own API: proactive messages (``POST /api/trigger_bot``, seed TriggerBotMessageRequest)."""
+"""The bridge's own API (``BRIDGE_API_KEY``): ``POST /api/trigger_bot``, the whole seed
+TriggerBotMessageRequest, mirroring what OCS's own trigger_bot does for the people OCS cannot reach."""
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
 from aiohttp import web
 
 from bridge.body import json_object
-from bridge.channel import Channel
-from bridge.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from bridge.model import Person
+from bridge.bots import BotError, SessionGone, SessionInfo, StateChange
+from bridge.core import Core
+from bridge.errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
+from bridge.logs import mask
+from bridge.model import Conversation
+from bridge.proactive import fields
+from bridge.proactive.messages import deliver, enqueue, prompt
+from bridge.proactive.route import Route, conversation_of, identifier_on, route
 from bridge.secrets import matches
-from bridge.split import split_text
+from bridge.store import people
 from bridge.typedefs import CORE
 
+log = structlog.get_logger("bridge.api")
 
-async def trigger_bot(request: web.Request) -> web.Response:
-    """Deliver ``message_text`` as is to a person on any channel (OCS cannot reach bridged people)."""
+IDEMPOTENCY_KEY = "Idempotency-Key"
+PAGE_CONTEXT = "page_context"
+PARTICIPANT_DATA = "participant_data"
+
+
+def authorize(request: web.Request) -> Core:
+    """``X-api-key`` (or ``Authorization: Bearer``) must be ``BRIDGE_API_KEY``; the core."""
     core = request.app[CORE]
     key = core.settings.bridge_api_key
     if key is None:
@@ -24,41 +42,146 @@ async def trigger_bot(request: web.Request) -> web.Response:
         raise Unauthorized("missing X-api-key", headers={"WWW-Authenticate": "X-api-key"})
     if not matches(given, key.get_secret_value()):
         raise Forbidden("invalid API key")
-    body = await json_object(request)
-    identifier, platform = body.get("identifier"), body.get("platform")
-    if not isinstance(identifier, str) or not identifier:
-        raise BadRequest("identifier: required")
-    if not isinstance(platform, str) or not platform:
-        raise BadRequest("platform: required")
-    message_text = body.get("message_text")
-    if body.get("prompt_text") is not None:
-        raise BadRequest("prompt_text is not supported by the bridge; send message_text")
-    if not isinstance(message_text, str) or not message_text.strip():
-        raise BadRequest("message_text: required")
-    channel = _channel(core.channels, platform)
-    conversation = await core.store.conversation(channel.name, identifier)
-    if conversation is None:
-        if not channel.capabilities.reach_new or len(identifier) > 255:
-            raise NotFound(f"no conversation with {identifier!r} on {channel.name!r}")
-        conversation = await core.store.open_conversation(
-            channel.name, Person(key=identifier, address=identifier, platform=channel.kind)
+    return core
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    identifier: str
+    platform: str
+    experiment: str
+    message_text: str | None
+    prompt_text: str | None
+    start_new_session: bool
+    session_data: dict[str, Any]
+    participant_data: dict[str, Any] | None
+    page_context: dict[str, Any] | None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> Trigger:
+        identifier = fields.required_text(body, "identifier", limit=255)
+        platform = fields.required_text(body, "platform")
+        experiment = fields.required_text(body, "experiment")
+        prompt_text, message_text = fields.text(body, "prompt_text"), fields.text(body, "message_text")
+        if prompt_text is not None and message_text is not None:
+            raise BadRequest("Provide either 'prompt_text' or 'message_text', not both.")
+        if prompt_text is None and message_text is None:
+            raise BadRequest("Either 'prompt_text' or 'message_text' must be provided.")
+        session_data = fields.mapping(body, "session_data") or {}
+        if PAGE_CONTEXT in session_data:
+            raise fields.invalid(
+                "session_data",
+                "The 'page_context' key cannot be set directly in session_data; use page_context instead.",
+            )
+        return cls(
+            identifier=identifier_on(platform, identifier),
+            platform=platform,
+            experiment=experiment,
+            message_text=message_text,
+            prompt_text=prompt_text,
+            start_new_session=fields.boolean(body, "start_new_session"),
+            session_data=session_data,
+            participant_data=fields.mapping(body, PARTICIPANT_DATA),
+            page_context=fields.mapping(body, PAGE_CONTEXT),
         )
-    caps = channel.capabilities
-    await core.store.enqueue_parts(conversation.id, split_text(message_text, caps.max_text, caps.length))
-    core.wake()
+
+
+async def trigger_bot(request: web.Request) -> web.Response:
+    """Answer at once with the person's session; the message follows, in order, through the worker.
+
+    ``message_text`` is delivered as is; ``prompt_text`` is sent to the bot in the person's session
+    and its answer delivered. A retried call with the same ``Idempotency-Key`` delivers nothing again.
+    """
+    core = authorize(request)
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is not None and not 0 < len(key) <= 200:
+        raise BadRequest(f"{IDEMPOTENCY_KEY}: 1 to 200 characters")
+    trigger = Trigger.parse(await json_object(request))
+    target = route(core, trigger.platform, trigger.experiment)
+    channel = target.channel
+    conversation = await conversation_of(core.store, channel, trigger.identifier)
+    if await people.is_blocked(core.store, conversation.id):
+        raise BadRequest("this person blocked the bot or opted out: nothing can be sent to them")
+    platform_id = f"trigger:{key}" if key else f"trigger:{secrets.token_urlsafe(16)}"
+    retried = key is not None and await people.stored(core.store, channel.name, platform_id)
+    try:
+        if retried:  # the first call did everything: answer as it did
+            session_id, info = await _session(core, target, conversation, None)
+        else:
+            session_id, info = await _prepare(core, target, conversation, trigger)
+    except BotError as exc:
+        raise ApiError(f"the chatbot could not be reached: {exc.reason}", status=502) from None
+    if not retried:
+        person = conversation.person
+        message = (
+            deliver(channel.name, person, platform_id, trigger.message_text)
+            if trigger.message_text is not None
+            else prompt(channel.name, person, platform_id, trigger.prompt_text or "")
+        )
+        accepted = await enqueue(core, message)
+        log.info(
+            "proactive message accepted",
+            message_id=accepted.public_id,
+            channel=channel.name,
+            kind=message.kind.value,
+            person=mask(person.key),
+            duplicate=accepted.duplicate,
+        )
     return web.json_response(
-        {"session_id": conversation.session_id or "", "channel": channel.name, "url": "", "team": None}
+        {"session_id": session_id, "url": info.url, "team": info.team, "channel": trigger.platform}
     )
 
 
-def _channel(channels: dict[str, Channel], platform: str) -> Channel:
-    """A channel by name, or the only channel of that kind (``telegram``, ``twilio``, ``web``)."""
-    if platform in channels:
-        return channels[platform]
-    of_kind = [c for c in channels.values() if c.kind == platform]
-    if len(of_kind) == 1:
-        return of_kind[0]
-    raise NotFound(f"unknown channel {platform!r}")
+async def _prepare(
+    core: Core, target: Route, conversation: Conversation, trigger: Trigger
+) -> tuple[str, SessionInfo]:
+    """A new session if asked for, and the request's data merged into its state."""
+    if trigger.start_new_session and conversation.session_id:
+        await target.bot.end_session(conversation.session_id)
+        await core.store.set_session(conversation.id, None)
+        conversation = dataclasses.replace(conversation, session_id=None)
+    participant: dict[str, Any] | None
+    if trigger.participant_data is not None:
+        participant = await people.merge_data(core.store, conversation.id, trigger.participant_data)
+    else:  # what the person has goes into a new session's state too
+        participant = await people.data_of(core.store, conversation.id)
+    change = state_change(trigger.session_data, participant, trigger.page_context)
+    return await _session(core, target, conversation, change)
+
+
+async def _session(
+    core: Core, target: Route, conversation: Conversation, change: StateChange | None
+) -> tuple[str, SessionInfo]:
+    """The person's bot session (opened if they have none, or if the bot lost it), changed."""
+    session_id = conversation.session_id
+    for _ in range(2):
+        if session_id is None:
+            session_id = await target.bot.open_session(conversation)
+            await core.store.set_session(conversation.id, session_id)
+        try:
+            return session_id, await target.bot.update_session(session_id, change)
+        except SessionGone:
+            session_id = None
+    raise BotError("the chatbot lost the new session at once")
+
+
+def state_change(
+    session_data: dict[str, Any], participant: dict[str, Any] | None, page_context: dict[str, Any] | None
+) -> StateChange | None:
+    """OCS's merge: ``{**state, **session_data}``, the person's data under ``participant_data`` and
+    the page context under ``page_context``."""
+    if not session_data and participant is None and page_context is None:
+        return None
+
+    def change(state: dict[str, Any]) -> dict[str, Any]:
+        state = {**state, **session_data}
+        for name, values in ((PARTICIPANT_DATA, participant), (PAGE_CONTEXT, page_context)):
+            if values is not None:
+                old = state.get(name)
+                state[name] = {**(old if isinstance(old, dict) else {}), **values}
+        return state
+
+    return change
 
 
 def _bearer(header: str) -> str:

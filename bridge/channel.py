@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from bridge.errors import NotFound
-from bridge.model import Conversation, InboundMessage, Kind, Part
+from bridge.model import Conversation, InboundMessage, Kind, Part, Person
 
 if TYPE_CHECKING:
     from bridge.core import Core
@@ -29,6 +29,8 @@ class Capabilities:
     # A person who writes again can be sent to again (on Telegram they unblocked the bot). False
     # where an opt-out holds until the person opts in (SMS STOP ... START).
     unblock_on_message: bool = True
+    # Parts may wait for the person's next message (WhatsApp outside 24 hours): it releases them.
+    holds_until_written: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,9 @@ class DeliveryStatus:
     status: str  # queued | sent | delivered | read | undelivered | failed
     reason: str = ""  # why it failed (an error code and its meaning), never a secret
     unreachable: bool = False  # the person cannot be sent to any more (opted out, blocked)
+    # Send the part again, after these changes to the conversation's state (WhatsApp 63016: the
+    # channel then knows the 24-hour window is closed and sends its template first).
+    again: dict[str, Any] | None = None
 
 
 class SendError(Exception):
@@ -157,6 +162,10 @@ class Channel(abc.ABC):
         """Called for verified payloads that carry no message (e.g. a person blocked the bot)."""
 
     # outbound -----------------------------------------------------------------------------------
+    def person(self, identifier: str) -> Person:
+        """Who ``identifier`` names here, for a person the bridge writes to first (trigger_bot)."""
+        return Person(key=identifier, address=identifier, platform=self.kind)
+
     @abc.abstractmethod
     async def send(self, conversation: Conversation, part: Part) -> str | None:
         """Deliver one part; return the platform's message id. Raise ``SendError``/``Unreachable``."""

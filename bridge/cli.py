@@ -21,6 +21,7 @@ from bridge.channel import Channel, SendError
 from bridge.core import Core
 from bridge.errors import ConfigError
 from bridge.health import DATABASE_ERRORS, short
+from bridge.proactive import commands
 from bridge.settings import Settings, exit_on_config_error, load_settings, read_environment
 from bridge.store import Store
 from bridge.store.db import create_engine, migrate, schema_problem
@@ -73,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("id", nargs="?", help="a dead letter id from `list` (in-N or out-N)")
     target.add_argument("--all", action="store_true", help="every dead letter")
     retry.set_defaults(run=_dead_retry)
+
+    send = sub.add_parser("send", help="send a message to a person (like trigger_bot's message_text)")
+    send.add_argument("channel", help="a channel's name, or a platform (telegram, sms, whatsapp, web)")
+    send.add_argument("id", help="the person's id on the platform (chat id, +number, whatsapp:+number)")
+    send.add_argument("text", help="the text, delivered as is")
+    send.set_defaults(run=_send)
+    participants = sub.add_parser("participants", help="the people the bridge serves")
+    participants_sub = participants.add_subparsers(required=True, metavar="ACTION")
+    participants_sub.add_parser("list", help="list them").set_defaults(run=_participants_list)
 
     telegram = sub.add_parser("telegram", help="Telegram webhook and long polling")
     telegram.add_argument("--channel", help="the Telegram channel's name (default: every Telegram channel)")
@@ -192,6 +202,17 @@ def _dead_retry(settings: Settings, channels: dict[str, Channel], args: Args) ->
         return 1 if failed else 0
 
     return _with_store(action, settings)
+
+
+# proactive --------------------------------------------------------------------------------------
+def _send(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    return _with_store(
+        lambda store: commands.send(store, channels, args.channel, args.id, args.text), settings
+    )
+
+
+def _participants_list(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    return _with_store(lambda store: commands.list_participants(store, channels), settings)
 
 
 # check ------------------------------------------------------------------------------------------

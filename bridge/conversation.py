@@ -21,6 +21,7 @@ import structlog
 from bridge.bots import Bot, BotError, SessionGone
 from bridge.channel import Channel, SendError, Unreachable
 from bridge.model import Attachment, Kind, Part, Reply
+from bridge.proactive.messages import stored_reply
 from bridge.split import split_text
 from bridge.store.records import clean_text
 
@@ -188,6 +189,8 @@ class ConversationRun:
         try:
             if kind is Kind.UNSUPPORTED:
                 parts = self._texts(channel.texts.unsupported)
+            elif kind is Kind.DELIVER:  # a proactive message: delivered as is, no bot call
+                parts = self._shape(channel, stored_reply(message))
             elif kind is Kind.HELP and channel.texts.help:
                 parts = self._texts(channel.texts.help)
             elif kind is Kind.END:

@@ -16,6 +16,8 @@ class Kind(enum.StrEnum):
     HELP = "help"  # answer with the channel's help text
     END = "end"  # end the bot session quietly (the widget's "new chat" left this conversation)
     UNSUPPORTED = "unsupported"  # photo, sticker, voice...: answer what the bot can read
+    PROMPT = "prompt"  # proactive: ask the bot with this text in the person's session, deliver the answer
+    DELIVER = "deliver"  # proactive: deliver this text (and ``context["attachments"]``) as is
 
 
 @dataclass(frozen=True, slots=True)

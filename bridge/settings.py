@@ -115,6 +115,9 @@ class Settings(BaseModel):
     bots: dict[str, BotSettings] = Field(default_factory=dict)
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    # messages OCS created on its own: how often to look (0: never), in sessions active this recently
+    proactive_poll_seconds: float = Field(default=60.0, ge=0)
+    proactive_window_hours: float = Field(default=72.0, gt=0)
 
     @field_validator("database_url")
     @classmethod

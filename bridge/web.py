@@ -15,15 +15,17 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from bridge import api
+from bridge import api, proactive
 from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
 from bridge.errors import ApiError, BadRequest, NotFound
 from bridge.health import database_errors, database_ready, healthz, metrics, migrate_sqlite, readyz
+from bridge.proactive import participants
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.db import create_engine
+from bridge.store.people import send_again
 from bridge.typedefs import CORE
 from bridge.worker import Worker
 
@@ -53,6 +55,7 @@ def create_app(
     app.router.add_post("/webhooks/{channel}", webhook)
     app.router.add_post("/webhooks/{channel}/status", status_webhook)
     app.router.add_post("/api/trigger_bot", api.trigger_bot)
+    participants.install(app)
     for plugin in plugins:
         plugin(app)
     return app
@@ -91,6 +94,10 @@ def _core_context(
                 worker = Worker(core, owner=f"{socket.gethostname()[:48]}:{secrets.token_hex(4)}")
                 core.workers.append(worker)
                 working = asyncio.create_task(_after(ready, worker.run), name="worker")
+                tasks += [
+                    asyncio.create_task(_after(ready, partial(run, core)), name="proactive")
+                    for run in proactive.loops()
+                ]
             app[CORE] = core
             try:
                 yield
@@ -224,6 +231,9 @@ async def status_webhook(request: web.Request) -> web.Response:
             log.warning("platform could not deliver", status=report.status, reason=report.reason)
         if report.unreachable and conversation_id is not None:
             await core.store.block_conversation(conversation_id, report.reason)
+        if report.again is not None and conversation_id is not None:
+            await send_again(core.store, channel.name, report.platform_id, report.again)
+            core.wake()
     return channel.ack()
 
 

@@ -151,7 +151,8 @@ def fresh_postgres(postgres_url: str) -> str:
         await migrate(postgres_url)
         engine = create_engine(postgres_url)
         async with engine.begin() as connection:
-            tables = "conversations, inbound_messages, outbound_parts, worker_heartbeats"
+            tables = "conversations, inbound_messages, outbound_parts, worker_heartbeats, "
+            tables += "participant_data, schedules, history_cursors"
             await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
         await engine.dispose()
 

@@ -86,6 +86,19 @@ class BridgeProcess:
         return self.log_path.read_text(errors="replace")[-5000:]
 
 
+def migrate(env: dict[str, str]) -> None:
+    """``bridge migrate`` with these settings, as a release step runs it."""
+    migrated = subprocess.run(
+        [sys.executable, "-m", "bridge", "migrate"],
+        env={"PATH": "/usr/bin:/bin", **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+
+
 def relay_env(ocs: Any, tg: Any) -> dict[str, str]:
     """Settings for a bridge process relaying Telegram (fake Bot API) to the fake OCS."""
     from tests.fakes.telegram import SECRET, TOKEN

@@ -1,4 +1,5 @@
-"""The `bridge dead-letters` command, run as a real process against the database of a running bridge."""
+"""`bridge dead-letters`, `bridge send` and `bridge participants list`, run as real processes against
+the database of a running bridge."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import sys
 from tests.proc import ROOT
 
 
-async def bridge_command(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+async def bridge_command(
+    *args: str, database_url: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    settings = env if env is not None else {"DATABASE_URL": database_url}
     return await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "bridge", *args],
-        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url, "LOG_FORMAT": "json"},
+        env={"PATH": "/usr/bin:/bin", "LOG_FORMAT": "json", **settings},
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -44,3 +48,32 @@ async def test_dead_letters_are_listed_and_retried_from_the_command_line(bridge,
     assert (await h.replies("+15551234567", 2))[1] == "bot: hello"  # the running bridge answers it
     listed = await bridge_command("dead-letters", "list", database_url=database_url)
     assert listed.stdout.strip() == "no dead letters"
+
+
+async def test_send_and_participants_list_from_the_command_line(tmp_path):
+    from tests.fakes.ocs import FakeOCS
+    from tests.fakes.telegram import SECRET, FakeTelegram, running_bridge, text_update
+
+    async with (
+        FakeOCS() as ocs,
+        FakeTelegram() as tg,
+        running_bridge(tmp_path / "b.db", tg, **ocs.env()) as bridge,
+    ):
+        await bridge.deliver(text_update("hi", chat_id=42))
+        await tg.wait_for(lambda: tg.texts(42) == ["bot: hi"])
+        env = {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'b.db'}",
+            "TELEGRAM_BOT_TOKEN": tg.token,
+            "TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "TELEGRAM_API_BASE_URL": tg.url,
+            **ocs.env(),
+        }
+        sent = await bridge_command("send", "telegram", "42", "The library closes at 5", env=env)
+        assert sent.returncode == 0, sent.stderr
+        await tg.wait_for(lambda: tg.texts(42) == ["bot: hi", "The library closes at 5"])
+        unknown = await bridge_command("send", "fax", "42", "hi", env=env)
+        assert unknown.returncode == 1 and "unknown channel 'fax'" in unknown.stderr
+        listed = await bridge_command("participants", "list", env=env)
+        assert listed.returncode == 0, listed.stderr
+        [line] = listed.stdout.splitlines()
+        assert line.split("\t")[1:4] == ["telegram", "telegram", "42"]

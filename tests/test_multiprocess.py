@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 
 import aiohttp
 import pytest
@@ -12,7 +10,7 @@ import pytest
 from tests.conftest import eventually
 from tests.fakes.ocs import FakeOCS
 from tests.fakes.telegram import FakeTelegram, text_update
-from tests.proc import ROOT, BridgeProcess, free_port, post_update, relay_env
+from tests.proc import BridgeProcess, free_port, migrate, post_update, relay_env
 
 CHATS = range(201, 209)
 PER_CHAT = 5
@@ -35,15 +33,7 @@ async def test_processes_share_the_work_on_postgresql(fresh_postgres, tmp_path, 
             **relay_env(ocs, tg),
             "WORKER_CONCURRENCY": "3",
         }
-        migrated = subprocess.run(
-            [sys.executable, "-m", "bridge", "migrate"],
-            env={"PATH": "/usr/bin:/bin", **env},
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert migrated.returncode == 0, migrated.stderr
+        migrate(env)
         processes = [
             BridgeProcess(args, {**env, "PORT": str(free_port())}, tmp_path / f"bridge{i}.log")
             for i, args in enumerate(LAYOUTS[layout])

@@ -263,9 +263,14 @@ async def test_blocked_person_is_not_sent_to_again(tmp_path: Path, tg: FakeTeleg
         await bridge.deliver(text_update("hi"))
         await tg.wait_for(lambda: len(tg.texts(42)) == 1)
         await bridge.deliver(payload("blocked"))  # my_chat_member: kicked
-        trigger = {"identifier": "42", "platform": "telegram", "message_text": "Reminder!"}
+        trigger = {
+            "identifier": "42",
+            "platform": "telegram",
+            "experiment": "exp-1",
+            "message_text": "Reminder!",
+        }
         response = await bridge.client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k"})
-        assert response.status == 200
+        assert response.status == 400
         # a person blocked on Telegram's side only (403 on send) is recorded as blocked too
         tg.block(77)
         await bridge.deliver(text_update("one", chat_id=77))
@@ -274,7 +279,7 @@ async def test_blocked_person_is_not_sent_to_again(tmp_path: Path, tg: FakeTeleg
         response = await bridge.client.post(
             "/api/trigger_bot", json={**trigger, "identifier": "77"}, headers={"X-api-key": "k"}
         )
-        assert response.status == 200
+        assert response.status == 400
         await asyncio.sleep(0.5)
         assert tg.texts(42) == ["bot: hi"]
         assert len(tg.calls("sendMessage", 77)) == 1  # the 403 itself; nothing after it

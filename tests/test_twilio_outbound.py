@@ -63,10 +63,10 @@ async def stored_sid(bridge: Bridge, sid: str) -> bool:
         return await session.scalar(select(PartRow.id).where(PartRow.platform_message_id == sid)) is not None
 
 
-async def trigger(bridge: Bridge, identifier: str, text: str = "Reminder!") -> None:
-    body = {"identifier": identifier, "platform": "twilio", "message_text": text}
+async def trigger(bridge: Bridge, identifier: str, text: str = "Reminder!", status: int = 200) -> None:
+    body = {"identifier": identifier, "platform": "twilio", "experiment": "exp-1", "message_text": text}
     response = await bridge.client.post("/api/trigger_bot", json=body, headers={"X-api-key": "k"})
-    assert response.status == 200, await response.text()
+    assert response.status == status, await response.text()
 
 
 async def eventually(check: Any, timeout: float = 5.0) -> None:
@@ -82,7 +82,7 @@ async def test_opted_out_on_send_is_not_sent_again(bridge: Bridge, tw: FakeTwili
     await bridge.deliver(sms("hi"))
     await tw.wait_for(lambda: len(tw.attempts(PERSON)) == 1)
     await asyncio.sleep(0.2)
-    await trigger(bridge, PERSON)
+    await trigger(bridge, PERSON, status=400)  # blocked: refused at once
     await asyncio.sleep(0.4)
     assert [a.status for a in tw.attempts(PERSON)] == [400]  # the 21610 itself, nothing after it
 
@@ -113,7 +113,7 @@ async def test_invalid_number_is_unreachable(bridge: Bridge, tw: FakeTwilio) -> 
     tw.fail(21211, times=None)
     await bridge.deliver(sms("hi"))
     await tw.wait_for(lambda: len(tw.attempts(PERSON)) == 1)
-    await trigger(bridge, PERSON)
+    await trigger(bridge, PERSON, status=400)
     await asyncio.sleep(0.4)
     assert len(tw.attempts(PERSON)) == 1
 
@@ -211,7 +211,7 @@ async def test_failed_status_with_opt_out_blocks_the_person(bridge: Bridge, tw: 
     await bridge.deliver(sms("hi"))
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
     await bridge.report(status(tw.sent()[0].sid, "failed", error_code="21610"))
-    await trigger(bridge, PERSON)
+    await trigger(bridge, PERSON, status=400)
     await asyncio.sleep(0.4)
     assert len(tw.attempts(PERSON)) == 1
 

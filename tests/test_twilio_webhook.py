@@ -210,9 +210,14 @@ async def test_stop_blocks_until_start(bridge: Bridge, tw: FakeTwilio, ocs: Fake
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
     tw.opt_out(PERSON)  # Twilio's own opt-out list
     await bridge.deliver(sms(" Stop "))
-    trigger = {"identifier": PERSON, "platform": "twilio", "message_text": "Reminder!"}
+    trigger = {
+        "identifier": PERSON,
+        "platform": "sms",
+        "experiment": ocs.experiment_id,
+        "message_text": "Reminder!",
+    }
     response = await bridge.client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k"})
-    assert response.status == 200
+    assert response.status == 400 and "opted out" in (await response.json())["detail"]
     await asyncio.sleep(0.4)
     assert len(tw.attempts(PERSON)) == 1  # nothing tried after STOP
     assert relayed(ocs) == ["hello"]  # STOP never reached the bot
@@ -222,6 +227,7 @@ async def test_stop_blocks_until_start(bridge: Bridge, tw: FakeTwilio, ocs: Fake
     tw.opt_in(PERSON)
     await bridge.deliver(sms("START"))
     response = await bridge.client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k"})
+    assert response.status == 200
     await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: hello", "Reminder!"])
     assert relayed(ocs) == ["hello"]
 

@@ -48,12 +48,16 @@ async def test_history_poll_shows_proactive_messages_and_never_an_answer_twice(
     client = await make_client(BRIDGE_API_KEY="k3y")
     sid = (await start(client))["session_id"]
     first = await answer(client, sid, await send(client, sid, "one"))
-    trigger = {"identifier": sid, "platform": "web", "experiment": "e", "message_text": "A reminder"}
+    trigger = {"identifier": sid, "platform": "web", "experiment": "default", "message_text": "A reminder"}
     response = await client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k3y"})
     assert response.status == 200
     # the task poll already showed "echo: one": the 30-second poll adds only the reminder
     since = first["message"]["created_at"]
-    polled = await (await client.get(f"/api/chat/{sid}/poll/", params={"since": since})).json()
+    for _ in range(200):  # the worker delivers it to the store: the poll shows it once it is there
+        polled = await (await client.get(f"/api/chat/{sid}/poll/", params={"since": since})).json()
+        if polled["messages"]:
+            break
+        await asyncio.sleep(0.02)
     assert [m["content"] for m in polled["messages"]] == ["A reminder"]
     assert polled["session_status"] == "active" and polled["has_more"] is False
     everything = await (await client.get(f"/api/chat/{sid}/poll/")).json()

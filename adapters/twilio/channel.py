@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -19,12 +21,12 @@ from twilio.rest import Client
 from bridge.channel import Capabilities, Channel, DeliveryStatus, Resumable, SendError, WebhookRequest
 from bridge.errors import Forbidden, UnsupportedMediaType
 from bridge.logs import mask
-from bridge.model import Conversation, InboundMessage, Part
+from bridge.model import Conversation, InboundMessage, Part, Person
 from bridge.secrets import matches
 from bridge.split import split_text, utf16_length
 
-from . import parse
-from .errors import send_error
+from . import parse, window
+from .errors import OUTSIDE_WINDOW, send_error
 from .options import TwilioOptions
 from .parse import Form
 
@@ -77,6 +79,10 @@ class TwilioChannel(Channel):
         self._validator = RequestValidator(self._token)
         self._client: Client | None = None
         self.progress = Resumable()
+        sid = self.options.whatsapp_template_sid
+        self.template = window.Template(sid, lambda: self.client) if sid else None
+        if self.template is not None:  # held WhatsApp messages wait for the person's next message
+            self.capabilities = dataclasses.replace(self.capabilities, holds_until_written=True)
         logging.getLogger("twilio").setLevel(logging.WARNING)  # it logs every request at INFO
 
     @property
@@ -88,6 +94,7 @@ class TwilioChannel(Channel):
             # ``environment``: never pick up TWILIO_EDGE / TWILIO_REGION behind the settings' back
             self._client = Client(sid, self._token, sid, http_client=http, environment={"-": ""})
             self._client.api.base_url = self.options.api_base_url
+            self._client.content.base_url = self.options.api_base_url
         return self._client
 
     # lifecycle ----------------------------------------------------------------------------------
@@ -135,10 +142,15 @@ class TwilioChannel(Channel):
         )
 
     def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        return parse.messages(parse.decode(request.body), self.name)
+        messages = parse.messages(parse.decode(request.body), self.name)
+        return window.stamp(messages, datetime.now(UTC)) if self.template is not None else messages
 
     def parse_status(self, request: WebhookRequest) -> list[DeliveryStatus]:
-        return parse.statuses(parse.decode(request.body))
+        form = parse.decode(request.body)
+        reports = parse.statuses(form)
+        if self.template is not None and form.get("ErrorCode", "").strip() == str(OUTSIDE_WINDOW):
+            return [dataclasses.replace(r, again=window.CLOSED) for r in reports]  # the template first
+        return reports
 
     async def observe(self, request: WebhookRequest) -> None:
         """STOP (and the other opt-out words) blocks the person; START unblocks them."""
@@ -154,14 +166,29 @@ class TwilioChannel(Channel):
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     # outbound -----------------------------------------------------------------------------------
+    def person(self, identifier: str) -> Person:
+        return Person(key=identifier, address=identifier, platform=parse.platform_of(identifier))
+
     async def send(self, conversation: Conversation, part: Part) -> str | None:
         """One REST call per message of the part (usually one); a retried part resumes."""
         to = conversation.person.address
         whatsapp = to.startswith(parse.WHATSAPP)
         messages = self._messages(part, whatsapp)
         sender = self._sender(conversation, whatsapp)
+        if whatsapp and self.template is not None and window.outside(conversation, datetime.now(UTC)):
+            raise await self._hold(conversation, sender)
         calls = [functools.partial(self._create, to, body, media, sender) for body, media in messages]
-        return await self.progress.run(part.id, calls)
+        try:
+            return await self.progress.run(part.id, calls)
+        except window.OutsideWindow:
+            raise await self._hold(conversation, sender) from None
+
+    async def _hold(self, conversation: Conversation, sender: dict[str, str]) -> SendError:
+        """Send the template, and the reason the part now waits for the person's next message."""
+        assert self.template is not None
+        params = {"to": conversation.person.address, **sender}
+        sid = await self._request(params | await self.template.params(conversation.person.name))
+        return window.held(self.template.sid, sid)
 
     def _messages(self, part: Part, whatsapp: bool) -> list[Message]:
         """WhatsApp: attachments as media (10 a message). SMS: as named links after the text."""
@@ -206,16 +233,24 @@ class TwilioChannel(Channel):
             params["body"] = body
         if media:
             params["media_url"] = media
+        return await self._request(params)
+
+    async def _request(self, params: dict[str, Any]) -> str:
+        """One ``Messages.json`` call; its message sid, or the failure as a ``SendError``."""
         settings = self.core.settings
         if self.options.status_callbacks and settings.public_url:
             params["status_callback"] = f"{settings.base_url}/webhooks/{self.name}/status"
+        to = mask(params["to"])
         try:
             message = await self.client.messages.create_async(**params)
         except TwilioException as exc:
             error = send_error(exc, self._token)
-            log.info("twilio.send_failed", channel=self.name, to=mask(to), reason=error.reason)
+            log.info("twilio.send_failed", channel=self.name, to=to, reason=error.reason)
+            if self.template is not None and getattr(exc, "code", None) == OUTSIDE_WINDOW:
+                raise window.OutsideWindow(error.reason) from None
             raise error from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SendError(f"cannot reach Twilio ({type(exc).__name__})") from None
-        log.info("twilio.sent", channel=self.name, to=mask(to), sid=message.sid, media=len(media))
+        media = len(params.get("media_url", ()))
+        log.info("twilio.sent", channel=self.name, to=to, sid=message.sid, media=media)
         return str(message.sid)

@@ -11,6 +11,7 @@ from bridge.settings import BaseUrl
 DEFAULT_API = "https://api.twilio.com"
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+_CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 _NUMBER = re.compile(
     r"^(whatsapp:)?\+[1-9]\d{4,14}$|^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$"
 )  # E.164 or alphanumeric sender id
@@ -33,6 +34,14 @@ class TwilioOptions(BaseModel):
     messaging_service_sid: str = ""
     status_callbacks: bool = True  # ask for delivery reports (only when PUBLIC_URL is set)
     request_timeout: float = Field(default=15.0, gt=0)
+    whatsapp_template_sid: str = ""  # an approved template (HX...) for people outside the 24 hours
+
+    @field_validator("whatsapp_template_sid")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if value and not _CONTENT_SID.match(value.strip()):
+            raise ValueError("not a Content SID (expected HX followed by 32 hex digits)")
+        return value.strip()
 
     @field_validator("account_sid")
     @classmethod

@@ -20,6 +20,7 @@ from bridge.core import Core
 from bridge.errors import BadRequest, Forbidden, NotFound, TooLarge
 from bridge.model import Conversation, InboundMessage, Kind, Person
 from bridge.store import StoredPart
+from bridge.store.people import proactive_ids
 from bridge.typedefs import CORE
 
 from . import uploads
@@ -176,11 +177,10 @@ async def poll_task(request: web.Request) -> web.Response:
 async def poll_messages(request: web.Request) -> web.Response:
     session = await _session(request)
     since = parse_since(request.query.get("since"))
-    parts = [
-        p
-        for p in await request.app[CORE].store.parts_since(session.conversation.id, since)
-        if _for_history(p)
-    ]
+    store = request.app[CORE].store
+    parts = await store.parts_since(session.conversation.id, since)
+    proactive = await proactive_ids(store, {p.message_id for p in parts if p.message_id is not None})
+    parts = [p for p in parts if _for_history(p, proactive)]
     links = session.channel.options.attachment_links
     messages = [assistant_message([p], links=links) for p in parts[:POLL_LIMIT]]
     return web.json_response(
@@ -188,11 +188,11 @@ async def poll_messages(request: web.Request) -> web.Response:
     )
 
 
-def _for_history(part: StoredPart) -> bool:
-    """What the 30-second poll shows: proactive messages, and answers the widget did not fetch
-    through its task poll (a page reloaded mid-answer) once that poll has surely given up. An
-    answer it is still fetching, or has fetched, would show twice."""
-    if part.message_id is None:
+def _for_history(part: StoredPart, proactive: set[int]) -> bool:
+    """What the 30-second poll shows: proactive messages (and answers to proactive prompts), and
+    answers the widget did not fetch through its task poll (a page reloaded mid-answer) once that
+    poll has surely given up. An answer it is still fetching, or has fetched, would show twice."""
+    if part.message_id is None or part.message_id in proactive:
         return True
     return part.delivery_status != "fetched" and datetime.now(UTC) - part.created_at > TASK_POLL_WINDOW
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.bots.base import Bot, BotError, SessionGone
+from bridge.bots.base import Bot, BotError, History, HistoryMessage, SessionGone, SessionInfo, StateChange
 from bridge.bots.echo import EchoBot
 from bridge.bots.ocs import OcsBot
 from bridge.settings import BotSettings
@@ -12,4 +12,15 @@ def build_bot(settings: BotSettings) -> Bot:
     return OcsBot(settings) if settings.backend == "ocs" else EchoBot()
 
 
-__all__ = ["Bot", "BotError", "EchoBot", "OcsBot", "SessionGone", "build_bot"]
+__all__ = [
+    "Bot",
+    "BotError",
+    "EchoBot",
+    "History",
+    "HistoryMessage",
+    "OcsBot",
+    "SessionGone",
+    "SessionInfo",
+    "StateChange",
+    "build_bot",
+]

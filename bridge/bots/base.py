@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from bridge.model import Conversation, Reply
+from bridge.model import Attachment, Conversation, Reply
+
+StateChange = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class BotError(Exception):
@@ -35,8 +40,36 @@ class SessionGone(BotError):
     """The bot no longer knows this session (deleted or ended upstream): open a new one."""
 
 
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """Where a session lives on the bot's side (``url``: its API address) and whose it is."""
+
+    url: str = ""
+    team: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryMessage:
+    """A message for the person that the bot's side wrote by itself (not an answer the bridge
+    relayed). ``id`` is stable: the same message read again has the same id."""
+
+    id: str
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Messages for the person after a cursor (oldest first), and the cursor to read from next."""
+
+    messages: list[HistoryMessage]
+    cursor: str | None
+
+
 class Bot(abc.ABC):
     """A chatbot the bridge relays to. One session per conversation."""
+
+    follows_history = False  # ``history`` can find messages the bot's side wrote by itself
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open clients."""
@@ -57,6 +90,16 @@ class Bot(abc.ABC):
         so that it is not sent twice; None if the bot never got it. Raise a retryable ``BotError``
         while the bot is still answering it."""
         return None
+
+    async def update_session(self, session_id: str, change: StateChange | None = None) -> SessionInfo:
+        """Where the session lives; with ``change``, its state becomes ``change(state)`` (read,
+        change, write: backends may only replace a state). Raise ``SessionGone`` if it is unknown."""
+        return SessionInfo()
+
+    async def history(self, session_id: str, cursor: str | None) -> History:
+        """Messages for the person the bot's side wrote by itself after ``cursor`` (None: from the
+        session's start): an OCS timeout trigger or reminder, a human agent's reply."""
+        return History([], cursor)
 
     @abc.abstractmethod
     async def end_session(self, session_id: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from bridge.bots.base import Bot, BotError, SessionGone
+from bridge.bots.base import Bot, BotError, History, HistoryMessage, SessionGone, SessionInfo, StateChange
 from bridge.model import Attachment, Conversation, Reply
 from bridge.settings import BotSettings
 
@@ -21,6 +21,8 @@ SPARE_CONNECTIONS = 8  # beside the answers in flight: session reads, checks
 
 
 class OcsBot(Bot):
+    follows_history = True
+
     def __init__(self, settings: BotSettings):
         if settings.api_key is None or not settings.experiment_id:
             raise ValueError("an OCS bot needs an API key and an experiment id")
@@ -33,6 +35,7 @@ class OcsBot(Bot):
         )
         self._connections = settings.max_in_flight + SPARE_CONNECTIONS
         self._http: aiohttp.ClientSession | None = None
+        self._team: dict[str, Any] | None = None
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(
@@ -88,13 +91,8 @@ class OcsBot(Bot):
         """OCS keeps every turn in the session (``GET /api/sessions/{id}/``): find this message
         there, stored since the earlier attempt, and the answer that followed it."""
         try:
-            body = await self._call("GET", f"{self.base}/api/sessions/{session_id}/", None)
-        except BotError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        messages = body.get("messages") if isinstance(body, dict) else None
-        if not isinstance(messages, list):
+            messages = _messages(await self._session(session_id))
+        except SessionGone:
             return None
         earliest = since - CLOCK_SKEW
         for index in range(len(messages) - 1, -1, -1):
@@ -105,6 +103,54 @@ class OcsBot(Bot):
                     raise BotError("OCS is still answering an earlier attempt", retryable=True)
                 return Reply(text=str(answer.get("content") or ""), attachments=_history_files(answer))
         return None
+
+    async def update_session(self, session_id: str, change: StateChange | None = None) -> SessionInfo:
+        """OCS's ``update_state`` replaces the state: read it, change it, write it back. (With no
+        change, once the team is known, nothing needs reading.)"""
+        url = f"{self.base}/api/sessions/{session_id}/"
+        if change is None and self._team is not None:
+            return SessionInfo(url=url, team=self._team)
+        session = await self._session(session_id)
+        if change is not None:
+            state = session.get("state")
+            state = dict(state) if isinstance(state, dict) else {}
+            changed = change(dict(state))
+            if changed != state:
+                await self._call("PATCH", f"{url}update_state/", {"state": changed})
+        team = session.get("team")
+        self._team = team if isinstance(team, dict) else None  # one key is one team
+        return SessionInfo(url=str(session.get("url") or url), team=self._team)
+
+    async def history(self, session_id: str, cursor: str | None) -> History:
+        """Assistant messages in the session's history that answer no user turn: OCS wrote them by
+        itself (a timeout trigger, a scheduled or triggered message). The API channel's answers
+        each follow the user turn the bridge sent. The cursor is how many messages were read."""
+        messages = _messages(await self._session(session_id))
+        start = int(cursor) if cursor and cursor.isdigit() else 0
+        found = [
+            HistoryMessage(
+                id=f"{index}:{message.get('created_at')}",
+                text=str(message.get("content") or ""),
+                attachments=_history_files(message),
+            )
+            for index, message in enumerate(messages)
+            if index >= start
+            and _is_turn(message, "assistant")
+            and (index == 0 or not _is_turn(messages[index - 1], "user"))
+        ]
+        return History(found, str(max(start, len(messages))))
+
+    async def _session(self, session_id: str) -> dict[str, Any]:
+        """``GET /api/sessions/{id}/`` (with its ``messages``); ``SessionGone`` if OCS does not know it."""
+        try:
+            body = await self._call("GET", f"{self.base}/api/sessions/{session_id}/", None)
+        except BotError as exc:
+            if exc.status == 404:
+                raise SessionGone(exc.reason, status=404) from None
+            raise
+        if not isinstance(body, dict):
+            raise BotError("OCS answered a session that is not a JSON object")
+        return body
 
     async def end_session(self, session_id: str) -> None:
         try:
@@ -154,6 +200,11 @@ class OcsBot(Bot):
 
 
 CLOCK_SKEW = timedelta(seconds=5)  # between the bridge's clock and OCS's
+
+
+def _messages(session: dict[str, Any]) -> list[Any]:
+    messages = session.get("messages")
+    return messages if isinstance(messages, list) else []
 
 
 def _is_turn(message: Any, role: str, content: str | None = None) -> bool:

@@ -53,9 +53,7 @@ class Inbound:
             M.channel == bindparam("m_channel"), M.platform_id == bindparam("m_platform_id")
         )
 
-    def accept(
-        self, connection: Connection, *, message: InboundMessage, unblock: bool
-    ) -> Accepted:
+    def accept(self, connection: Connection, *, message: InboundMessage, unblock: bool) -> Accepted:
         now = utcnow()
         conversation_id = self.upsert_conversation(
             connection, message.channel, message.person, unblock=unblock, state=message.state, now=now

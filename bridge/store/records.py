@@ -45,6 +45,7 @@ class StoredMessage:
     error: str | None
     received_at: datetime
     relayed_at: datetime | None = None  # an earlier attempt handed it to the bot at this time
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)  # platform details, kept with the row
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,7 @@ def to_message(row: MessageRow) -> StoredMessage:
         error=row.error,
         received_at=row.received_at,
         relayed_at=row.relayed_at,
+        context=dict(row.context or {}),
     )
 
 

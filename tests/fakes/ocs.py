@@ -142,6 +142,25 @@ class FakeOCS:
         """The user messages stored in a session, oldest first."""
         return [m.content for m in self.sessions[session_id].messages if m.role == "user"]
 
+    def says(self, session_id: str, text: str, files: list[tuple[str, Path | bytes]] | None = None) -> None:
+        """OCS adds an assistant message to the session by itself (a timeout trigger, a scheduled
+        or triggered message): only the session's history (``GET /api/sessions/{id}/``) shows it."""
+        attachments = [self._serve(name, content) for name, content in files or ()]
+        files_json = [{"name": a["file_name"], "content_url": a["link"]} for a in attachments]
+        self.sessions[session_id].messages.append(FakeMessage("assistant", text, _now(), files_json))
+
+    def history_reads(self, session_id: str | None = None) -> int:
+        """How many ``GET /api/sessions/{id}/`` requests arrived (for one session, or any)."""
+        prefix = f"{self.prefix}/api/sessions/"
+        return sum(
+            1
+            for c in self.calls
+            if c.method == "GET"
+            and c.path.startswith(prefix)
+            and c.path.count("/") == prefix.count("/") + 1
+            and (session_id is None or c.path == f"{prefix}{session_id}/")
+        )
+
     def new_session(self, *, key: str | None = None, experiment: str | None = None) -> FakeSession:
         """Create a session directly (as if OCS had made it), owned by ``key``."""
         session = FakeSession(

@@ -4,7 +4,9 @@
 repeated ``MediaUrl`` kept, basic-auth user) and answers 201 with a message resource, or a
 scripted error in Twilio's JSON shape ``{"code", "message", "more_info", "status"}``.
 ``GET {prefix}/2010-04-01/Accounts/{sid}.json`` answers the account. Opted-out numbers get 21610
-on every send, like Twilio after STOP::
+on every send, like Twilio after STOP. WhatsApp addresses in ``outside_window`` get 63016 for a
+free-form message and take only a template (``ContentSid`` of one of ``templates``, whose
+variables ``GET {prefix}/v1/Content/{sid}`` answers like Twilio's Content API)::
 
     async with FakeTwilio(prefix="/tw") as tw:
         tw.fail(63016, to="whatsapp:+15551230001")
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -40,10 +43,12 @@ FORM = "application/x-www-form-urlencoded"
 
 ERRORS: dict[int, tuple[int, str]] = {  # code -> (HTTP status, Twilio's message)
     20003: (401, "Authenticate"),
+    20404: (404, "The requested resource was not found"),
     20429: (429, "Too Many Requests"),
     20500: (500, "Internal Server Error"),
     21211: (400, "The 'To' number +15550000000 is not a valid phone number."),
     21610: (400, "Attempt to send to unsubscribed recipient"),
+    21655: (400, "The ContentSid is Invalid."),
     63016: (
         400,
         "Failed to send freeform message because you are outside the allowed window. "
@@ -78,6 +83,14 @@ class Sent:
     def media(self) -> list[str]:
         return self.params.getall("MediaUrl", [])
 
+    @property
+    def template(self) -> str:
+        return self.params.get("ContentSid", "")
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return dict(json.loads(self.params.get("ContentVariables", "{}")))
+
 
 @dataclass
 class Rule:
@@ -96,6 +109,8 @@ class FakeTwilio:
     log: list[Sent] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
     opted_out: set[str] = field(default_factory=set)
+    outside_window: set[str] = field(default_factory=set)  # WhatsApp people who have not written for 24 h
+    templates: dict[str, dict[str, str]] = field(default_factory=dict)  # ContentSid -> its variables
     _runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> FakeTwilio:
@@ -103,6 +118,7 @@ class FakeTwilio:
         base = f"{self.prefix.rstrip('/')}/2010-04-01/Accounts/{{sid}}"
         app.router.add_post(base + "/Messages.json", self._create)
         app.router.add_get(base + ".json", self._account)
+        app.router.add_get(f"{self.prefix.rstrip('/')}/v1/Content/{{sid}}", self._content)
         self._runner, self.url = await serve_locally(app, self.prefix.rstrip("/"))
         return self
 
@@ -171,11 +187,42 @@ class FakeTwilio:
             code = 21610
         if code is None and not sent.to:
             code = 21604
+        if code is None and sent.template and sent.template not in self.templates:
+            code = 21655
+        if code is None and not sent.template and sent.to in self.outside_window:
+            code = 63016
         if code is not None:
             sent.status = ERRORS.get(code, (400, ""))[0]
             return _error(code)
         sent.sid = "SM" + secrets.token_hex(16)
         return web.json_response(self._resource(sent), status=201)
+
+    async def _content(self, request: web.Request) -> web.Response:
+        try:
+            auth = BasicAuth.decode(request.headers.get(hdrs.AUTHORIZATION, ""))
+        except ValueError:
+            return _error(20003)
+        if (auth.login, auth.password) != (self.account_sid, self.auth_token):
+            return _error(20003)
+        sid = request.match_info["sid"]
+        if sid not in self.templates:
+            return _error(20404)
+        return web.json_response(
+            {
+                "sid": sid,
+                "account_sid": self.account_sid,
+                "friendly_name": "reminder",
+                "language": "en",
+                "variables": self.templates[sid],
+                "types": {
+                    "twilio/text": {"body": "Hello {{1}}, we have a message for you. Reply to see it."}
+                },
+                "url": f"{self.url}/v1/Content/{sid}",
+                "date_created": "2026-01-01T00:00:00Z",
+                "date_updated": "2026-01-01T00:00:00Z",
+                "links": {},
+            }
+        )
 
     def _scripted(self, params: MultiDict[str]) -> int | None:
         for rule in self.rules:

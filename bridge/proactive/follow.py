@@ -1,0 +1,112 @@
+"""The follower: delivers messages the bot's side wrote by itself into a person's session.
+
+OCS cannot push to API-channel sessions: its timeout triggers, scheduled and triggered messages
+wait in the session's history. Every ``PROACTIVE_POLL_SECONDS`` the follower reads the history
+of the conversations active within ``PROACTIVE_WINDOW_HOURS`` (``bridge.store.follow.followed``)
+that are not waiting for the bot anyway, through ``Bot.history``, and stores each new message as
+a ``Kind.DELIVER`` row: the worker delivers it in order, and its id (session and history message)
+makes it once, whichever process finds it. Reads are spread over the interval, one at a time,
+and a 429 from the bot backs off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+
+from bridge.bots import BotError, SessionGone
+from bridge.proactive.messages import deliver, enqueue
+from bridge.store.follow import advance, claim_read, to_read
+from bridge.store.tables import utcnow
+
+if TYPE_CHECKING:
+    from bridge.core import Core
+
+log = structlog.get_logger("bridge.follow")
+
+ROUND_LIMIT = 1000  # conversations read in one interval by one process (the others wait a round)
+
+
+class Follower:
+    def __init__(self, core: Core):
+        self.core = core
+        self.interval = core.settings.proactive_poll_seconds
+        self.window = timedelta(hours=core.settings.proactive_window_hours)
+        self.backoff = 0.0
+
+    @property
+    def channels(self) -> list[str]:
+        """Channels whose bot can tell what its side wrote by itself."""
+        bots = self.core.bots
+        return [name for name, c in self.core.channels.items() if bots[c.bot].follows_history]
+
+    async def run(self) -> None:
+        channels = self.channels
+        if self.interval <= 0 or not channels:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                due = await to_read(self.core.store, channels, utcnow() - self.window, ROUND_LIMIT)
+            except Exception:
+                log.exception("follower: cannot list conversations")
+                due = []
+            spacing = self.interval / len(due) if due else 0.0
+            for conversation_id in due:
+                pause = await self.read(conversation_id)
+                await asyncio.sleep(max(spacing, pause))
+            await asyncio.sleep(max(0.0, started + self.interval - loop.time()))
+
+    async def read(self, conversation_id: int) -> float:
+        """Read one conversation's history and store what is new; seconds to pause after it."""
+        store = self.core.store
+        try:
+            now = utcnow()
+            claim = await claim_read(
+                store, conversation_id, now - self.window, now + timedelta(seconds=self.interval)
+            )
+            if claim is None:
+                return 0.0
+            conversation = claim.conversation
+            session_id = conversation.session_id
+            channel = self.core.channels.get(conversation.channel)
+            if channel is None or session_id is None:
+                return 0.0
+            history = await self.core.bots[channel.bot].history(session_id, claim.position)
+            for found in history.messages:
+                platform_id = history_id(session_id, found.id)
+                message = deliver(
+                    channel.name, conversation.person, platform_id, found.text, found.attachments
+                )
+                accepted = await enqueue(self.core, message)
+                if not accepted.duplicate:
+                    log.info("message from the bot's side queued", message_id=accepted.public_id)
+            if history.cursor != claim.position:
+                await advance(store, conversation_id, session_id, history.cursor)
+        except SessionGone:
+            return 0.0
+        except BotError as exc:
+            if not exc.retryable:
+                log.warning("follower: cannot read a session's history", reason=exc.reason)
+                return 0.0
+            self.backoff = exc.retry_after or min(max(2 * self.backoff, 1.0), max(self.interval, 1.0))
+            log.info("follower: bot busy, backing off", seconds=self.backoff, reason=exc.reason)
+            return self.backoff
+        except Exception:
+            log.exception("follower: reading a history failed")
+            return 0.0
+        self.backoff = 0.0
+        return 0.0
+
+
+def history_id(session_id: str, message_id: str) -> str:
+    """The inbound row's platform id for a history message (at most 255 characters)."""
+    platform_id = f"history:{session_id}:{message_id}"
+    if len(platform_id) <= 255:
+        return platform_id
+    return "history:" + hashlib.sha256(platform_id.encode()).hexdigest()
