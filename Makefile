@@ -13,8 +13,8 @@ test: $(STAMP) system-deps widget
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check bridge adapters tests bench
-	$(BIN)/ruff format --check bridge adapters tests bench
+	$(BIN)/ruff check bridge adapters fakes tests bench
+	$(BIN)/ruff format --check bridge adapters fakes tests bench
 	$(BIN)/mypy bridge adapters
 
 bench: $(STAMP)

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from bench.load import SECRET, Result, Scenario, run_load, start, stop, wait_healthy
 from bridge.split import split_text, utf16_length
-from tests.fakes.telegram import TOKEN
-from tests.pg import find_postgres_bin, start_postgres
-from tests.proc import free_port
+from fakes.pg import find_postgres_bin, start_postgres
+from fakes.server import free_port
+from fakes.telegram import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {

@@ -16,9 +16,9 @@ import sys
 
 from aiohttp import web
 
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.server import serve_locally
-from tests.fakes.telegram import FakeTelegram
+from fakes.ocs import FakeOCS
+from fakes.server import serve_locally
+from fakes.telegram import FakeTelegram
 
 
 def control_app(ocs: FakeOCS, tg: FakeTelegram) -> web.Application:

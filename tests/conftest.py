@@ -19,8 +19,8 @@ from bridge.core import Core
 from bridge.settings import BotSettings, ChannelSettings, Settings, WorkerSettings
 from bridge.typedefs import CORE
 from bridge.web import create_app
-from tests.fakes.channel import SECRET, RecordingChannel
-from tests.fakes.ocs import FakeOCS
+from fakes.channel import SECRET, RecordingChannel
+from fakes.ocs import FakeOCS
 
 FAST_WORKER = {
     "poll_interval": 0.05,
@@ -130,7 +130,7 @@ async def bridge(tmp_path: Path, fake_ocs: FakeOCS) -> AsyncIterator[Callable[..
 @pytest.fixture(scope="session")
 def postgres_url() -> Any:
     """A throwaway PostgreSQL server for the whole run (started from the installed binaries)."""
-    from tests.pg import find_postgres_bin, start_postgres
+    from fakes.pg import find_postgres_bin, start_postgres
 
     if find_postgres_bin() is None:
         pytest.fail("PostgreSQL server binaries not found: run `bash scripts/system-deps.sh` (or make test)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,12 +13,6 @@ from typing import Any
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class BridgeProcess:
@@ -101,7 +94,7 @@ def migrate(env: dict[str, str]) -> None:
 
 def relay_env(ocs: Any, tg: Any) -> dict[str, str]:
     """Settings for a bridge process relaying Telegram (fake Bot API) to the fake OCS."""
-    from tests.fakes.telegram import SECRET, TOKEN
+    from fakes.telegram import SECRET, TOKEN
 
     return {
         **ocs.env(),
@@ -113,7 +106,7 @@ def relay_env(ocs: Any, tg: Any) -> dict[str, str]:
 
 async def post_update(http: aiohttp.ClientSession, url: str, update: dict[str, Any]) -> None:
     """Deliver one Telegram update to a bridge's webhook, as Telegram does."""
-    from tests.fakes.telegram import SECRET
+    from fakes.telegram import SECRET
 
     async with http.post(
         f"{url}/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}

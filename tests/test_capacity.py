@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from fakes.ocs import FakeOCS
+from fakes.telegram import FakeTelegram, running_bridge, text_update
 from tests.conftest import eventually, ocs_bot
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.telegram import FakeTelegram, running_bridge, text_update
 
 
 async def test_nothing_caps_the_answers_in_flight_below_three_hundred(bridge, fake_ocs: FakeOCS):

@@ -51,8 +51,8 @@ async def test_dead_letters_are_listed_and_retried_from_the_command_line(bridge,
 
 
 async def test_send_and_participants_list_from_the_command_line(tmp_path):
-    from tests.fakes.ocs import FakeOCS
-    from tests.fakes.telegram import SECRET, FakeTelegram, running_bridge, text_update
+    from fakes.ocs import FakeOCS
+    from fakes.telegram import SECRET, FakeTelegram, running_bridge, text_update
 
     async with (
         FakeOCS() as ocs,

@@ -6,10 +6,11 @@ import asyncio
 
 import aiohttp
 
+from fakes.ocs import FakeOCS
+from fakes.server import free_port
+from fakes.telegram import FakeTelegram, text_update
 from tests.conftest import eventually
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.telegram import FakeTelegram, text_update
-from tests.proc import BridgeProcess, free_port, post_update, relay_env
+from tests.proc import BridgeProcess, post_update, relay_env
 
 CHATS = (101, 102, 103, 104)
 PER_CHAT = 3

@@ -8,9 +8,9 @@ import pytest
 
 from bridge.errors import ConfigError
 from bridge.settings import load_settings
+from fakes.channel import RecordingChannel
+from fakes.ocs_records import FakeSession
 from tests.conftest import Harness, eventually
-from tests.fakes.channel import RecordingChannel
-from tests.fakes.ocs_records import FakeSession
 from tests.widget import MakeClient, answer, send, start
 from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
 

@@ -25,7 +25,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.proc import ROOT, free_port
+from fakes.server import free_port
+from tests.proc import ROOT
 from tests.widget import answer, send, start
 
 Installed = tuple[Path, dict[str, Any]]  # the fresh environment's bin directory, how to run as the user

@@ -7,10 +7,11 @@ import asyncio
 import aiohttp
 import pytest
 
+from fakes.ocs import FakeOCS
+from fakes.server import free_port
+from fakes.telegram import FakeTelegram, text_update
 from tests.conftest import eventually
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.telegram import FakeTelegram, text_update
-from tests.proc import BridgeProcess, free_port, migrate, post_update, relay_env
+from tests.proc import BridgeProcess, migrate, post_update, relay_env
 
 CHATS = range(201, 209)
 PER_CHAT = 5

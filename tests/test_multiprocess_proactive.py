@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
+from fakes.ocs import FakeOCS
+from fakes.server import free_port
+from fakes.telegram import FakeTelegram, text_update
 from tests.conftest import eventually
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.telegram import FakeTelegram, text_update
-from tests.proc import BridgeProcess, free_port, migrate, post_update, relay_env
+from tests.proc import BridgeProcess, migrate, post_update, relay_env
 
 CHAT = 301
 

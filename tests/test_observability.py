@@ -9,7 +9,7 @@ import re
 from structlog.testing import capture_logs
 
 from bridge.logs import mask
-from tests.fakes.channel import SECRET
+from fakes.channel import SECRET
 
 
 async def test_metrics_expose_process_http_backlog_and_build_series(bridge):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.telegram import SECRET as TG_SECRET
-from tests.fakes.telegram import TOKEN as TG_TOKEN
-from tests.proc import free_port
+from fakes.server import free_port
+from fakes.telegram import SECRET as TG_SECRET
+from fakes.telegram import TOKEN as TG_TOKEN
 
 SECRET = "sup3r-secret-value"
 ACCOUNT_SID = "AC" + "0" * 32

@@ -17,7 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bridge.store.db import create_engine
-from tests.proc import ROOT, BridgeProcess, free_port
+from fakes.server import free_port
+from tests.proc import ROOT, BridgeProcess
 
 
 async def new_database(postgres_url: str) -> str:

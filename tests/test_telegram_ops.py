@@ -13,8 +13,8 @@ import pytest
 
 from adapters.telegram.commands import poll
 from bridge.typedefs import CORE
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.telegram import SECRET, TOKEN, FakeTelegram, running_bridge, text_update
+from fakes.ocs import FakeOCS
+from fakes.telegram import SECRET, TOKEN, FakeTelegram, running_bridge, text_update
 
 ROOT = Path(__file__).parent.parent
 OTHER_SETTINGS = ("TELEGRAM_", "OCS_", "TWILIO_", "BRIDGE_", "WIDGET_", "TEXT_")

@@ -13,9 +13,9 @@ import pytest
 import structlog
 
 from bridge.split import utf16_length
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.ocs_records import FakeSession
-from tests.fakes.telegram import (
+from fakes.ocs import FakeOCS
+from fakes.ocs_records import FakeSession
+from fakes.telegram import (
     CHAT_NOT_FOUND,
     TOKEN,
     Bridge,
@@ -170,7 +170,7 @@ async def test_chat_not_found_is_final(bridge: Bridge, tg: FakeTelegram) -> None
 
 
 async def test_group_upgraded_while_sending(bridge: Bridge, tg: FakeTelegram) -> None:
-    from tests.fakes.telegram import payload
+    from fakes.telegram import payload
 
     tg.fail(
         "sendMessage",

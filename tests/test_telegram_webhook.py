@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.telegram import SECRET, TOKEN, Bridge, FakeTelegram, payload, running_bridge, text_update
+from fakes.ocs import FakeOCS
+from fakes.telegram import SECRET, TOKEN, Bridge, FakeTelegram, payload, running_bridge, text_update
 from tests.rawhttp import raw_request
 
 GROUP = -1001234567890

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.telegram import FakeTelegram
-from tests.fakes.telegram import running_bridge as telegram_bridge
-from tests.fakes.twilio import FakeTwilio
-from tests.fakes.twilio import running_bridge as twilio_bridge
+from fakes.ocs import FakeOCS
+from fakes.telegram import FakeTelegram
+from fakes.telegram import running_bridge as telegram_bridge
+from fakes.twilio import FakeTwilio
+from fakes.twilio import running_bridge as twilio_bridge
 
 
 def trigger(identifier: str, platform: str, **more: str) -> dict[str, str]:

@@ -15,9 +15,9 @@ from bridge.core import Core
 from bridge.store.queue import dead_letters
 from bridge.store.tables import PartRow
 from bridge.typedefs import CORE
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.ocs_records import Attachment
-from tests.fakes.twilio import (
+from fakes.ocs import FakeOCS
+from fakes.ocs_records import Attachment
+from fakes.twilio import (
     AUTH_TOKEN,
     Bridge,
     FakeTwilio,

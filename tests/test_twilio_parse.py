@@ -15,7 +15,7 @@ from bridge.channel import SendError, Unreachable, WebhookRequest
 from bridge.errors import BadRequest, ConfigError, Forbidden, UnsupportedMediaType
 from bridge.model import Kind
 from bridge.settings import ChannelSettings, load_settings
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FORM, payload, sign, sms, status, whatsapp
+from fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FORM, payload, sign, sms, status, whatsapp
 
 URL = "https://bridge.example.org/webhooks/twilio"
 

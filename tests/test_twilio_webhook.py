@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.ocs_records import Attachment, FakeSession, ReplyResult
-from tests.fakes.twilio import (
+from fakes.ocs import FakeOCS
+from fakes.ocs_records import Attachment, FakeSession, ReplyResult
+from fakes.twilio import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     Bridge,
@@ -106,7 +106,7 @@ async def test_bad_signature_is_403_and_nothing_is_stored(
     elif signature == "other-url":
         response = await bridge.post(form, signed_url="https://evil.example.org/webhooks/twilio")
     elif signature == "tampered":  # signed, then a parameter was changed on the way
-        from tests.fakes.twilio import sign
+        from fakes.twilio import sign
 
         good = sign("https://bridge.example.org/webhooks/twilio", form)
         form["Body"] = "tampered"

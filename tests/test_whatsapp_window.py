@@ -14,8 +14,8 @@ from sqlalchemy import select
 from bridge.store.queue import dead_letters
 from bridge.store.tables import ConversationRow
 from bridge.typedefs import CORE
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.twilio import Bridge, FakeTwilio, running_bridge, status, whatsapp
+from fakes.ocs import FakeOCS
+from fakes.twilio import Bridge, FakeTwilio, running_bridge, status, whatsapp
 
 TEMPLATE = "HX" + "ab" * 16
 WA = "whatsapp:+15551230001"

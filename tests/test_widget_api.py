@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.ocs_records import FakeSession
+from fakes.ocs import FakeOCS
+from fakes.ocs_records import FakeSession
 from tests.widget import MakeClient, answer, send, start
 from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
 

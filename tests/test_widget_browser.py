@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 
 from adapters.web.demo import VENDOR_DIR, WIDGET_ENTRY
-from tests.fakes.ocs import FakeOCS
-from tests.fakes.ocs_records import FakeSession
+from fakes.ocs import FakeOCS
+from fakes.ocs_records import FakeSession
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent

@@ -35,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.ocs_records import (
+from fakes.ocs_records import (
     _GATEWAY,
     _INVALID,
     DJANGO_500,
@@ -51,7 +51,7 @@ from tests.fakes.ocs_records import (
     _html,
     _now,
 )
-from tests.fakes.server import serve_locally
+from fakes.server import serve_locally
 
 
 class FakeOCS:

@@ -35,7 +35,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from tests.fakes.server import serve_locally
+from fakes.server import serve_locally
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "f00dfeed0123456789abcdeff00dfeed"
@@ -270,7 +270,7 @@ def _error(code: int) -> web.Response:
 
 
 # signed webhooks ---------------------------------------------------------------------------------
-PAYLOADS = Path(__file__).parent.parent / "payloads" / "twilio"
+PAYLOADS = Path(__file__).resolve().parents[1] / "tests" / "payloads" / "twilio"  # recorded
 _sids = itertools.count(1)
 
 

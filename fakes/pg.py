@@ -15,12 +15,13 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from fakes.server import free_port
 
 _TOOLS = ("initdb", "pg_ctl", "postgres", "createdb")
 SUPERUSER = "postgres"
@@ -59,13 +60,6 @@ def _server_user() -> str | None:
     raise RuntimeError("running as root and neither a 'postgres' nor a 'nobody' user exists")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def start_postgres(database: str = "bridge_test") -> Iterator[str]:
     """Start a fresh server on 127.0.0.1 (trust auth, fsync off) and yield its SQLAlchemy URL.
@@ -93,7 +87,7 @@ def start_postgres(database: str = "bridge_test") -> Iterator[str]:
         if user:
             shutil.chown(root, user)
         run(bindir / "initdb", "-D", data, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale")
-        port = _free_port()
+        port = free_port()
         with (data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{root}'\n"

@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.fakes.server import serve_locally
+from fakes.server import serve_locally
 
 TOKEN = "123456789:AAH-fake_token_for_tests_only_0123456789"
 BOT_ID = 123456789
@@ -255,7 +255,7 @@ def _error(status: int, description: str, parameters: dict[str, Any] | None = No
 
 # a running bridge wired to this fake ------------------------------------------------------------
 SECRET = "s3cret-Token_for-tests"
-PAYLOADS = Path(__file__).parent.parent / "payloads" / "telegram"
+PAYLOADS = Path(__file__).resolve().parents[1] / "tests" / "payloads" / "telegram"  # recorded
 _update_ids = itertools.count(700_000_000)
 
 
