@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import TYPE_CHECKING
 
 import structlog
 
 from bridge.conversation import ConversationRun
+from bridge.health import DATABASE_ERRORS, short
 from bridge.store.queue import Claim, Queue
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("bridge.worker")
 
 CLAIM_BATCH = 500  # conversations claimed in one statement
+CLAIM_WARNING_EVERY = 30.0  # seconds
 
 
 class Worker:
@@ -40,6 +43,7 @@ class Worker:
         self.stopping = False
         self.running = False
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._last_claim_warning = -CLAIM_WARNING_EVERY
 
     async def run(self) -> None:
         self.running = True
@@ -52,8 +56,8 @@ class Worker:
                 if free > 0:
                     try:
                         claimed = await self.queue.claim(min(free, CLAIM_BATCH))
-                    except Exception:
-                        log.exception("claim failed")
+                    except Exception as exc:
+                        self._claim_failed(exc)
                     for claim in claimed:
                         self._spawn(claim)
                 if claimed and len(claimed) == min(free, CLAIM_BATCH):
@@ -62,6 +66,14 @@ class Worker:
                     await asyncio.wait_for(self.wakeup.wait(), self.config.poll_interval)
         finally:
             self.running = False
+
+    def _claim_failed(self, exc: Exception) -> None:
+        """The database gone away: one short line every 30 s, not a traceback a second."""
+        if not isinstance(exc, DATABASE_ERRORS):
+            log.exception("claim failed")
+        elif time.monotonic() - self._last_claim_warning > CLAIM_WARNING_EVERY:
+            self._last_claim_warning = time.monotonic()
+            log.warning("cannot claim work: database unavailable", error=short(exc))
 
     def _spawn(self, claim: Claim) -> None:
         conversation_id = claim.conversation.id
