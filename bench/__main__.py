@@ -26,10 +26,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.load import SECRET, Result, Scenario, run_load, start, stop, wait_healthy
+from bench.load import SECRET, Result, Scenario, run_load, start, stop
 from bridge.split import split_text, utf16_length
 from fakes.pg import find_postgres_bin, start_postgres
-from fakes.server import free_port
+from fakes.server import free_port, wait_healthy
 from fakes.telegram import TOKEN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +123,7 @@ async def measure(
     process = start(command, env, log)
     profiler = None
     try:
-        await wait_healthy(f"http://127.0.0.1:{port}", process)
+        await wait_healthy(f"http://127.0.0.1:{port}", process, 60)
         if args.profile:
             profiler = profile(process.pid, Path(args.profile) / f"{target}-{run}.txt")
         return await run_load(

@@ -81,22 +81,6 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"target exited with {process.returncode}")
-            try:
-                async with http.get(f"{url}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("target did not become healthy")
-
-
 async def run_load(scenario: Scenario, run: int, url: str, control: str, pid: int, timeout: float) -> Result:
     chats = updates(scenario, run)
     acks: list[float] = []

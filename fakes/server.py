@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import subprocess
+import time
 
+import aiohttp
 from aiohttp import web
 
 
@@ -21,3 +25,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Until ``{url}/healthz`` answers 200, without blocking the event loop (fakes run on it);
+    AssertionError if the process exits or does not become healthy within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"process exited with {process.returncode}")
+            try:
+                async with http.get(f"{url}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("process did not become healthy")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from fakes.server import wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,20 +45,11 @@ class BridgeProcess:
         return self
 
     async def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as http:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise AssertionError(f"bridge exited with {self.process.returncode}:\n{self.output()}")
-                try:
-                    async with http.get(f"{self.url}/healthz") as response:
-                        if response.status == 200:
-                            return
-                except (aiohttp.ClientError, TimeoutError):
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"bridge did not become healthy:\n{self.output()}")
+        assert self.process is not None
+        try:
+            await wait_healthy(self.url, self.process, timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"bridge: {exc}:\n{self.output()}") from None
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind."""

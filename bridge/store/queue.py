@@ -204,12 +204,7 @@ class Queue:
         let go until then, holding nothing)."""
 
         def retry(connection: Connection) -> None:
-            connection.execute(
-                update(MessageRow)
-                .where(M.id == message.id)
-                .values(attempts=M.attempts + 1, next_attempt_at=at, error=reason)
-            )
-            self._release(message.conversation_id, None, at, connection)
+            self._retry(connection, MessageRow, message.id, message.conversation_id, at, reason)
 
         await self.store.writer(retry)
 
@@ -232,12 +227,7 @@ class Queue:
         """Sending failed, safe to retry at ``at``: the conversation is let go until then."""
 
         def retry(connection: Connection) -> None:
-            connection.execute(
-                update(PartRow)
-                .where(P.id == part.id)
-                .values(attempts=part.attempts + 1, next_attempt_at=at, error=reason)
-            )
-            self._release(part.conversation_id, None, at, connection)
+            self._retry(connection, PartRow, part.id, part.conversation_id, at, reason)
 
         await self.store.writer(retry)
 
@@ -250,6 +240,23 @@ class Queue:
             )
 
         await self.store.writer(dead)
+
+    def _retry(
+        self,
+        connection: Connection,
+        table: type[MessageRow] | type[PartRow],
+        row_id: int,
+        conversation_id: int,
+        at: datetime,
+        reason: str,
+    ) -> None:
+        """One more attempt of a message or part at ``at``; the conversation is let go until then."""
+        connection.execute(
+            update(table)
+            .where(table.id == row_id)
+            .values(attempts=table.attempts + 1, next_attempt_at=at, error=reason)
+        )
+        self._release(conversation_id, None, at, connection)
 
     def _touch(self, connection: Connection, conversation_id: int, now: datetime) -> bool:
         """Note activity, if this worker still holds the conversation."""
