@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import socket
 import time
@@ -11,14 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import aiohttp
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bridge import api
+from bridge import api, body
 from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
-from bridge.errors import ApiError, BadRequest, NotFound
+from bridge.errors import ApiError, BadRequest, NotFound, error_detail
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.db import create_engine, migrate
@@ -42,6 +43,7 @@ def create_app(
     """Build the app. ``plugins`` add routes (the widget); ``background`` are extra long-running
     tasks started with the core (Telegram long polling)."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[log_requests, json_errors])
+    app.on_response_prepare.append(json_error_body)
     app.cleanup_ctx.append(_core_context(settings, channels, workers, list(background)))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -114,16 +116,26 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        detail = {
-            404: "Not found.",
-            405: "Method not allowed.",
-            413: "Request body too large.",
-        }.get(exc.status, exc.reason)
-        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-        return web.json_response({"detail": detail}, status=exc.status, headers=headers)
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "content-range")}
+        return web.json_response(
+            {"detail": error_detail(exc.status, exc.reason)}, status=exc.status, headers=headers
+        )
     except Exception:
         log.exception("unhandled error")
         return web.json_response({"detail": "Internal error; nothing was lost."}, status=500)
+
+
+async def json_error_body(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: an error answer aiohttp makes itself once the request is routed
+    (417 for an unknown ``Expect``, which it checks before any middleware) is JSON too."""
+    if response.status < 400 or not isinstance(response, web.Response):
+        return
+    if response.content_type == "application/json":
+        return
+    content = json.dumps({"detail": error_detail(response.status, response.reason)}).encode()
+    response.body = content
+    response.headers[hdrs.CONTENT_TYPE] = "application/json; charset=utf-8"
+    response.headers[hdrs.CONTENT_LENGTH] = str(len(content))
 
 
 @web.middleware
@@ -226,7 +238,7 @@ async def _verified(request: web.Request, channel: Channel) -> WebhookRequest:
     hook = WebhookRequest(
         url=request.app[CORE].settings.base_url + request.rel_url.path_qs,
         headers=request.headers,
-        body=await request.read(),
+        body=await body.read(request),
         content_type=request.content_type,
     )
     await channel.verify(hook)

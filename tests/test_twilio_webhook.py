@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from multidict import MultiDict
 
 from tests.fakes.ocs import FakeOCS
 from tests.fakes.ocs_records import Attachment, FakeSession, ReplyResult
@@ -139,10 +140,21 @@ async def test_signature_uses_public_url_behind_a_proxy(tmp_path: Path, tw: Fake
         assert tw.sent()[0].params["StatusCallback"] == f"{public}/webhooks/twilio/status"
 
 
-@pytest.mark.parametrize("account", ["AC" + "f" * 32, "AC" + "é" * 32, ""])
+@pytest.mark.parametrize("account", ["AC" + "f" * 32, "AC" + "é" * 32])
 async def test_wrong_account_is_403(bridge: Bridge, ocs: FakeOCS, account: str) -> None:
     response = await bridge.post(sms("hi", AccountSid=account))
     assert response.status == 403
+    assert relayed(ocs) == []
+
+
+@pytest.mark.parametrize("path", ["/webhooks/twilio", "/webhooks/twilio/status"])
+@pytest.mark.parametrize("form", [MultiDict(), sms("hi", AccountSid=""), MultiDict(Body="hi")])
+async def test_signed_but_malformed_form_is_400(
+    bridge: Bridge, ocs: FakeOCS, path: str, form: MultiDict[str]
+) -> None:
+    response = await bridge.post(form, path=path)
+    assert response.status == 400
+    assert (await response.json())["detail"] == "AccountSid: required"
     assert relayed(ocs) == []
 
 

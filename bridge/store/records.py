@@ -70,13 +70,27 @@ ID_LIMIT = 255  # person keys, addresses and platform message ids (String(255) c
 
 
 def clean_text(text: str) -> str:
-    """Text any database stores: no NUL characters, no lone surrogates."""
+    """Text any database stores and any platform accepts: no NUL characters, no lone surrogates.
+
+    The one cleaning of text: the store applies it to everything it keeps (messages, reply parts,
+    people, state) and to the values it looks up."""
     text = text.replace("\x00", "")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         text = text.encode("utf-8", "replace").decode("utf-8")
     return text
+
+
+def clean_json(value: Any) -> Any:
+    """A JSON value (conversation state, message context) with every string cleaned, keys too."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    return value
 
 
 def clean_person(person: Person) -> Person:
@@ -102,6 +116,8 @@ def clean_message(message: InboundMessage) -> InboundMessage:
         person=clean_person(message.person),
         text=clean_text(message.text),
         what=clean_text(message.what)[:64],
+        context=clean_json(message.context),
+        state=clean_json(message.state),
     )
 
 

@@ -20,8 +20,10 @@ from bridge.store.records import (
     Accepted,
     StoredMessage,
     StoredPart,
+    clean_json,
     clean_message,
     clean_person,
+    clean_text,
     to_conversation,
     to_message,
     to_part,
@@ -156,7 +158,7 @@ class Store:
         async with self.reading() as session:
             row = await session.scalar(
                 select(ConversationRow).where(
-                    ConversationRow.channel == channel, ConversationRow.person_key == key
+                    ConversationRow.channel == channel, ConversationRow.person_key == clean_text(key)
                 )
             )
             return None if row is None else to_conversation(row)
@@ -173,7 +175,9 @@ class Store:
         c = ConversationRow
         async with self.reading() as session:
             rows = await session.scalars(
-                select(c).where(c.channel == channel, c.state[field].as_string() == value).order_by(c.id)
+                select(c)
+                .where(c.channel == channel, c.state[field].as_string() == clean_text(value))
+                .order_by(c.id)
             )
             return [to_conversation(r) for r in rows]
 
@@ -187,7 +191,7 @@ class Store:
             row = await session.get(ConversationRow, conversation_id, populate_existing=True)
             assert row is not None
             if state:
-                row.state = {**(row.state or {}), **state}
+                row.state = {**(row.state or {}), **clean_json(state)}
             return to_conversation(row)
 
     async def set_session(self, conversation_id: int, session_id: str | None) -> None:
@@ -198,12 +202,18 @@ class Store:
                 .values(session_id=session_id, last_activity_at=utcnow())
             )
 
-    async def set_blocked(self, channel: str, key: str, blocked: bool) -> None:
-        """A blocked person gets nothing more; their pending parts are skipped."""
+    async def set_blocked(
+        self, channel: str, key: str, blocked: bool, *, person: Person | None = None
+    ) -> None:
+        """A blocked person gets nothing more; their pending parts are skipped. With ``person``
+        (whose key is ``key``), one the bridge has not heard from yet is kept too (an SMS STOP as
+        the very first message holds for what they write next)."""
         async with self.writing() as session:
+            if person is not None:
+                await self._upsert_conversation(session, channel, clean_person(person), work=False)
             conversation_id = await session.scalar(
                 update(ConversationRow)
-                .where(ConversationRow.channel == channel, ConversationRow.person_key == key)
+                .where(ConversationRow.channel == channel, ConversationRow.person_key == clean_text(key))
                 .values(blocked=blocked)
                 .returning(ConversationRow.id)
             )
@@ -230,7 +240,9 @@ class Store:
     # reading back (web channel, CLI) ------------------------------------------------------------
     async def message(self, public_id: str) -> StoredMessage | None:
         async with self.reading() as session:
-            row = await session.scalar(select(MessageRow).where(MessageRow.public_id == public_id))
+            row = await session.scalar(
+                select(MessageRow).where(MessageRow.public_id == clean_text(public_id))
+            )
             return None if row is None else to_message(row)
 
     async def parts_of(self, message_id: int) -> list[StoredPart]:
@@ -259,11 +271,13 @@ class Store:
     async def enqueue_parts(
         self, conversation_id: int, texts: list[str], message_id: int | None = None
     ) -> list[int]:
-        """Queue outbound parts (a proactive message) and wake the conversation."""
+        """Queue outbound parts (a proactive message) and wake the conversation. Texts are
+        cleaned; one left empty by that is not a part."""
+        cleaned = [t for t in map(clean_text, texts) if t.strip()]
         async with self.writing() as session:
             rows = [
                 PartRow(conversation_id=conversation_id, message_id=message_id, seq=i, text=t)
-                for i, t in enumerate(texts)
+                for i, t in enumerate(cleaned)
             ]
             session.add_all(rows)
             await session.execute(
