@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 import adapters
-from bridge import logs
+from bridge import logs, redact
 from bridge.bots import BotError, build_bot
 from bridge.channel import Channel, SendError
 from bridge.core import Core
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = load_settings()
         logs.configure(settings.log_format, settings.log_level)
         channels = adapters.build_channels(settings)
+        redact.hide_secrets(settings, channels.values())
     except ConfigError as exc:
         exit_on_config_error(exc)
         return
