@@ -44,6 +44,10 @@ class Throttled(ApiError):
     status = 429
 
 
+class Unstorable(ValueError):
+    """Input the store cannot keep (an id empty once cleaned, or too long): the caller's 400."""
+
+
 _DETAILS = {
     404: "Not found.",
     405: "Method not allowed.",

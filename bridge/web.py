@@ -19,7 +19,7 @@ from bridge import api, body
 from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
-from bridge.errors import ApiError, BadRequest, NotFound, error_detail
+from bridge.errors import ApiError, BadRequest, NotFound, Unstorable, error_detail
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.db import create_engine, migrate
@@ -113,6 +113,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as exc:
         return web.json_response({"detail": exc.detail}, status=exc.status, headers=exc.headers)
+    except Unstorable as exc:
+        return web.json_response({"detail": str(exc)}, status=400)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -236,7 +238,7 @@ def _channel(core: Core, name: str) -> Channel:
 async def _verified(request: web.Request, channel: Channel) -> WebhookRequest:
     """The request as the platform made it (URL rebuilt from PUBLIC_URL), once its signature checks out."""
     hook = WebhookRequest(
-        url=request.app[CORE].settings.base_url + request.rel_url.path_qs,
+        url=request.app[CORE].settings.base_url + request.rel_url.raw_path_qs,  # as signed: not decoded
         headers=request.headers,
         body=await body.read(request),
         content_type=request.content_type,

@@ -30,7 +30,7 @@ EMBED_KEY = "embed-key-for-hostile-tests"
 ORIGIN = "https://shop.example.org"
 
 
-@dataclass
+@dataclass(repr=False)  # hypothesis prints its strategies' arguments
 class Target:
     client: TestClient[Any, Any]
     settings: Settings
@@ -39,6 +39,7 @@ class Target:
     tw: FakeTwilio
     session_id: str = ""  # a widget session started by ``every_channel``
     session_token: str = ""
+    upload: tuple[str, str] = ("", "")  # (id, name) of a file uploaded in that session
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -79,6 +80,8 @@ async def every_channel(tmp_path: Path, *, workers: bool = False) -> AsyncIterat
             "WIDGET_UPLOADS_ENABLED": "true",
             "WIDGET_UPLOADS_DIR": str(uploads),
             "WIDGET_MAX_UPLOAD_BYTES": "20000",
+            "WIDGET_IP_RATE": "1000000",  # every request comes from 127.0.0.1
+            "WIDGET_SESSION_RATE": "1000000",
         }
         settings = load_settings(environ)
         channels = adapters.build_channels(settings)

@@ -18,6 +18,8 @@ async def exchange(client: TestClient, data: bytes) -> tuple[int, dict[str, str]
     answer = await reader.read()
     writer.close()
     await writer.wait_closed()
+    while answer.startswith(b"HTTP/1.1 100"):  # an interim answer to Expect: 100-continue
+        answer = answer.partition(b"\r\n\r\n")[2]
     head, _, content = answer.partition(b"\r\n\r\n")
     status_line, *lines = head.decode("latin-1").split("\r\n")
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}

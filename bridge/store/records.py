@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bridge.errors import Unstorable
 from bridge.model import Attachment, Conversation, InboundMessage, Person
 from bridge.store.tables import ConversationRow, MessageRow, PartRow
 
@@ -96,7 +97,7 @@ def clean_json(value: Any) -> Any:
 def clean_person(person: Person) -> Person:
     key, address = clean_text(person.key), clean_text(person.address)
     if not key or len(key) > ID_LIMIT or len(address) > ID_LIMIT:
-        raise ValueError("person id missing or too long")
+        raise Unstorable("person id missing or too long")
     return dataclasses.replace(
         person,
         key=key,
@@ -109,7 +110,7 @@ def clean_person(person: Person) -> Person:
 def clean_message(message: InboundMessage) -> InboundMessage:
     platform_id = clean_text(message.platform_id)
     if not platform_id or len(platform_id) > ID_LIMIT:
-        raise ValueError("message id missing or too long")
+        raise Unstorable("message id missing or too long")
     return dataclasses.replace(
         message,
         platform_id=platform_id,

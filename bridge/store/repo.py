@@ -78,7 +78,7 @@ class Store:
         """Store a message durably in one transaction; a platform retry is recognised. With
         ``unblock``, a blocked person who writes again can be answered again.
 
-        Raises ``ValueError`` for ids too long to store (the caller answers 400)."""
+        Raises ``Unstorable`` for ids empty or too long to store (the caller answers 400)."""
         message = clean_message(message)
         try:
             async with self.writing() as session:
