@@ -238,6 +238,22 @@ async def test_stop_blocks_until_start(bridge: Bridge, tw: FakeTwilio, ocs: Fake
     assert relayed(ocs) == ["hello"]
 
 
+@pytest.mark.parametrize("word", ["STOP", "unsubscribe", "Stop All"])
+async def test_stop_as_the_very_first_message_holds(
+    bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS, word: str
+) -> None:
+    await bridge.deliver(sms(word))  # the bridge has never heard from this person
+    tw.opt_out(PERSON)
+    await bridge.deliver(sms("hello?"))
+    await asyncio.sleep(0.4)
+    assert tw.attempts(PERSON) == [] and relayed(ocs) == []  # no bot call, no send
+    tw.opt_in(PERSON)
+    await bridge.deliver(sms("START"))
+    await bridge.deliver(sms("hello again"))
+    await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: hello again"])
+    assert relayed(ocs) == ["hello again"]
+
+
 async def test_media_without_text_gets_the_unsupported_answer(
     bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS
 ) -> None:
