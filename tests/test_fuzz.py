@@ -31,7 +31,7 @@ from tests.fakes.twilio import payload as twilio_payload
 from tests.hostile import ORIGIN, Target, every_channel
 from tests.rawhttp import exchange
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
 
 
 @dataclass
