@@ -4,13 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench widget system-deps clean
+.PHONY: run test fuzz lint bench widget system-deps clean
 
 run: $(STAMP) widget
 	$(BIN)/bridge serve
 
 test: $(STAMP) system-deps widget
 	$(BIN)/pytest -q
+
+# The property-based test of every route (tests/test_fuzz.py) with many more examples than `make test`.
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:logging tests/test_fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check bridge adapters fakes tests bench

@@ -1,21 +1,44 @@
-"""Reading request bodies: one place that turns bad JSON into a clear 4xx."""
+"""Reading request bodies: the one place that turns an unreadable or malformed body into a clear 4xx."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.errors import BadRequest, UnsupportedMediaType
+
+# A body aiohttp cannot decode (a Content-Encoding that is not what it says, a truncated stream,
+# broken chunked framing) fails while it is being read, with one of these.
+UNREADABLE = (web.RequestPayloadError, HttpProcessingError)
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[None]:
+    """Around any read of the request's body (``read()``, ``multipart()``): undecodable is a 400."""
+    try:
+        yield
+    except UNREADABLE:
+        raise BadRequest("the body could not be read (check Content-Encoding and framing)") from None
+
+
+async def read(request: web.Request) -> bytes:
+    """The whole body, decoded; 400 if it cannot be, 413 beyond the app's ``client_max_size``."""
+    with reading():
+        return await request.read()
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, or 415 (not JSON) / 400 (malformed, not an object)."""
     if request.content_type != "application/json":
         raise UnsupportedMediaType("send JSON (Content-Type: application/json)")
+    raw = await read(request)
     try:
-        body = json.loads(await request.read())
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("malformed JSON") from None
     if not isinstance(body, dict):

@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 
 import adapters
-from bridge import __version__, logs
+from bridge import __version__, logs, redact
 from bridge.bots import BotError, build_bot
 from bridge.channel import Channel, SendError
 from bridge.core import Core
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
         logs.configure(settings.log_format, settings.log_level)
         logs.set_pseudonym_key(settings.pseudonym_key)
         channels = adapters.build_channels(settings)
+        redact.hide_secrets(settings, channels.values())
         if args.run is not _check:  # `check` prints them itself
             for line in unknown_variables(env, adapters.option_models()):
                 log.warning("unknown variable", detail=line)

@@ -44,5 +44,22 @@ class Throttled(ApiError):
     status = 429
 
 
+class Unstorable(ValueError):
+    """Input the store cannot keep (an id empty once cleaned, or too long): the caller's 400."""
+
+
+_DETAILS = {
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "Request body too large.",
+    417: "Only 'Expect: 100-continue' is supported.",
+}
+
+
+def error_detail(status: int, reason: str | None) -> str:
+    """The ``detail`` of an error answer aiohttp decided on (no route, a method not allowed, ...)."""
+    return _DETAILS.get(status, reason or "Error.")
+
+
 class ConfigError(Exception):
     """A bad or missing setting; the message is one line naming the setting, never its value."""

@@ -1,7 +1,8 @@
 """structlog set-up: one JSON object per event in production, readable lines on a terminal.
 
-Library logs (aiohttp, SQLAlchemy, PTB) go through the same renderer. The message id of the
-message being handled is bound with contextvars, so every line of its path carries it.
+Library logs (aiohttp, SQLAlchemy, PTB) go through the same renderer, every record through
+``bridge.redact`` first. The message id of the message being handled is bound with contextvars,
+so every line of its path carries it.
 """
 
 from __future__ import annotations
@@ -9,21 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 import sys
 from typing import Any
 
 import structlog
 
-_SECRETISH = re.compile(r"(bot)\d+:[A-Za-z0-9_-]{20,}")  # Telegram tokens inside URLs
-
-
-def _scrub(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    """Last line of defence: no bot token survives in a rendered line."""
-    for key, value in event.items():
-        if isinstance(value, str) and "bot" in value:
-            event[key] = _SECRETISH.sub(r"\1<token>", value)
-    return event
+from bridge.redact import FILTER
 
 
 def configure(fmt: str | None = None, level: str = "info") -> None:
@@ -34,7 +26,6 @@ def configure(fmt: str | None = None, level: str = "info") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _scrub,
     ]
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
@@ -58,6 +49,7 @@ def configure(fmt: str | None = None, level: str = "info") -> None:
             ],
         )
     )
+    handler.addFilter(FILTER)  # secrets, raw requests and bodies never reach the output
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -28,8 +28,8 @@ Span = tuple[int, int]
 
 
 def utf16_length(text: str) -> int:
-    """Length in UTF-16 code units, as Telegram counts."""
-    return len(text.encode("utf-16-le")) // 2
+    """Length in UTF-16 code units, as Telegram counts (a lone surrogate, cleaned later, is one)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def split_text(text: str, limit: int, length: Callable[[str], int] = len) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import secrets
 import socket
@@ -13,13 +14,13 @@ from functools import partial
 
 import aiohttp
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from bridge import api, proactive
+from bridge import api, body, proactive
 from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
-from bridge.errors import ApiError, BadRequest, NotFound
+from bridge.errors import ApiError, BadRequest, NotFound, Unstorable, error_detail
 from bridge.health import database_errors, database_ready, healthz, metrics, migrate_sqlite, readyz
 from bridge.proactive import participants
 from bridge.settings import Settings
@@ -48,6 +49,7 @@ def create_app(
     app = web.Application(
         client_max_size=settings.max_body_bytes, middlewares=[log_requests, json_errors, database_errors]
     )
+    app.on_response_prepare.append(json_error_body)
     app.cleanup_ctx.append(_core_context(settings, channels, workers, list(background)))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -140,19 +142,31 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return await handler(request)
     except ApiError as exc:
         return web.json_response({"detail": exc.detail}, status=exc.status, headers=exc.headers)
+    except Unstorable as exc:
+        return web.json_response({"detail": str(exc)}, status=400)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        detail = {
-            404: "Not found.",
-            405: "Method not allowed.",
-            413: "Request body too large.",
-        }.get(exc.status, exc.reason)
-        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-        return web.json_response({"detail": detail}, status=exc.status, headers=headers)
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "content-range")}
+        return web.json_response(
+            {"detail": error_detail(exc.status, exc.reason)}, status=exc.status, headers=headers
+        )
     except Exception:
         log.exception("unhandled error")
         return web.json_response({"detail": "Internal error; nothing was lost."}, status=500)
+
+
+async def json_error_body(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: an error answer aiohttp makes itself once the request is routed
+    (417 for an unknown ``Expect``, which it checks before any middleware) is JSON too."""
+    if response.status < 400 or not isinstance(response, web.Response):
+        return
+    if response.content_type == "application/json":
+        return
+    content = json.dumps({"detail": error_detail(response.status, response.reason)}).encode()
+    response.body = content
+    response.headers[hdrs.CONTENT_TYPE] = "application/json; charset=utf-8"
+    response.headers[hdrs.CONTENT_LENGTH] = str(len(content))
 
 
 REQUEST_ID = "X-Request-ID"
@@ -247,9 +261,9 @@ def _channel(core: Core, name: str) -> Channel:
 async def _verified(request: web.Request, channel: Channel) -> WebhookRequest:
     """The request as the platform made it (URL rebuilt from PUBLIC_URL), once its signature checks out."""
     hook = WebhookRequest(
-        url=request.app[CORE].settings.base_url + request.rel_url.path_qs,
+        url=request.app[CORE].settings.base_url + request.rel_url.raw_path_qs,  # as signed: not decoded
         headers=request.headers,
-        body=await request.read(),
+        body=await body.read(request),
         content_type=request.content_type,
     )
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from multidict import MultiDict
 
 from fakes.ocs import FakeOCS
 from fakes.ocs_records import Attachment, FakeSession, ReplyResult
@@ -139,10 +140,21 @@ async def test_signature_uses_public_url_behind_a_proxy(tmp_path: Path, tw: Fake
         assert tw.sent()[0].params["StatusCallback"] == f"{public}/webhooks/twilio/status"
 
 
-@pytest.mark.parametrize("account", ["AC" + "f" * 32, "AC" + "é" * 32, ""])
+@pytest.mark.parametrize("account", ["AC" + "f" * 32, "AC" + "é" * 32])
 async def test_wrong_account_is_403(bridge: Bridge, ocs: FakeOCS, account: str) -> None:
     response = await bridge.post(sms("hi", AccountSid=account))
     assert response.status == 403
+    assert relayed(ocs) == []
+
+
+@pytest.mark.parametrize("path", ["/webhooks/twilio", "/webhooks/twilio/status"])
+@pytest.mark.parametrize("form", [MultiDict(), sms("hi", AccountSid=""), MultiDict(Body="hi")])
+async def test_signed_but_malformed_form_is_400(
+    bridge: Bridge, ocs: FakeOCS, path: str, form: MultiDict[str]
+) -> None:
+    response = await bridge.post(form, path=path)
+    assert response.status == 400
+    assert (await response.json())["detail"] == "AccountSid: required"
     assert relayed(ocs) == []
 
 
@@ -230,6 +242,22 @@ async def test_stop_blocks_until_start(bridge: Bridge, tw: FakeTwilio, ocs: Fake
     assert response.status == 200
     await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: hello", "Reminder!"])
     assert relayed(ocs) == ["hello"]
+
+
+@pytest.mark.parametrize("word", ["STOP", "unsubscribe", "Stop All"])
+async def test_stop_as_the_very_first_message_holds(
+    bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS, word: str
+) -> None:
+    await bridge.deliver(sms(word))  # the bridge has never heard from this person
+    tw.opt_out(PERSON)
+    await bridge.deliver(sms("hello?"))
+    await asyncio.sleep(0.4)
+    assert tw.attempts(PERSON) == [] and relayed(ocs) == []  # no bot call, no send
+    tw.opt_in(PERSON)
+    await bridge.deliver(sms("START"))
+    await bridge.deliver(sms("hello again"))
+    await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: hello again"])
+    assert relayed(ocs) == ["hello again"]
 
 
 async def test_media_without_text_gets_the_unsupported_answer(

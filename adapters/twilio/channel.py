@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator, add_port, remove_port
 from twilio.rest import Client
 
 from bridge.channel import Capabilities, Channel, DeliveryStatus, Resumable, SendError, WebhookRequest
-from bridge.errors import Forbidden, UnsupportedMediaType
+from bridge.errors import BadRequest, Forbidden, UnsupportedMediaType
 from bridge.logs import mask
 from bridge.model import Conversation, InboundMessage, Part, Person
 from bridge.secrets import matches
@@ -130,6 +130,8 @@ class TwilioChannel(Channel):
         form = parse.decode(request.body, strict=False)
         if not self._signed(request.url, form, signature):
             raise Forbidden(f"{SIGNATURE_HEADER} does not match")
+        if not form.get("AccountSid"):  # signed, so from Twilio (or a replay), but not a webhook
+            raise BadRequest("AccountSid: required")
         if not matches(form.get("AccountSid"), self.options.account_sid):
             raise Forbidden("AccountSid is not this channel's account")
 
@@ -159,7 +161,7 @@ class TwilioChannel(Channel):
         if change is None:
             return
         who = parse.person(form)
-        await self.core.store.set_blocked(self.name, who.key, change)
+        await self.core.store.set_blocked(self.name, who.key, change, person=who)
         log.info("twilio.opt_out" if change else "twilio.opt_in", channel=self.name, person=mask(who.key))
 
     def ack(self) -> web.Response:

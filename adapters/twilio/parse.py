@@ -105,8 +105,18 @@ def statuses(form: Form) -> list[DeliveryStatus]:
     code = form.get("ErrorCode", "").strip()
     if not code or code == "0":
         return [DeliveryStatus(platform_id=sid, status=status)]
-    unreachable = code.isdigit() and int(code) in UNREACHABLE
-    return [DeliveryStatus(sid, status, reason=describe(code), unreachable=unreachable)]
+    number = number_field(form, "ErrorCode", 99_999_999)  # Twilio's codes have 5 digits
+    unreachable = number in UNREACHABLE
+    return [DeliveryStatus(sid, status, reason=describe(number or code[:20]), unreachable=unreachable)]
+
+
+def number_field(form: Form, name: str, maximum: int) -> int | None:
+    """A numeric parameter in ``0..maximum`` (ASCII digits only), else None: never a huge int."""
+    value = form.get(name, "").strip()
+    if not value.isascii() or not value.isdigit() or len(value) > len(str(maximum)):
+        return None
+    number = int(value)
+    return number if number <= maximum else None
 
 
 def _required(form: Form, name: str) -> str:
@@ -117,10 +127,10 @@ def _required(form: Form, name: str) -> str:
 
 
 def _media(form: Form) -> list[tuple[str, str]]:
-    try:
-        count = min(int(form.get("NumMedia", "0") or 0), 10)
-    except ValueError:
-        raise BadRequest("NumMedia: not a number") from None
+    count = number_field(form, "NumMedia", 999) if form.get("NumMedia", "").strip() else 0
+    if count is None:
+        raise BadRequest("NumMedia: not a number")
+    count = min(count, 10)
     found = [(form.get(f"MediaUrl{i}", ""), form.get(f"MediaContentType{i}", "")) for i in range(count)]
     return [(url, kind) for url, kind in found if url]
 

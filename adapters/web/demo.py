@@ -10,6 +10,8 @@ from aiohttp import web
 from bridge.errors import NotFound
 from bridge.typedefs import CORE
 
+from .files import FileResponse, under
+
 STATIC_DIR = Path(__file__).parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
 WIDGET_VERSION = "0.6.0"  # what scripts/install-widget.sh installs; the CDN fallback pins the same
@@ -19,10 +21,11 @@ CDN_URL = f"https://cdn.jsdelivr.net/npm/open-chat-studio-widget@{WIDGET_VERSION
 
 
 def install_static(app: web.Application) -> None:
-    """Serve the widget's files when they were installed (the bridge itself never writes there: an
-    installed package may be read-only); without them the demo page loads the widget from the CDN."""
-    if VENDOR_DIR.is_dir():
-        app.router.add_static("/static/vendor/", VENDOR_DIR, append_version=False)
+    app.router.add_get("/static/vendor/{path:.+}", vendor_file)
+
+
+async def vendor_file(request: web.Request) -> web.FileResponse:
+    return FileResponse(under(VENDOR_DIR, request.match_info["path"]))
 
 
 async def demo_page(request: web.Request) -> web.Response:

@@ -26,6 +26,7 @@ from bridge.typedefs import CORE
 from . import uploads
 from .channel import WebChannel
 from .demo import demo_page, install_static
+from .files import FileResponse, under
 from .security import (
     SESSION_TOKEN_HEADER,
     RateLimiter,
@@ -221,7 +222,7 @@ async def download(request: web.Request) -> web.FileResponse:
         except NotFound:
             continue
         if found.name == request.match_info["name"]:
-            return web.FileResponse(root / found.id / found.name, headers=download_headers(found))
+            return FileResponse(under(root, f"{found.id}/{found.name}"), headers=download_headers(found))
     raise NotFound("unknown file")
 
 

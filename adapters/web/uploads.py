@@ -5,21 +5,24 @@ The bot reads text only, so an attached file reaches it as a named link in the m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
+from bridge import body
 from bridge.errors import BadRequest, NotFound, TooLarge, UnsupportedMediaType
 
 from .security import token_digest
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")  # sent back in a header
 META = ".meta.json"  # safe_name never starts with a dot: no upload can overwrite it
 
 
@@ -58,21 +61,10 @@ async def receive(
     limit = min(max_bytes * MAX_FILES + FRAMING, max_body)
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"an upload may be at most {limit} bytes")
-    reader = await request.multipart()
     uploads: list[Upload] = []
     try:
-        async for field in reader:
-            if not isinstance(field, BodyPartReader):
-                raise BadRequest("nested multipart bodies are not supported")
-            if field.name != "files" or not field.filename:
-                while await field.read_chunk():
-                    _check_total(request, limit)
-                continue
-            if len(uploads) == MAX_FILES:
-                raise TooLarge(f"at most {MAX_FILES} files may be uploaded at once")
-            uploads.append(
-                await _store(field, root, session_id, max_bytes, lambda: _check_total(request, limit))
-            )
+        with body.reading(), _malformed_is_400():
+            await _receive_fields(request, root, session_id, max_bytes, limit, uploads)
     except BaseException:
         for upload in uploads:
             _remove(root / upload.id)
@@ -80,6 +72,32 @@ async def receive(
     if not uploads:
         raise BadRequest("no files provided (multipart field 'files')")
     return uploads
+
+
+@contextlib.contextmanager
+def _malformed_is_400() -> Iterator[None]:
+    """aiohttp's multipart reader says "malformed" in many ways: a missing, too long or absent
+    boundary, bad part headers, a body that ends early or is not multipart at all."""
+    try:
+        yield
+    except (ValueError, LookupError, EOFError):
+        raise BadRequest("malformed multipart/form-data body") from None
+
+
+async def _receive_fields(
+    request: web.Request, root: Path, session_id: str, max_bytes: int, limit: int, uploads: list[Upload]
+) -> None:
+    reader = await request.multipart()
+    async for field in reader:
+        if not isinstance(field, BodyPartReader):
+            raise BadRequest("nested multipart bodies are not supported")
+        if field.name != "files" or not field.filename:
+            while await field.read_chunk():
+                _check_total(request, limit)
+            continue
+        if len(uploads) == MAX_FILES:
+            raise TooLarge(f"at most {MAX_FILES} files may be uploaded at once")
+        uploads.append(await _store(field, root, session_id, max_bytes, lambda: _check_total(request, limit)))
 
 
 def _check_total(request: web.Request, limit: int) -> None:
@@ -103,7 +121,8 @@ async def _store(
                     raise TooLarge(f"a file may be at most {max_bytes} bytes")
                 check_total()
                 out.write(chunk)
-        content_type = field.headers.get("Content-Type", "application/octet-stream")
+        declared = field.headers.get("Content-Type", "")
+        content_type = declared if _MEDIA_TYPE.match(declared) else "application/octet-stream"
         upload = Upload(file_id, name, size, content_type, token_digest(session_id))
         (folder / META).write_text(json.dumps(asdict(upload)), encoding="utf-8")
     except BaseException:  # too big, or the client went away mid-file: no partial file stays

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bridge.errors import Unstorable
 from bridge.model import Attachment, Conversation, InboundMessage, Person
 from bridge.store.tables import ConversationRow, MessageRow, PartRow
 
@@ -80,7 +81,10 @@ ID_LIMIT = 255  # person keys, addresses and platform message ids (String(255) c
 
 
 def clean_text(text: str) -> str:
-    """Text any database stores: no NUL characters, no lone surrogates."""
+    """Text any database stores and any platform accepts: no NUL characters, no lone surrogates.
+
+    The one cleaning of text: the store applies it to everything it keeps (messages, reply parts,
+    people, state) and to the values it looks up."""
     text = text.replace("\x00", "")
     try:
         text.encode("utf-8")
@@ -89,10 +93,21 @@ def clean_text(text: str) -> str:
     return text
 
 
+def clean_json(value: Any) -> Any:
+    """A JSON value (conversation state, message context) with every string cleaned, keys too."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    return value
+
+
 def clean_person(person: Person) -> Person:
     key, address = clean_text(person.key), clean_text(person.address)
     if not key or len(key) > ID_LIMIT or len(address) > ID_LIMIT:
-        raise ValueError("person id missing or too long")
+        raise Unstorable("person id missing or too long")
     return dataclasses.replace(
         person,
         key=key,
@@ -105,13 +120,15 @@ def clean_person(person: Person) -> Person:
 def clean_message(message: InboundMessage) -> InboundMessage:
     platform_id = clean_text(message.platform_id)
     if not platform_id or len(platform_id) > ID_LIMIT:
-        raise ValueError("message id missing or too long")
+        raise Unstorable("message id missing or too long")
     return dataclasses.replace(
         message,
         platform_id=platform_id,
         person=clean_person(message.person),
         text=clean_text(message.text),
         what=clean_text(message.what)[:64],
+        context=clean_json(message.context),
+        state=clean_json(message.state),
     )
 
 

@@ -21,8 +21,10 @@ from bridge.store.records import (
     Backlog,
     StoredMessage,
     StoredPart,
+    clean_json,
     clean_message,
     clean_person,
+    clean_text,
     to_conversation,
     to_message,
     to_part,
@@ -88,7 +90,7 @@ class Store:
         statement). With ``unblock``, a blocked person who writes again can be answered again.
         Concurrent calls share a commit (see ``Writer``) and go before the workers' writes.
 
-        Raises ``ValueError`` for ids too long to store (the caller answers 400)."""
+        Raises ``Unstorable`` for ids empty or too long to store (the caller answers 400)."""
         message = clean_message(message)
         return await self.writer(
             functools.partial(self.inbound.accept, message=message, unblock=unblock), urgent=True
@@ -99,7 +101,7 @@ class Store:
         async with self.reading() as session:
             row = await session.scalar(
                 select(ConversationRow).where(
-                    ConversationRow.channel == channel, ConversationRow.person_key == key
+                    ConversationRow.channel == channel, ConversationRow.person_key == clean_text(key)
                 )
             )
             return None if row is None else to_conversation(row)
@@ -116,7 +118,9 @@ class Store:
         c = ConversationRow
         async with self.reading() as session:
             rows = await session.scalars(
-                select(c).where(c.channel == channel, c.state[field].as_string() == value).order_by(c.id)
+                select(c)
+                .where(c.channel == channel, c.state[field].as_string() == clean_text(value))
+                .order_by(c.id)
             )
             return [to_conversation(r) for r in rows]
 
@@ -128,7 +132,7 @@ class Store:
 
         def open_conversation(connection: Connection) -> Conversation:
             conversation_id = self.inbound.upsert_conversation(
-                connection, channel, person, work=False, state=state
+                connection, channel, person, work=False, state=clean_json(state) if state else None
             )
             row = connection.execute(select(ConversationRow.__table__).where(C.id == conversation_id)).one()
             return to_conversation(row)  # type: ignore[arg-type]
@@ -143,12 +147,23 @@ class Store:
                 .values(session_id=session_id, last_activity_at=utcnow())
             )
 
-    async def set_blocked(self, channel: str, key: str, blocked: bool) -> None:
-        """A blocked person gets nothing more; their pending parts are skipped."""
+    async def set_blocked(
+        self, channel: str, key: str, blocked: bool, *, person: Person | None = None
+    ) -> None:
+        """A blocked person gets nothing more; their pending parts are skipped. With ``person``
+        (whose key is ``key``), one the bridge has not heard from yet is kept too (an SMS STOP as
+        the very first message holds for what they write next)."""
         async with self.writing() as session:
+            if person is not None:
+                known = clean_person(person)
+                await session.run_sync(
+                    lambda sync: self.inbound.upsert_conversation(
+                        sync.connection(), channel, known, work=False
+                    )
+                )
             conversation_id = await session.scalar(
                 update(ConversationRow)
-                .where(ConversationRow.channel == channel, ConversationRow.person_key == key)
+                .where(ConversationRow.channel == channel, ConversationRow.person_key == clean_text(key))
                 .values(blocked=blocked)
                 .returning(ConversationRow.id)
             )
@@ -175,7 +190,9 @@ class Store:
     # reading back (web channel, CLI) ------------------------------------------------------------
     async def message(self, public_id: str) -> StoredMessage | None:
         async with self.reading() as session:
-            row = await session.scalar(select(MessageRow).where(MessageRow.public_id == public_id))
+            row = await session.scalar(
+                select(MessageRow).where(MessageRow.public_id == clean_text(public_id))
+            )
             return None if row is None else to_message(row)
 
     async def parts_of(self, message_id: int) -> list[StoredPart]:
@@ -204,11 +221,13 @@ class Store:
     async def enqueue_parts(
         self, conversation_id: int, texts: list[str], message_id: int | None = None
     ) -> list[int]:
-        """Queue outbound parts (a proactive message) and wake the conversation."""
+        """Queue outbound parts (a proactive message) and wake the conversation. Texts are
+        cleaned; one left empty by that is not a part."""
+        cleaned = [t for t in map(clean_text, texts) if t.strip()]
         async with self.writing() as session:
             rows = [
                 PartRow(conversation_id=conversation_id, message_id=message_id, seq=i, text=t)
-                for i, t in enumerate(texts)
+                for i, t in enumerate(cleaned)
             ]
             session.add_all(rows)
             await session.execute(
