@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from bridge import api, proactive
+from bridge.bot_events import bot_events
 from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
@@ -55,6 +56,7 @@ def create_app(
     app.router.add_post("/webhooks/{channel}", webhook)
     app.router.add_post("/webhooks/{channel}/status", status_webhook)
     app.router.add_post("/api/trigger_bot", api.trigger_bot)
+    app.router.add_post("/bot-events/{bot}", bot_events)
     participants.install(app)
     for plugin in plugins:
         plugin(app)

@@ -7,48 +7,39 @@ One API key is one OCS participant, so the bridge opens a session per conversati
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
-
-from bridge.bots.base import Bot, BotError, History, HistoryMessage, SessionGone, SessionInfo, StateChange
+from bridge.bots.base import BotError, History, HistoryMessage, SessionGone, SessionInfo, StateChange
+from bridge.bots.http import HttpBot
 from bridge.model import Attachment, Conversation, Reply
 from bridge.settings import BotSettings
 
-RETRYABLE_STATUS = {429, 502, 503, 504}
-SPARE_CONNECTIONS = 8  # beside the answers in flight: session reads, checks
 
-
-class OcsBot(Bot):
+class OcsBot(HttpBot):
+    service = "OCS"
     follows_history = True
 
     def __init__(self, settings: BotSettings):
         if settings.api_key is None or not settings.experiment_id:
             raise ValueError("an OCS bot needs an API key and an experiment id")
-        self.base = settings.base_url.rstrip("/")
+        super().__init__(settings)
         self.experiment = settings.experiment_id
         self.version = settings.version
         self._key = settings.api_key
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
-        )
-        self._connections = settings.max_in_flight + SPARE_CONNECTIONS
-        self._http: aiohttp.ClientSession | None = None
         self._team: dict[str, Any] | None = None
 
-    async def start(self) -> None:
-        self._http = aiohttp.ClientSession(
-            # The pool follows the bot's in-flight bound (aiohttp's default of 100 would cap it).
-            connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=self._connections),
-            timeout=self._timeout,
-            headers={"X-api-key": self._key.get_secret_value(), "Accept": "application/json"},
-        )
+    def headers(self) -> dict[str, str]:
+        return super().headers() | {"X-api-key": self._key.get_secret_value()}
 
-    async def stop(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+    def retry_after(self, raw: bytes, headers: Mapping[str, str]) -> float | None:
+        """OCS says when in the body: ``{"detail", "available_in": seconds}``."""
+        try:
+            value = json.loads(raw).get("available_in")
+            return float(value) if value is not None else None
+        except (ValueError, AttributeError, TypeError):
+            return None
 
     @property
     def message_url(self) -> str:
@@ -173,31 +164,6 @@ class OcsBot(Bot):
                 raise
         return f"OCS chatbot {name or self.experiment!r} at {self.base}, API key can write"
 
-    async def _call(self, method: str, url: str, payload: dict[str, Any] | None) -> Any:
-        """One request; failures become ``BotError`` (retryable when the turn cannot have landed)."""
-        if self._http is None:
-            raise RuntimeError("OcsBot.start() was not called")
-        try:
-            async with self._http.request(method, url, json=payload) as response:
-                raw = await response.read()
-                status = response.status
-        except TimeoutError:
-            raise BotError("OCS timed out", retryable=True) from None
-        except aiohttp.ClientError as exc:
-            reason = f"cannot reach OCS at {self.base} ({type(exc).__name__})"
-            raise BotError(reason, retryable=True) from None
-        if status in RETRYABLE_STATUS:
-            retry_after = _available_in(raw) if status == 429 else None
-            raise BotError(f"OCS answered {status}", retryable=True, retry_after=retry_after, status=status)
-        if status >= 400:
-            raise BotError(f"OCS answered {status}{_detail(raw)}", status=status)
-        if not raw:
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise BotError(f"OCS answered {status} with a body that is not JSON") from None
-
 
 CLOCK_SKEW = timedelta(seconds=5)  # between the bridge's clock and OCS's
 
@@ -233,19 +199,3 @@ def _history_files(message: dict[str, Any]) -> tuple[Attachment, ...]:
                     Attachment(name=str(item.get("name") or item.get("file_name") or "file"), url=url)
                 )
     return tuple(files)
-
-
-def _detail(raw: bytes) -> str:
-    try:
-        detail = json.loads(raw).get("detail")
-    except (ValueError, AttributeError):
-        return ""
-    return f": {str(detail)[:200]}" if detail else ""
-
-
-def _available_in(raw: bytes) -> float | None:
-    try:
-        value = json.loads(raw).get("available_in")
-        return float(value) if value is not None else None
-    except (ValueError, AttributeError, TypeError):
-        return None
