@@ -3,29 +3,14 @@ found by their session, and let go of when closed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-
-import pytest
 
 from bridge.model import Person
 from bridge.store import Store
-from bridge.store.db import create_engine, migrate
 from bridge.store.follow import to_read
 from bridge.store.handoff import CLOSED, HANDOFF, forget_session, mark, with_session
 from bridge.store.tables import utcnow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request, tmp_path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres")
-    await migrate(url)
-    engine = create_engine(url)
-    yield Store(engine)
-    await engine.dispose()
+from tests.test_store import store as store  # the fixture (both backends), found by pytest here
 
 
 async def test_handed_off_conversations_are_followed_until_their_session_changes(store: Store):

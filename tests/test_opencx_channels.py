@@ -77,7 +77,7 @@ async def test_a_wrong_key_is_401_and_not_retried(cx: FakeOpenCx) -> None:
         with pytest.raises(BotError) as info:
             await bot.open_session(phone_person("sms", "+1555"))
         assert (info.value.status, info.value.retryable) == (401, False)
-        with pytest.raises(BotError, match="key .*401.*wrong"):
+        with pytest.raises(BotError, match=r"key .*401.*wrong"):
             await bot.check()
     finally:
         await bot.stop()

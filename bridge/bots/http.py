@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from bridge.bots.base import Bot, BotError
+from bridge.bots.base import Bot, BotError, SessionGone
 from bridge.settings import BotSettings
 
 RETRYABLE_STATUS = {429, 502, 503, 504}
@@ -52,9 +52,16 @@ class HttpBot(Bot):
             return None
 
     async def _call(
-        self, method: str, url: str, payload: dict[str, Any] | None, params: dict[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        payload: dict[str, Any] | None,
+        params: dict[str, str] | None = None,
+        *,
+        session: bool = False,
     ) -> Any:
-        """One request; failures become ``BotError`` (retryable when the turn cannot have landed)."""
+        """One request; failures become ``BotError`` (retryable when the turn cannot have landed).
+        With ``session`` (the URL names a session), a 404 is ``SessionGone``."""
         if self._http is None:
             raise RuntimeError(f"{type(self).__name__}.start() was not called")
         try:
@@ -73,7 +80,8 @@ class HttpBot(Bot):
                 f"{self.service} answered {status}", retryable=True, retry_after=retry_after, status=status
             )
         if status >= 400:
-            raise BotError(f"{self.service} answered {status}{_detail(raw)}", status=status)
+            error = SessionGone if status == 404 and session else BotError
+            raise error(f"{self.service} answered {status}{_detail(raw)}", status=status)
         if not raw:
             return None
         try:

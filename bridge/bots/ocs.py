@@ -63,12 +63,9 @@ class OcsBot(HttpBot):
         return session_id
 
     async def send(self, session_id: str, text: str) -> Reply:
-        try:
-            body = await self._call("POST", self.message_url, {"message": text, "session": session_id})
-        except BotError as exc:
-            if exc.status == 404:
-                raise SessionGone(exc.reason, status=404) from None
-            raise
+        body = await self._call(
+            "POST", self.message_url, {"message": text, "session": session_id}, session=True
+        )
         if not isinstance(body, dict) or not isinstance(body.get("response"), str):
             raise BotError("OCS answered without a response text")
         attachments = tuple(
@@ -133,12 +130,7 @@ class OcsBot(HttpBot):
 
     async def _session(self, session_id: str) -> dict[str, Any]:
         """``GET /api/sessions/{id}/`` (with its ``messages``); ``SessionGone`` if OCS does not know it."""
-        try:
-            body = await self._call("GET", f"{self.base}/api/sessions/{session_id}/", None)
-        except BotError as exc:
-            if exc.status == 404:
-                raise SessionGone(exc.reason, status=404) from None
-            raise
+        body = await self._call("GET", f"{self.base}/api/sessions/{session_id}/", None, session=True)
         if not isinstance(body, dict):
             raise BotError("OCS answered a session that is not a JSON object")
         return body

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from bridge.bots.base import BotError, History, HistoryMessage, SessionGone
+from bridge.bots.base import BotError, History, HistoryMessage
 from bridge.bots.http import HttpBot
 from bridge.model import Attachment, Conversation, Reply
 from bridge.settings import BotSettings
@@ -101,12 +101,7 @@ class OpenCxBot(HttpBot):
 
     async def send(self, session_id: str, text: str) -> Reply:
         payload = {"sender": "contact", "message": {"type": "text", "text": text}}
-        try:
-            body = await self._request("POST", f"/chat/sessions/{session_id}/send", payload)
-        except BotError as exc:
-            if exc.status == 404:
-                raise SessionGone(exc.reason, status=404) from None
-            raise
+        body = await self._request("POST", f"/chat/sessions/{session_id}/send", payload, session=True)
         handed_off = body.get("sessionIsHandedOff") is True
         texts = []
         answer = body.get("autopilotResponse")
@@ -141,11 +136,10 @@ class OpenCxBot(HttpBot):
                     f"{self.base}/chat/sessions/{session_id}/history",
                     None,
                     params={"cursor": page} if page else None,
+                    session=True,
                 )
             except BotError as exc:
                 self._throttled(exc)
-                if exc.status == 404:
-                    raise SessionGone(exc.reason, status=404) from None
                 raise
             page_body = _object(_unwrap(body))
             items = [i for i in page_body.get("items") or () if isinstance(i, dict)]
@@ -202,11 +196,13 @@ class OpenCxBot(HttpBot):
                 raise
         return f"open.cx at {self.base}, API key accepted"
 
-    async def _request(self, method: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _request(
+        self, method: str, path: str, payload: dict[str, Any], *, session: bool = False
+    ) -> dict[str, Any]:
         """A request paced by the budget; its JSON object, unwrapped from ``data`` if need be."""
         await self.budget.take()
         try:
-            body = await self._call(method, f"{self.base}{path}", payload)
+            body = await self._call(method, f"{self.base}{path}", payload, session=session)
         except BotError as exc:
             self._throttled(exc)
             raise
