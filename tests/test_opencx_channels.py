@@ -29,7 +29,8 @@ async def cx() -> AsyncIterator[FakeOpenCx]:
 
 
 async def test_telegram_round_trip(tmp_path: Path, cx: FakeOpenCx) -> None:
-    async with FakeTelegram() as tg, running_bridge(tmp_path / "b.db", tg, **cx.env()) as bridge:
+    env = cx.env() | {"PROACTIVE_POLL_SECONDS": "0.2"}
+    async with FakeTelegram() as tg, running_bridge(tmp_path / "b.db", tg, **env) as bridge:
         await bridge.deliver(text_update("Hello, support!"))
         await tg.wait_for(lambda: tg.texts(42) == ["ai: Hello, support!"])
         await bridge.deliver(text_update("a human please"))
@@ -38,10 +39,13 @@ async def test_telegram_round_trip(tmp_path: Path, cx: FakeOpenCx) -> None:
         assert session.contact["name"] == "Ada Lovelace" and "phone_number" not in session.contact
         assert session.custom_data["platform"] == "telegram"
         assert tg.texts(42)[1] == "A person from our team will answer you here shortly."
+        cx.agent_says(session.id, "Hello Ada, this is Sam.")
+        await tg.wait_for(lambda: tg.texts(42)[2:] == ["Hello Ada, this is Sam."])
 
 
 async def test_widget_round_trip(make_client: MakeClient, cx: FakeOpenCx) -> None:
-    client = await make_client(**cx.env(), TEXT_HANDOFF="Un instant, un collègue arrive.")
+    env = cx.env() | {"PROACTIVE_POLL_SECONDS": "0.2"}
+    client = await make_client(**env, TEXT_HANDOFF="Un instant, un collègue arrive.")
     chat = await start(client)
     sid = chat["session_id"]
     reply = await answer(client, sid, await send(client, sid, "Bonjour"))
@@ -50,6 +54,14 @@ async def test_widget_round_trip(make_client: MakeClient, cx: FakeOpenCx) -> Non
     assert reply["message"]["content"] == "Un instant, un collègue arrive."
     [session] = cx.sessions.values()
     assert session.custom_data["platform"] == "web" and cx.received(session.id) == ["Bonjour", "human"]
+    cx.agent_says(session.id, "Bonjour, ici Sam.")
+    for _ in range(100):  # the widget's poll shows the agent's reply
+        response = await client.get(f"/api/chat/{sid}/poll/")
+        contents = [m["content"] for m in (await response.json())["messages"]]
+        if contents:
+            break
+        await asyncio.sleep(0.1)
+    assert contents == ["Bonjour, ici Sam."]
 
 
 def phone_person(platform: str, address: str) -> Conversation:
