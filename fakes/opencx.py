@@ -21,12 +21,14 @@ Choices of the fake, where open.cx's documentation is silent:
   and ``status_change`` (``status: closed``). Pages hold ``page_size`` items; the cursor is the
   offset of the next page (``next`` is null on the last page).
 - An unknown session answers 404; a closed one 404 on send, while its history stays readable.
+- ``slow_next(seconds)`` delays the next send's answer after it landed (a timeout to recover from).
 - ``rate_limit`` (requests a minute, None: off) answers 429 with ``Retry-After`` beyond it, and
   ``fail_next(429)`` does it once; 429 stores nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 import uuid
@@ -86,6 +88,7 @@ class FakeOpenCx:
         self.calls: list[tuple[str, str, Any]] = []  # (method, path without prefix, JSON body)
         self.history_reads: dict[str, int] = {}
         self._failures: list[tuple[int, str]] = []
+        self._slow: list[float] = []
         self._recent: list[float] = []
         self.url = ""
 
@@ -97,6 +100,10 @@ class FakeOpenCx:
 
     def fail_next(self, status: int, times: int = 1, *, on: str = "/send") -> None:
         self._failures += [(status, on)] * times
+
+    def slow_next(self, seconds: float) -> None:
+        """The next send lands and is answered (in the history) but its answer takes ``seconds``."""
+        self._slow.append(seconds)
 
     def agent_says(self, session_id: str, text: str) -> None:
         self.sessions[session_id].add("message", "agent", text)
@@ -200,6 +207,8 @@ class FakeOpenCx:
         if self.ui is not None:
             ui_value = {"type": "ui_component", "name": "card", "content": self.ui}
             answer["uiResponse"] = {"type": "ui", "value": ui_value}
+        if self._slow:
+            await asyncio.sleep(self._slow.pop(0))
         return self._answer(answer, status=201)
 
     async def _history(self, request: web.Request) -> web.Response:

@@ -208,3 +208,13 @@ async def test_a_429_is_waited_out_and_order_kept(bridge, cx: FakeOpenCx):
     assert time.monotonic() - started >= cx.retry_after  # Retry-After honoured
     [session] = cx.sessions.values()
     assert cx.received(session.id) == ["hi", "first", "second"]
+
+
+async def test_a_timed_out_message_that_reached_open_cx_is_not_sent_twice(bridge, cx: FakeOpenCx):
+    h = await bridge(bot=cx_bot(cx, read_timeout=0.5))
+    session = await chatting(h, cx)
+    cx.slow_next(1.5)
+    await h.say("ada", "a slow question")
+    await h.say("ada", "and another")
+    assert await h.replies("ada", 3) == ["ai: hi", "ai: a slow question", "ai: and another"]
+    assert cx.received(session.id) == ["hi", "a slow question", "and another"]

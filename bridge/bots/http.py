@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -13,6 +14,7 @@ from bridge.bots.base import Bot, BotError, SessionGone
 from bridge.settings import BotSettings
 
 RETRYABLE_STATUS = {429, 502, 503, 504}
+CLOCK_SKEW = timedelta(seconds=5)  # between the bridge's clock and the bot's
 SPARE_CONNECTIONS = 8  # beside the answers in flight: session reads, checks
 
 
@@ -97,3 +99,12 @@ def _detail(raw: bytes) -> str:
     except (ValueError, AttributeError):
         return ""
     return f": {str(detail)[:200]}" if detail else ""
+
+
+def created_at(item: dict[str, Any]) -> datetime:
+    """An item's ``created_at`` (ISO 8601; UTC if it names no zone); the distant past if unreadable."""
+    try:
+        at = datetime.fromisoformat(str(item.get("created_at")))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from bridge.bots.base import BotError, History, HistoryMessage, SessionGone, SessionInfo, StateChange
-from bridge.bots.http import HttpBot
+from bridge.bots.http import CLOCK_SKEW, HttpBot, created_at
 from bridge.model import Attachment, Conversation, Reply
 from bridge.settings import BotSettings
 
@@ -85,7 +85,7 @@ class OcsBot(HttpBot):
         earliest = since - CLOCK_SKEW
         for index in range(len(messages) - 1, -1, -1):
             turn = messages[index]
-            if _is_turn(turn, "user", text) and _at(turn) >= earliest:
+            if _is_turn(turn, "user", text) and created_at(turn) >= earliest:
                 answer = next((m for m in messages[index + 1 :] if _is_turn(m, "assistant")), None)
                 if answer is None:
                     raise BotError("OCS is still answering an earlier attempt", retryable=True)
@@ -157,9 +157,6 @@ class OcsBot(HttpBot):
         return f"OCS chatbot {name or self.experiment!r} at {self.base}, API key can write"
 
 
-CLOCK_SKEW = timedelta(seconds=5)  # between the bridge's clock and OCS's
-
-
 def _messages(session: dict[str, Any]) -> list[Any]:
     messages = session.get("messages")
     return messages if isinstance(messages, list) else []
@@ -169,14 +166,6 @@ def _is_turn(message: Any, role: str, content: str | None = None) -> bool:
     if not isinstance(message, dict) or message.get("role") != role:
         return False
     return content is None or message.get("content") == content
-
-
-def _at(message: dict[str, Any]) -> datetime:
-    try:
-        at = datetime.fromisoformat(str(message.get("created_at")))
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _history_files(message: dict[str, Any]) -> tuple[Attachment, ...]:

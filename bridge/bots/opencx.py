@@ -15,14 +15,16 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict
+from datetime import datetime
 from typing import Any
 
 from bridge.bots.base import BotError, History, HistoryMessage
-from bridge.bots.http import HttpBot
+from bridge.bots.http import CLOCK_SKEW, HttpBot, created_at
 from bridge.model import Attachment, Conversation, Reply
 from bridge.settings import BotSettings
 
-AI_SENDERS = {"ai", "bot", "autopilot", "contact"}  # (``contact`` is the person: nothing to deliver)
+AI_SENDERS = {"ai", "bot", "autopilot"}
+NOT_FOR_PERSON = {*AI_SENDERS, "contact"}  # (``contact`` is the person)
 CLOSED_STATUSES = {"closed", "resolved"}
 REMEMBERED = 10_000  # autopilot answer ids delivered, recognised when the history shows them
 PHONE_PLATFORMS = {"sms", "whatsapp"}
@@ -130,40 +132,69 @@ class OpenCxBot(HttpBot):
         closed = False
         while True:
             self.budget.take_spare()
-            try:
-                body = await self._call(
-                    "GET",
-                    f"{self.base}/chat/sessions/{session_id}/history",
-                    None,
-                    params={"cursor": page} if page else None,
-                    session=True,
-                )
-            except BotError as exc:
-                self._throttled(exc)
-                raise
-            page_body = _object(_unwrap(body))
-            items = [i for i in page_body.get("items") or () if isinstance(i, dict)]
+            items, following = await self._page(session_id, page)
             for item in items[seen:]:
                 event = _object(item.get("event"))
                 closed = closed or _closes(event)
                 message = self._for_person(item, event)
                 if message is not None:
                     found.append(message)
-            following = page_body.get("next")
-            if not isinstance(following, str) or not following:
+            if following is None:
                 return History(found, f"{max(seen, len(items))}:{page}", closed)
             page, seen = following, 0
+
+    async def recover(self, session_id: str, text: str, since: datetime) -> Reply | None:
+        """If an earlier attempt (a timeout, a crash) reached open.cx, its history has the person's
+        message since then: the AI's answer that followed it, or a handoff, so that the turn is
+        not sent twice. (On the message's path, so paced like a message.)"""
+        items: list[dict[str, Any]] = []
+        page: str | None = ""
+        while page is not None:
+            await self.budget.take()
+            chunk, page = await self._page(session_id, page)
+            items += chunk
+        earliest = since - CLOCK_SKEW
+        events = [_object(item.get("event")) for item in items]
+        for index in range(len(items) - 1, -1, -1):
+            event = events[index]
+            if _sender(event) == "contact" and _text(event) == text and created_at(items[index]) >= earliest:
+                later = events[index + 1 :]
+                answer = next(
+                    (e for e in later if e.get("type") == "message" and _sender(e) != "contact"), None
+                )
+                if answer is not None and _sender(answer) in AI_SENDERS:
+                    return Reply(text=_text(answer))
+                if answer is not None or any("handoff" in str(e.get("type")) for e in events):
+                    return Reply(text="", handed_off=True)
+                raise BotError("open.cx is still answering an earlier attempt", retryable=True)
+        return None
+
+    async def _page(self, session_id: str, page: str) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the session's history: its items and the next page's cursor (None: the last)."""
+        try:
+            body = await self._call(
+                "GET",
+                f"{self.base}/chat/sessions/{session_id}/history",
+                None,
+                params={"cursor": page} if page else None,
+                session=True,
+            )
+        except BotError as exc:
+            self._throttled(exc)
+            raise
+        page_body = _object(_unwrap(body))
+        items = [i for i in page_body.get("items") or () if isinstance(i, dict)]
+        following = page_body.get("next")
+        return items, following if isinstance(following, str) and following else None
 
     def _for_person(self, item: dict[str, Any], event: dict[str, Any]) -> HistoryMessage | None:
         """A human agent's message; None for the person's own, the AI's, and events."""
         if event.get("type") != "message":
             return None
-        sender = _object(event.get("sender"))
         item_id = item.get("id")
-        if str(sender.get("type", "")).lower() in AI_SENDERS or (item_id in self._answered):
+        if _sender(event) in NOT_FOR_PERSON or (item_id in self._answered):
             return None
-        text = _object(event.get("content")).get("text")
-        text = text if isinstance(text, str) else ""
+        text = _text(event)
         files = tuple(
             Attachment(
                 name=str(a.get("name") or "file"),
@@ -231,6 +262,15 @@ def _unwrap(body: Any) -> dict[str, Any] | None:
 
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _sender(event: dict[str, Any]) -> str:
+    return str(_object(event.get("sender")).get("type", "")).lower()
+
+
+def _text(event: dict[str, Any]) -> str:
+    text = _object(event.get("content")).get("text")
+    return text if isinstance(text, str) else ""
 
 
 def _closes(event: dict[str, Any]) -> bool:
