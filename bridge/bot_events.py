@@ -65,7 +65,9 @@ def _parse(raw: bytes) -> tuple[str, str]:
         raise BadRequest("an event is a JSON object with an 'event' name")
     data = body.get("data")
     session_id = data.get("conversation_id") if isinstance(data, dict) else None
-    return body["event"], session_id if isinstance(session_id, str) and len(session_id) <= 255 else ""
+    if not isinstance(session_id, str) or len(session_id) > 255 or not session_id.isprintable():
+        session_id = ""  # nothing the bridge could have opened
+    return body["event"], session_id
 
 
 async def _apply(core: Core, bot: str, event: str, session_id: str) -> None:

@@ -141,6 +141,14 @@ async def test_conversations_not_handed_off_have_no_history_read(bridge, cx: Fak
         ({"params": {"secret": SECRET}, "data": b"{not json"}, 400),
         ({"params": {"secret": SECRET}, "data": b"[1, 2]"}, 400),
         ({"params": {"secret": SECRET}, "data": b"\xff\xfe"}, 400),
+        (
+            {
+                "params": {"secret": SECRET},
+                "data": b'{"event": "conversation.closed", "data": {"conversation_id": "a\\u0000b"}}',
+            },
+            200,
+        ),
+        ({"params": {"secret": SECRET}, "data": b'{"event": "conversation.closed", "data": []}'}, 200),
     ],
 )
 async def test_the_webhook_checks_its_secret_and_its_body(bridge, cx: FakeOpenCx, how, status):
