@@ -134,3 +134,22 @@ async def test_check_reaches_open_cx_and_says_when_the_key_is_wrong(tmp_path: Pa
     code, output = await run_check(tmp_path, **(cx.env() | {"OPENCX_API_KEY": "not-the-key"}))
     assert code == 1 and "FAIL  bot 'default': open.cx" in output, output
     assert "refused the API key (401): it is wrong" in output and "not-the-key" not in output
+
+
+async def test_a_long_history_out_of_budget_is_read_in_steps_and_nothing_lost(cx: FakeOpenCx) -> None:
+    cx.page_size = 2
+    settings = BotSettings(backend="opencx", base_url=cx.url, api_key=cx.api_key, rate_limit=8)
+    bot = OpenCxBot(settings)
+    await bot.start()
+    try:
+        session_id = await bot.open_session(phone_person("sms", "+1555"))  # 7 left, 4 kept for messages
+        await bot.send(session_id, "human")  # 6 left; the history: the message, the handoff
+        for n in range(5):
+            cx.agent_says(session_id, f"agent {n}")  # 7 items, 4 pages
+        first = await bot.history(session_id, None)  # two pages, then the budget is spent
+        assert [m.text for m in first.messages] == ["agent 0", "agent 1"]
+        bot.budget.tokens = bot.budget.capacity  # a minute later
+        second = await bot.history(session_id, first.cursor)
+        assert [m.text for m in second.messages] == ["agent 2", "agent 3", "agent 4"]
+    finally:
+        await bot.stop()

@@ -130,9 +130,16 @@ class OpenCxBot(HttpBot):
         seen = int(seen_text) if seen_text.isdigit() else 0
         found: list[HistoryMessage] = []
         closed = False
+        pages = 0
         while True:
-            self.budget.take_spare()
+            try:
+                self.budget.take_spare()
+            except BotError:
+                if pages:  # what was read counts; the rest at the next read
+                    return History(found, f"{seen}:{page}", closed)
+                raise
             items, following = await self._page(session_id, page)
+            pages += 1
             for item in items[seen:]:
                 event = _object(item.get("event"))
                 closed = closed or _closes(event)
