@@ -226,3 +226,20 @@ async def test_a_timed_out_message_that_reached_open_cx_is_not_sent_twice(bridge
     await h.say("ada", "and another")
     assert await h.replies("ada", 3) == ["ai: hi", "ai: a slow question", "ai: and another"]
     assert cx.received(session.id) == ["hi", "a slow question", "and another"]
+
+
+async def test_an_agent_taking_over_in_the_inbox_is_followed_from_its_event(bridge, cx: FakeOpenCx):
+    h = await bridge(bot=cx_bot(cx), proactive_poll_seconds=30)
+    session = await chatting(h, cx)
+    cx.hand_off(session.id)  # an agent took the conversation in open.cx, no message said so
+    cx.agent_says(session.id, "Hi, I'm taking over.")
+    # out of order: the reply's event first, then the handoff's; the reply is delivered once
+    assert await event(h, "conversation.agent_response", session.id) == 200
+    assert await event(h, "conversation.handoff_to_human", session.id) == 200
+    assert await h.replies("ada", 2) == ["ai: hi", "Hi, I'm taking over."]
+    await asyncio.sleep(0.5)
+    assert h.channel.texts_to("ada") == ["ai: hi", "Hi, I'm taking over."]
+    await h.say("ada", "ok")  # now handed off: sent, no AI answer expected
+    await eventually(lambda: cx.received(session.id)[-1:] == ["ok"], what="sent to open.cx")
+    await asyncio.sleep(0.3)
+    assert h.channel.texts_to("ada") == ["ai: hi", "Hi, I'm taking over."]
