@@ -15,6 +15,7 @@ from bridge.bots import BotError, OpenCxBot
 from bridge.model import Conversation, Person
 from bridge.settings import BotSettings
 from fakes.opencx import FakeOpenCx
+from fakes import twilio
 from fakes.telegram import FakeTelegram, running_bridge, text_update
 from tests.widget import MakeClient, answer, send, start
 from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
@@ -62,6 +63,23 @@ async def test_widget_round_trip(make_client: MakeClient, cx: FakeOpenCx) -> Non
             break
         await asyncio.sleep(0.1)
     assert contents == ["Bonjour, ici Sam."]
+
+
+async def test_whatsapp_round_trip_with_the_phone_number_and_an_agent(tmp_path: Path, cx: FakeOpenCx) -> None:
+    env = cx.env() | {"PROACTIVE_POLL_SECONDS": "0.2"}
+    person = "whatsapp:+15551230001"
+    async with twilio.FakeTwilio() as tw, twilio.running_bridge(tmp_path / "w.db", tw, **env) as bridge:
+        await bridge.deliver(twilio.whatsapp("I need a human"))
+        await tw.wait_for(lambda: len(tw.bodies(person)) == 1)
+        [session] = cx.sessions.values()
+        assert session.contact["phone_number"] == "+15551230001"
+        assert session.custom_data["platform"] == "whatsapp"
+        cx.agent_says(session.id, "Sam here, how can I help?")
+        await tw.wait_for(lambda: len(tw.bodies(person)) == 2)
+        assert tw.bodies(person) == [
+            "A person from our team will answer you here shortly.",
+            "Sam here, how can I help?",
+        ]
 
 
 def phone_person(platform: str, address: str) -> Conversation:

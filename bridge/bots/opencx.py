@@ -78,6 +78,7 @@ class OpenCxBot(HttpBot):
             raise ValueError("an open.cx bot needs an API key")
         super().__init__(settings)
         self._key = settings.api_key
+        self._events = settings.webhook_secret is not None
         self.budget = Budget(settings.rate_limit)
         self._answered: OrderedDict[str, None] = OrderedDict()
 
@@ -232,7 +233,8 @@ class OpenCxBot(HttpBot):
                 raise BotError(f"open.cx at {self.base} refused the API key (403): not allowed") from None
             if exc.status != 404:
                 raise
-        return f"open.cx at {self.base}, API key accepted"
+        events = "on" if self._events else "off (agents' replies come with the next history read)"
+        return f"open.cx at {self.base}, API key accepted; webhook events {events}"
 
     async def _request(
         self, method: str, path: str, payload: dict[str, Any], *, session: bool = False
