@@ -11,14 +11,13 @@ history reads only take from above a reserve kept for messages, so they never st
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import time
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
 from bridge.bots.base import BotError, History, HistoryMessage
+from bridge.bots.budget import Budget
 from bridge.bots.http import CLOCK_SKEW, HttpBot, created_at
 from bridge.model import Attachment, Conversation, Reply
 from bridge.settings import BotSettings
@@ -29,43 +28,6 @@ CLOSED_STATUSES = {"closed", "resolved"}
 REMEMBERED = 10_000  # autopilot answer ids delivered, recognised when the history shows them
 PHONE_PLATFORMS = {"sms", "whatsapp"}
 NO_SESSION = "00000000-0000-0000-0000-000000000000"  # for ``check``: a read that finds nothing
-
-
-class Budget:
-    """A token bucket of ``per_minute`` requests. Messages wait for a token; history reads only
-    take one while more than ``reserve`` are left, and otherwise are told to come back later."""
-
-    def __init__(self, per_minute: int, reserve: float = 0.5):
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.reserve = self.capacity * reserve
-        self.tokens = self.capacity
-        self.updated = time.monotonic()
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-
-    async def take(self) -> None:
-        while True:
-            self._refill()
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return
-            await asyncio.sleep((1 - self.tokens) / self.rate)
-
-    def take_spare(self) -> None:
-        self._refill()
-        if self.tokens < self.reserve + 1:
-            wait = (self.reserve + 1 - self.tokens) / self.rate
-            raise BotError("open.cx's request budget is kept for messages", retryable=True, retry_after=wait)
-        self.tokens -= 1
-
-    def exhausted(self) -> None:
-        """The server said 429: nothing more until the bucket fills again."""
-        self.tokens = 0.0
-        self.updated = time.monotonic()
 
 
 class OpenCxBot(HttpBot):
