@@ -22,7 +22,7 @@ Choices of the fake, where open.cx's documentation is silent:
   offset of the next page (``next`` is null on the last page).
 - An unknown session answers 404; a closed one 404 on send, while its history stays readable.
 - ``slow_next(seconds)`` delays the next send's answer after it landed (a timeout to recover from).
-- ``rate_limit`` (requests a minute, None: off) answers 429 with ``Retry-After`` beyond it, and
+- ``rate_limit`` (requests per ``rate_window`` seconds, a minute by default; None: off) answers 429 with ``Retry-After`` beyond it, and
   ``fail_next(429)`` does it once; 429 stores nothing.
 """
 
@@ -84,6 +84,7 @@ class FakeOpenCx:
         self.error_on = "explode"
         self.ui: str | None = None
         self.rate_limit: int | None = None
+        self.rate_window = 60.0  # seconds the rate limit counts over
         self.retry_after = 1
         self.calls: list[tuple[str, str, Any]] = []  # (method, path without prefix, JSON body)
         self.history_reads: dict[str, int] = {}
@@ -150,7 +151,7 @@ class FakeOpenCx:
                 del self._failures[index]
                 return self._refuse(status)
         now = time.monotonic()
-        self._recent = [t for t in self._recent if t > now - 60]
+        self._recent = [t for t in self._recent if t > now - self.rate_window]
         if self.rate_limit is not None and len(self._recent) >= self.rate_limit:
             return self._refuse(429)
         self._recent.append(now)

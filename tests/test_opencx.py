@@ -243,3 +243,16 @@ async def test_an_agent_taking_over_in_the_inbox_is_followed_from_its_event(brid
     await eventually(lambda: cx.received(session.id)[-1:] == ["ok"], what="sent to open.cx")
     await asyncio.sleep(0.3)
     assert h.channel.texts_to("ada") == ["ai: hi", "Hi, I'm taking over."]
+
+
+async def test_the_rate_limit_of_open_cx_is_waited_out_in_order(bridge, cx: FakeOpenCx):
+    cx.rate_limit, cx.rate_window = 3, 1.0  # (scaled down: 3 a second)
+    h = await bridge(bot=cx_bot(cx))
+    for n in range(4):
+        await h.say("ada", f"a{n}")
+        await h.say("bob", f"b{n}")
+    assert await h.replies("ada", 4, timeout=20) == [f"ai: a{n}" for n in range(4)]
+    assert await h.replies("bob", 4, timeout=20) == [f"ai: b{n}" for n in range(4)]
+    sends = [c for c in cx.calls if c[1].endswith("/send")]
+    assert len(sends) > 8  # some were refused with 429 and sent again
+    assert sorted(len(cx.received(s.id)) for s in cx.sessions.values()) == [4, 4]  # none twice
