@@ -22,8 +22,8 @@ Choices of the fake, where open.cx's documentation is silent:
   offset of the next page (``next`` is null on the last page).
 - An unknown session answers 404; a closed one 404 on send, while its history stays readable.
 - ``slow_next(seconds)`` delays the next send's answer after it landed (a timeout to recover from).
-- ``rate_limit`` (requests per ``rate_window`` seconds, a minute by default; None: off) answers 429 with ``Retry-After`` beyond it, and
-  ``fail_next(429)`` does it once; 429 stores nothing.
+- ``rate_limit`` (requests per ``rate_window`` seconds, a minute by default; None: off) answers
+  429 with ``Retry-After`` beyond it, and ``fail_next(429)`` does it once; 429 stores nothing.
 """
 
 from __future__ import annotations

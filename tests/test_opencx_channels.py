@@ -14,8 +14,8 @@ import pytest
 from bridge.bots import BotError, OpenCxBot
 from bridge.model import Conversation, Person
 from bridge.settings import BotSettings
-from fakes.opencx import FakeOpenCx
 from fakes import twilio
+from fakes.opencx import FakeOpenCx
 from fakes.telegram import FakeTelegram, running_bridge, text_update
 from tests.widget import MakeClient, answer, send, start
 from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
