@@ -104,6 +104,7 @@ class Texts:
     welcome: str = "Hello! Send me a message and I will answer."
     help: str = ""
     apology: str = "Sorry, something went wrong and I could not answer that. Please try again later."
+    handoff: str = "A person from our team will answer you here shortly."
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> Texts:

@@ -23,6 +23,7 @@ from bridge.channel import Channel, SendError, Unreachable
 from bridge.model import Attachment, Kind, Part, Reply
 from bridge.proactive.messages import stored_reply
 from bridge.split import split_text
+from bridge.store.handoff import CLOSED, HANDOFF, mark
 from bridge.store.records import clean_text
 
 if TYPE_CHECKING:
@@ -231,6 +232,9 @@ class ConversationRun:
                 log.info("session expired after idle time")
                 await self._end(bot, session_id)
                 session_id = None
+            if session_id and self.claim.conversation.state.get(CLOSED) == session_id:
+                log.info("bot session closed upstream; opening a new one")
+                session_id = None
             if session_id is None:
                 session_id = await self._open(bot)
             metrics = self.core.metrics
@@ -249,7 +253,21 @@ class ConversationRun:
                 typing.cancel()
         metrics.bot_latency.labels(channel.name).observe(time.monotonic() - started)
         metrics.replied.labels(channel.name).inc()
-        return self._shape(channel, reply)
+        parts = self._shape(channel, reply)
+        return await self._handed_off(channel, parts) if reply.handed_off else parts
+
+    async def _handed_off(self, channel: Channel, parts: Parts) -> Parts:
+        """The session is with a human agent: the person is told once. Their later messages still
+        reach the agent, with no answer expected; the agent's replies come through the history."""
+        conversation = self.claim.conversation
+        session_id = conversation.session_id
+        if session_id is None or conversation.state.get(HANDOFF) == session_id:
+            return parts
+        await mark(self.core.store, self.id, HANDOFF, session_id)
+        state = {**conversation.state, HANDOFF: session_id}
+        self.claim.conversation = dataclasses.replace(conversation, state=state)
+        log.info("conversation handed off to a human agent")
+        return parts + self._texts(channel.texts.handoff)
 
     async def _recovered(self, bot: Bot, session_id: str, message: StoredMessage) -> Reply | None:
         """If an earlier attempt reached the bot (a crash, a timeout), its answer: never the same

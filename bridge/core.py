@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -36,6 +37,9 @@ class Core:
     bots: dict[str, Bot]
     metrics: Metrics = field(default_factory=Metrics)
     workers: list[Worker] = field(default_factory=list)  # the Worker of this process, if it runs one
+    # conversations whose history a bot's event says has something new (the follower reads them)
+    history_due: set[int] = field(default_factory=set)
+    history_event: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def accept(self, messages: Sequence[InboundMessage]) -> list[Accepted]:
         """Store messages durably (each in one transaction) and wake the workers."""
@@ -62,6 +66,11 @@ class Core:
         if any(not a.duplicate for a in accepted):
             self.wake()
         return accepted
+
+    def read_history_soon(self, conversation_id: int) -> None:
+        """Have this process's follower read the conversation's history at once."""
+        self.history_due.add(conversation_id)
+        self.history_event.set()
 
     def wake(self) -> None:
         for worker in self.workers:

@@ -67,10 +67,12 @@ class Attachment:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """What the bot answered."""
+    """What the bot answered. ``handed_off``: the session is with a human agent now (open.cx), who
+    answers later; ``text`` is then whatever came at once (usually nothing)."""
 
     text: str
     attachments: tuple[Attachment, ...] = ()
+    handed_off: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bridge.channel import Texts
 from bridge.errors import ConfigError
@@ -23,6 +32,8 @@ from bridge.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_OCS_URL = "https://www.openchatstudio.com"
+DEFAULT_OPENCX_URL = "https://api.open.cx"
+BACKENDS = ("ocs", "opencx", "echo")
 
 
 def check_url(value: str) -> str:
@@ -36,12 +47,12 @@ BaseUrl = Annotated[str, AfterValidator(check_url)]
 
 
 class BotSettings(BaseModel):
-    """One bot backend: an OCS chatbot (experiment) or the built-in echo bot."""
+    """One bot backend: an OCS chatbot (experiment), open.cx, or the built-in echo bot."""
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["ocs", "echo"] = "echo"
-    base_url: BaseUrl = DEFAULT_OCS_URL
+    backend: Literal["ocs", "opencx", "echo"] = "echo"
+    base_url: BaseUrl = DEFAULT_OCS_URL  # open.cx: DEFAULT_OPENCX_URL
     api_key: SecretStr | None = None
     experiment_id: str | None = None
     version: int | None = Field(default=None, ge=1)
@@ -49,6 +60,16 @@ class BotSettings(BaseModel):
     connect_timeout: float = Field(default=10.0, gt=0)
     # Requests in flight to this bot at once (per process); its HTTP connection pool follows it.
     max_in_flight: int = Field(default=1000, ge=1, le=100_000)
+    # open.cx: the shared secret of its webhook events (POST /bot-events/{bot}); unset: events off
+    webhook_secret: SecretStr | None = None
+    rate_limit: int = Field(default=100, ge=1)  # open.cx: requests a minute (its API allows ~100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backend_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("backend") == "opencx" and not data.get("base_url"):
+            return {**data, "base_url": DEFAULT_OPENCX_URL}
+        return data
 
 
 class ChannelSettings(BaseModel):
@@ -179,13 +200,19 @@ SESSION_IDLE = "SESSION_IDLE_TIMEOUT"
 WORKER = {f"WORKER_{field.upper()}": field for field in WorkerSettings.model_fields} | {
     SESSION_IDLE: "session_idle_timeout"
 }
-# The rest are OCS_{FIELD}. (max_in_flight: the name main gives it, for when the field arrives.)
+# The rest are OCS_{FIELD}; with BOT_BACKEND=opencx, base URL and key are OPENCX_{FIELD}.
 _BOT_NAMES = {
     "backend": "BOT_BACKEND",
     "version": "OCS_EXPERIMENT_VERSION",
     "max_in_flight": "BOT_MAX_IN_FLIGHT",
+    "webhook_secret": "OPENCX_WEBHOOK_SECRET",
+    "rate_limit": "OPENCX_RATE_LIMIT",
 }
-BOT = {_BOT_NAMES.get(field, f"OCS_{field.upper()}"): field for field in BotSettings.model_fields}
+OCS_BOT = {_BOT_NAMES.get(field, f"OCS_{field.upper()}"): field for field in BotSettings.model_fields}
+OPENCX_ONLY = {"OPENCX_BASE_URL": "base_url", "OPENCX_API_KEY": "api_key"}
+OCS_ONLY = {"OCS_BASE_URL", "OCS_API_KEY", "OCS_EXPERIMENT_ID", "OCS_EXPERIMENT_VERSION"}
+OPENCX_BOT = {var: field for var, field in OCS_BOT.items() if var not in OCS_ONLY} | OPENCX_ONLY
+BOT = OCS_BOT | OPENCX_BOT  # every bot variable
 CONFIG = "BRIDGE_CONFIG"
 # Channel types enabled by env vars in the one-bot case: (channel name, prefix, enabling variable).
 ENV_CHANNELS = (
@@ -223,16 +250,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         data["bots"] = {"default": _env_bot(env)}
         data["channels"] = _env_channels(env)
 
-    name = _env_name(bool(config_path))
+    opencx = not config_path and data["bots"]["default"].get("backend") == "opencx"
+    name = _env_name(bool(config_path), _REVERSE_OPENCX if opencx else _REVERSE_BOT)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, name)) from None
     for bot_name, bot in settings.bots.items():
-        for field in ("api_key", "experiment_id"):
-            if bot.backend == "ocs" and not getattr(bot, field):
+        required = {"ocs": ("api_key", "experiment_id"), "opencx": ("api_key",)}.get(bot.backend, ())
+        for field in required:
+            if not getattr(bot, field):
                 backend = "backend" if config_path else "BOT_BACKEND"
-                raise ConfigError(f"{name(f'bots.{bot_name}.{field}')}: required when {backend} is 'ocs'")
+                raise ConfigError(
+                    f"{name(f'bots.{bot_name}.{field}')}: required when {backend} is {bot.backend!r}"
+                )
     for channel_name, channel in settings.channels.items():
         if channel.bot not in settings.bots:
             where = f"channels.{channel_name}.bot" if config_path else "BOT_BACKEND"
@@ -246,10 +277,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _env_bot(env: Mapping[str, str]) -> dict[str, Any]:
-    backend = env.get("BOT_BACKEND") or ("ocs" if env.get("OCS_API_KEY") else "echo")
-    if backend not in ("ocs", "echo"):
-        raise ConfigError("BOT_BACKEND: must be 'ocs' or 'echo'")
-    return {field: env[var] for var, field in BOT.items() if env.get(var)} | {"backend": backend}
+    default = "ocs" if env.get("OCS_API_KEY") else "opencx" if env.get("OPENCX_API_KEY") else "echo"
+    backend = env.get("BOT_BACKEND") or default
+    if backend not in BACKENDS:
+        raise ConfigError("BOT_BACKEND: must be 'ocs', 'opencx' or 'echo'")
+    variables = OPENCX_BOT if backend == "opencx" else OCS_BOT
+    return {field: env[var] for var, field in variables.items() if env.get(var)} | {"backend": backend}
 
 
 def _env_channels(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -314,10 +347,11 @@ def _expand(value: Any, env: Mapping[str, str], where: str) -> Any:
 
 _REVERSE_TOP = {field: var for var, field in TOP.items()}
 _REVERSE_WORKER = {field: var for var, field in WORKER.items()}
-_REVERSE_BOT = {field: var for var, field in BOT.items()}
+_REVERSE_BOT = {field: var for var, field in OCS_BOT.items()}
+_REVERSE_OPENCX = {field: var for var, field in OPENCX_BOT.items()}
 
 
-def _env_name(from_file: bool) -> Any:
+def _env_name(from_file: bool, bot_names: Mapping[str, str] = _REVERSE_BOT) -> Any:
     def name(loc: str) -> str:
         parts = loc.split(".")
         if parts[0] == "worker" and len(parts) > 1:
@@ -327,7 +361,7 @@ def _env_name(from_file: bool) -> Any:
         if from_file:
             return loc
         if parts[0] == "bots" and len(parts) > 2:
-            return _REVERSE_BOT.get(parts[2], loc)
+            return bot_names.get(parts[2], loc)
         return loc
 
     return name

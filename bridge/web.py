@@ -17,6 +17,7 @@ import structlog
 from aiohttp import hdrs, web
 
 from bridge import api, body, proactive
+from bridge.bot_events import bot_events
 from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
@@ -57,6 +58,7 @@ def create_app(
     app.router.add_post("/webhooks/{channel}", webhook)
     app.router.add_post("/webhooks/{channel}/status", status_webhook)
     app.router.add_post("/api/trigger_bot", api.trigger_bot)
+    app.router.add_post("/bot-events/{bot}", bot_events)
     participants.install(app)
     for plugin in plugins:
         plugin(app)

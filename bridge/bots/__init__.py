@@ -1,15 +1,18 @@
-"""Bot backends: ``ocs`` (Open Chat Studio) and ``echo``."""
+"""Bot backends: ``ocs`` (Open Chat Studio), ``opencx`` and ``echo``."""
 
 from __future__ import annotations
 
 from bridge.bots.base import Bot, BotError, History, HistoryMessage, SessionGone, SessionInfo, StateChange
 from bridge.bots.echo import EchoBot
 from bridge.bots.ocs import OcsBot
+from bridge.bots.opencx import OpenCxBot
 from bridge.settings import BotSettings
 
 
 def build_bot(settings: BotSettings) -> Bot:
-    return OcsBot(settings) if settings.backend == "ocs" else EchoBot()
+    if settings.backend == "ocs":
+        return OcsBot(settings)
+    return OpenCxBot(settings) if settings.backend == "opencx" else EchoBot()
 
 
 __all__ = [
@@ -19,6 +22,7 @@ __all__ = [
     "History",
     "HistoryMessage",
     "OcsBot",
+    "OpenCxBot",
     "SessionGone",
     "SessionInfo",
     "StateChange",

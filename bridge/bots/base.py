@@ -60,16 +60,20 @@ class HistoryMessage:
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """Messages for the person after a cursor (oldest first), and the cursor to read from next."""
+    """Messages for the person after a cursor (oldest first), and the cursor to read from next.
+    ``closed``: the bot's side closed the session (the next message opens a new one)."""
 
     messages: list[HistoryMessage]
     cursor: str | None
+    closed: bool = False
 
 
 class Bot(abc.ABC):
     """A chatbot the bridge relays to. One session per conversation."""
 
     follows_history = False  # ``history`` can find messages the bot's side wrote by itself
+    # ... only while a human agent has the conversation (open.cx): others are not read
+    follows_only_handoff = False
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open clients."""

@@ -7,48 +7,39 @@ One API key is one OCS participant, so the bridge opens a session per conversati
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-import aiohttp
-
-from bridge.bots.base import Bot, BotError, History, HistoryMessage, SessionGone, SessionInfo, StateChange
+from bridge.bots.base import BotError, History, HistoryMessage, SessionGone, SessionInfo, StateChange
+from bridge.bots.http import CLOCK_SKEW, HttpBot, created_at
 from bridge.model import Attachment, Conversation, Reply
 from bridge.settings import BotSettings
 
-RETRYABLE_STATUS = {429, 502, 503, 504}
-SPARE_CONNECTIONS = 8  # beside the answers in flight: session reads, checks
 
-
-class OcsBot(Bot):
+class OcsBot(HttpBot):
+    service = "OCS"
     follows_history = True
 
     def __init__(self, settings: BotSettings):
         if settings.api_key is None or not settings.experiment_id:
             raise ValueError("an OCS bot needs an API key and an experiment id")
-        self.base = settings.base_url.rstrip("/")
+        super().__init__(settings)
         self.experiment = settings.experiment_id
         self.version = settings.version
         self._key = settings.api_key
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
-        )
-        self._connections = settings.max_in_flight + SPARE_CONNECTIONS
-        self._http: aiohttp.ClientSession | None = None
         self._team: dict[str, Any] | None = None
 
-    async def start(self) -> None:
-        self._http = aiohttp.ClientSession(
-            # The pool follows the bot's in-flight bound (aiohttp's default of 100 would cap it).
-            connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=self._connections),
-            timeout=self._timeout,
-            headers={"X-api-key": self._key.get_secret_value(), "Accept": "application/json"},
-        )
+    def headers(self) -> dict[str, str]:
+        return super().headers() | {"X-api-key": self._key.get_secret_value()}
 
-    async def stop(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+    def retry_after(self, raw: bytes, headers: Mapping[str, str]) -> float | None:
+        """OCS says when in the body: ``{"detail", "available_in": seconds}``."""
+        try:
+            value = json.loads(raw).get("available_in")
+            return float(value) if value is not None else None
+        except (ValueError, AttributeError, TypeError):
+            return None
 
     @property
     def message_url(self) -> str:
@@ -72,12 +63,9 @@ class OcsBot(Bot):
         return session_id
 
     async def send(self, session_id: str, text: str) -> Reply:
-        try:
-            body = await self._call("POST", self.message_url, {"message": text, "session": session_id})
-        except BotError as exc:
-            if exc.status == 404:
-                raise SessionGone(exc.reason, status=404) from None
-            raise
+        body = await self._call(
+            "POST", self.message_url, {"message": text, "session": session_id}, session=True
+        )
         if not isinstance(body, dict) or not isinstance(body.get("response"), str):
             raise BotError("OCS answered without a response text")
         attachments = tuple(
@@ -97,7 +85,7 @@ class OcsBot(Bot):
         earliest = since - CLOCK_SKEW
         for index in range(len(messages) - 1, -1, -1):
             turn = messages[index]
-            if _is_turn(turn, "user", text) and _at(turn) >= earliest:
+            if _is_turn(turn, "user", text) and created_at(turn) >= earliest:
                 answer = next((m for m in messages[index + 1 :] if _is_turn(m, "assistant")), None)
                 if answer is None:
                     raise BotError("OCS is still answering an earlier attempt", retryable=True)
@@ -142,12 +130,7 @@ class OcsBot(Bot):
 
     async def _session(self, session_id: str) -> dict[str, Any]:
         """``GET /api/sessions/{id}/`` (with its ``messages``); ``SessionGone`` if OCS does not know it."""
-        try:
-            body = await self._call("GET", f"{self.base}/api/sessions/{session_id}/", None)
-        except BotError as exc:
-            if exc.status == 404:
-                raise SessionGone(exc.reason, status=404) from None
-            raise
+        body = await self._call("GET", f"{self.base}/api/sessions/{session_id}/", None, session=True)
         if not isinstance(body, dict):
             raise BotError("OCS answered a session that is not a JSON object")
         return body
@@ -173,34 +156,6 @@ class OcsBot(Bot):
                 raise
         return f"OCS chatbot {name or self.experiment!r} at {self.base}, API key can write"
 
-    async def _call(self, method: str, url: str, payload: dict[str, Any] | None) -> Any:
-        """One request; failures become ``BotError`` (retryable when the turn cannot have landed)."""
-        if self._http is None:
-            raise RuntimeError("OcsBot.start() was not called")
-        try:
-            async with self._http.request(method, url, json=payload) as response:
-                raw = await response.read()
-                status = response.status
-        except TimeoutError:
-            raise BotError("OCS timed out", retryable=True) from None
-        except aiohttp.ClientError as exc:
-            reason = f"cannot reach OCS at {self.base} ({type(exc).__name__})"
-            raise BotError(reason, retryable=True) from None
-        if status in RETRYABLE_STATUS:
-            retry_after = _available_in(raw) if status == 429 else None
-            raise BotError(f"OCS answered {status}", retryable=True, retry_after=retry_after, status=status)
-        if status >= 400:
-            raise BotError(f"OCS answered {status}{_detail(raw)}", status=status)
-        if not raw:
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise BotError(f"OCS answered {status} with a body that is not JSON") from None
-
-
-CLOCK_SKEW = timedelta(seconds=5)  # between the bridge's clock and OCS's
-
 
 def _messages(session: dict[str, Any]) -> list[Any]:
     messages = session.get("messages")
@@ -211,14 +166,6 @@ def _is_turn(message: Any, role: str, content: str | None = None) -> bool:
     if not isinstance(message, dict) or message.get("role") != role:
         return False
     return content is None or message.get("content") == content
-
-
-def _at(message: dict[str, Any]) -> datetime:
-    try:
-        at = datetime.fromisoformat(str(message.get("created_at")))
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _history_files(message: dict[str, Any]) -> tuple[Attachment, ...]:
@@ -233,19 +180,3 @@ def _history_files(message: dict[str, Any]) -> tuple[Attachment, ...]:
                     Attachment(name=str(item.get("name") or item.get("file_name") or "file"), url=url)
                 )
     return tuple(files)
-
-
-def _detail(raw: bytes) -> str:
-    try:
-        detail = json.loads(raw).get("detail")
-    except (ValueError, AttributeError):
-        return ""
-    return f": {str(detail)[:200]}" if detail else ""
-
-
-def _available_in(raw: bytes) -> float | None:
-    try:
-        value = json.loads(raw).get("available_in")
-        return float(value) if value is not None else None
-    except (ValueError, AttributeError, TypeError):
-        return None

@@ -7,11 +7,18 @@ that are not waiting for the bot anyway, through ``Bot.history``, and stores eac
 a ``Kind.DELIVER`` row: the worker delivers it in order, and its id (session and history message)
 makes it once, whichever process finds it. Reads are spread over the interval, one at a time,
 and a 429 from the bot backs off.
+
+Conversations handed off to a human agent (open.cx) are read the same way, however long ago they
+were active, until their session is closed; those bots' other conversations are not read. A
+webhook event (``bridge.bot_events``) brings a read forward and wakes the follower
+(``Core.read_history_soon``); it never replaces the reads. With ``PROACTIVE_POLL_SECONDS=0`` only
+handed-off conversations are read, every ``HANDOFF_POLL_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -21,6 +28,7 @@ import structlog
 from bridge.bots import BotError, SessionGone
 from bridge.proactive.messages import deliver, enqueue
 from bridge.store.follow import advance, claim_read, to_read
+from bridge.store.handoff import CLOSED, forget_session
 from bridge.store.tables import utcnow
 
 if TYPE_CHECKING:
@@ -29,47 +37,63 @@ if TYPE_CHECKING:
 log = structlog.get_logger("bridge.follow")
 
 ROUND_LIMIT = 1000  # conversations read in one interval by one process (the others wait a round)
+HANDOFF_POLL_SECONDS = 60.0  # handed-off conversations, when PROACTIVE_POLL_SECONDS is 0
 
 
 class Follower:
     def __init__(self, core: Core):
         self.core = core
-        self.interval = core.settings.proactive_poll_seconds
+        poll = core.settings.proactive_poll_seconds
+        self.interval = poll or HANDOFF_POLL_SECONDS
         self.window = timedelta(hours=core.settings.proactive_window_hours)
         self.backoff = 0.0
-
-    @property
-    def channels(self) -> list[str]:
-        """Channels whose bot can tell what its side wrote by itself."""
-        bots = self.core.bots
-        return [name for name, c in self.core.channels.items() if bots[c.bot].follows_history]
+        bots = core.bots
+        following = {name: bots[c.bot] for name, c in core.channels.items() if bots[c.bot].follows_history}
+        # channels whose bot writes by itself in any active session (OCS); the rest only handed off
+        self.active = [name for name, bot in following.items() if not bot.follows_only_handoff and poll > 0]
+        self.channels = self.active + [name for name, bot in following.items() if bot.follows_only_handoff]
 
     async def run(self) -> None:
-        channels = self.channels
-        if self.interval <= 0 or not channels:
+        if not self.channels:
             return
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
             try:
-                due = await to_read(self.core.store, channels, utcnow() - self.window, ROUND_LIMIT)
+                since = utcnow() - self.window
+                due = await to_read(self.core.store, self.channels, self.active, since, ROUND_LIMIT)
             except Exception:
                 log.exception("follower: cannot list conversations")
                 due = []
             spacing = self.interval / len(due) if due else 0.0
             for conversation_id in due:
                 pause = await self.read(conversation_id)
-                await asyncio.sleep(max(spacing, pause))
-            await asyncio.sleep(max(0.0, started + self.interval - loop.time()))
+                await self._pause(max(spacing, pause))
+            await self._pause(max(0.0, started + self.interval - loop.time()))
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, reading meanwhile, at once, the conversations events name."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        core = self.core
+        while True:
+            core.history_event.clear()
+            while core.history_due:
+                pause = await self.read(core.history_due.pop())
+                await asyncio.sleep(pause)
+            left = end - loop.time()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(core.history_event.wait(), timeout=left)
 
     async def read(self, conversation_id: int) -> float:
         """Read one conversation's history and store what is new; seconds to pause after it."""
         store = self.core.store
         try:
             now = utcnow()
-            claim = await claim_read(
-                store, conversation_id, now - self.window, now + timedelta(seconds=self.interval)
-            )
+            until = now + timedelta(seconds=self.interval)
+            claim = await claim_read(store, conversation_id, self.active, now - self.window, until)
             if claim is None:
                 return 0.0
             conversation = claim.conversation
@@ -88,6 +112,9 @@ class Follower:
                     log.info("message from the bot's side queued", message_id=accepted.public_id)
             if history.cursor != claim.position:
                 await advance(store, conversation_id, session_id, history.cursor)
+            if history.closed or conversation.state.get(CLOSED) == session_id:
+                log.info("bot session closed upstream; the next message opens a new one")
+                await forget_session(store, conversation_id, session_id)
         except SessionGone:
             return 0.0
         except BotError as exc:

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, upd
 from sqlalchemy.exc import IntegrityError
 
 from bridge.model import Conversation
+from bridge.store.handoff import handed_off
 from bridge.store.proactive_tables import HistoryCursorRow
 from bridge.store.records import to_conversation
 from bridge.store.repo import Store
@@ -23,11 +24,12 @@ class Claim:
     position: str | None  # the bot's cursor for this conversation's session (None: from its start)
 
 
-def followed(since: datetime) -> ColumnElement[bool]:
-    """Which conversations have their history read: a session, active since ``since``. (Extend
-    here to follow others, e.g. conversations handed off to a human.)"""
+def followed(since: datetime, active: Collection[str]) -> ColumnElement[bool]:
+    """Which conversations have their history read: a session, active since ``since`` in the
+    ``active`` channels (their bot writes by itself), or handed off to a human agent (however old)."""
     c = ConversationRow
-    return and_(c.session_id.is_not(None), c.blocked.is_(False), c.last_activity_at >= since)
+    recent = and_(c.channel.in_(active), c.last_activity_at >= since)
+    return and_(c.session_id.is_not(None), c.blocked.is_(False), or_(recent, handed_off()))
 
 
 def waiting(now: datetime) -> ColumnElement[bool]:
@@ -37,7 +39,9 @@ def waiting(now: datetime) -> ColumnElement[bool]:
     return or_(pending, and_(c.lease_until.is_not(None), c.lease_until > now))  # (NULL is not false)
 
 
-async def to_read(store: Store, channels: Collection[str], since: datetime, limit: int) -> list[int]:
+async def to_read(
+    store: Store, channels: Collection[str], active: Collection[str], since: datetime, limit: int
+) -> list[int]:
     """Conversations of these channels whose history is due for a read, longest unread first."""
     now = utcnow()
     c, h = ConversationRow, HistoryCursorRow
@@ -46,7 +50,7 @@ async def to_read(store: Store, channels: Collection[str], since: datetime, limi
         .outerjoin(h, h.conversation_id == c.id)
         .where(
             c.channel.in_(channels),
-            followed(since),
+            followed(since, active),
             not_(waiting(now)),
             or_(h.read_after.is_(None), h.read_after <= now),
         )
@@ -57,7 +61,9 @@ async def to_read(store: Store, channels: Collection[str], since: datetime, limi
         return list(await session.scalars(query))
 
 
-async def claim_read(store: Store, conversation_id: int, since: datetime, until: datetime) -> Claim | None:
+async def claim_read(
+    store: Store, conversation_id: int, active: Collection[str], since: datetime, until: datetime
+) -> Claim | None:
     """Take the next read of this conversation's history until ``until``; None if it is not due,
     another process has it, or the conversation waits for the bot."""
     now = utcnow()
@@ -65,7 +71,7 @@ async def claim_read(store: Store, conversation_id: int, since: datetime, until:
     try:
         async with store.writing() as session:
             row = await session.scalar(
-                select(c).where(c.id == conversation_id, followed(since), not_(waiting(now)))
+                select(c).where(c.id == conversation_id, followed(since, active), not_(waiting(now)))
             )
             if row is None or row.session_id is None:
                 return None

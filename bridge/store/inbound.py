@@ -132,13 +132,13 @@ class Inbound:
             if unblock:
                 changes["blocked"] = False
             if state:
-                changes["state"] = self._merged(C.state, bindparam("u_patch", type_=String()))
+                changes["state"] = self.merged(C.state, bindparam("u_patch", type_=String()))
             self._upserts[key] = insert.on_conflict_do_update(
                 index_elements=["channel", "person_key"], set_=changes
             ).returning(C.id)
         return self._upserts[key]
 
-    def _merged(self, column: Any, patch: Any) -> Any:
+    def merged(self, column: Any, patch: Any) -> Any:
         """``column`` (JSON) with ``patch``'s keys set, in SQL."""
         if self.postgres:
             return cast(cast(column, JSONB).op("||")(cast(patch, JSONB)), JSON)

@@ -61,6 +61,7 @@ class ConversationRow(Base):
     __table_args__ = (
         UniqueConstraint("channel", "person_key", name="uq_conversation_person"),
         Index("ix_conversations_next_run_at", "next_run_at"),
+        Index("ix_conversations_session_id", "session_id"),  # a bot's events name the session
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
