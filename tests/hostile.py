@@ -27,6 +27,7 @@ from fakes.twilio import FakeTwilio, bridge_env
 
 API_KEY = "bridge-api-key-for-hostile-tests"
 EMBED_KEY = "embed-key-for-hostile-tests"
+EVENTS_SECRET = "events-secret-for-hostile-tests"
 ORIGIN = "https://shop.example.org"
 
 
@@ -49,6 +50,7 @@ class Target:
             "X-api-key": API_KEY,
             "X-Embed-Key": EMBED_KEY,
             "X-Session-Token": self.session_token,
+            "X-Webhook-Secret": EVENTS_SECRET,
         }
 
     async def stored(self) -> tuple[int, int, int, int]:
@@ -72,6 +74,7 @@ async def every_channel(tmp_path: Path, *, workers: bool = False) -> AsyncIterat
             **bridge_env(tw),
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}",
             "BRIDGE_API_KEY": API_KEY,
+            "OPENCX_WEBHOOK_SECRET": EVENTS_SECRET,  # POST /bot-events/default takes events
             "TELEGRAM_BOT_TOKEN": tg.token,
             "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
             "TELEGRAM_API_BASE_URL": tg.url,

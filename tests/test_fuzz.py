@@ -294,6 +294,42 @@ def participants(draw: st.DrawFn, target: Target) -> Request:
 
 
 @st.composite
+def bot_events(draw: st.DrawFn, target: Target) -> Request:
+    """open.cx's webhook events, the secret in the header or the query (or neither, or wrong)."""
+    secret = target.secrets["X-Webhook-Secret"]
+    where = draw(st.sampled_from(["header", "query", "none"]))
+    given = draw(mostly(st.just(secret), header_values if where == "header" else texts))
+    path = "/bot-events/" + draw(mostly(st.just("default"), texts.map(lambda t: quote(t, safe=""))))
+    headers = {"Content-Type": "application/json"}
+    if where == "header":
+        headers["X-Webhook-Secret"] = given
+    elif where == "query":
+        path += "?" + urlencode({"secret": given}, errors="surrogatepass")
+    event = st.fixed_dictionaries(
+        {
+            "event": st.sampled_from(
+                [
+                    "conversation.agent_response",
+                    "conversation.handoff_to_human",
+                    "conversation.closed",
+                    "conversation.ai_response",
+                ]
+            )
+            | scalars
+        },
+        optional={
+            "organization_id": scalars,
+            "data": st.fixed_dictionaries(
+                {}, optional={"conversation_id": texts | scalars, "reason": scalars, "closed_by": scalars}
+            )
+            | json_values,
+        },
+    )
+    body = draw(mostly(event.map(json_body), bodies))
+    return Request("POST", path, {**headers, **draw(extra_headers)}, body, draw(encodings))
+
+
+@st.composite
 def anything(draw: st.DrawFn, target: Target) -> Request:
     method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]))
     path = draw(
@@ -304,7 +340,17 @@ def anything(draw: st.DrawFn, target: Target) -> Request:
 
 
 def requests(target: Target) -> st.SearchStrategy[Request]:
-    routes = [telegram, twilio, widget_json, widget_get, multipart, trigger_bot, participants, anything]
+    routes = [
+        telegram,
+        twilio,
+        widget_json,
+        widget_get,
+        multipart,
+        trigger_bot,
+        participants,
+        bot_events,
+        anything,
+    ]
     return st.one_of(*(route(target) for route in routes))
 
 
