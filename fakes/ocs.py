@@ -50,6 +50,8 @@ from fakes.ocs_records import (
     _Failure,
     _html,
     _now,
+    experiment_json,
+    session_json,
 )
 from fakes.server import serve_locally
 
@@ -262,35 +264,10 @@ class FakeOCS:
         return experiment == self.experiment_id or experiment in self.other_experiments
 
     def _session_json(self, s: FakeSession, *, with_messages: bool) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "url": f"{self.url}/api/sessions/{s.id}/",
-            "id": s.id,
-            "team": {"name": "Fake team", "slug": "fake-team"},
-            "experiment": self._experiment_json(s.experiment),
-            "participant": {"identifier": s.participant or "api-user@example.com"},
-            "created_at": s.created_at,
-            "updated_at": s.messages[-1].created_at if s.messages else s.created_at,
-            "status": "complete" if s.ended else "active",
-            "platform": "api",
-            "tags": [],
-            "state": s.state,
-        }
-        if with_messages:
-            data["messages"] = [
-                {
-                    "created_at": m.created_at,
-                    "role": m.role,
-                    "content": m.content,
-                    "metadata": {},
-                    "tags": [],
-                    "attachments": m.attachments,
-                }
-                for m in s.messages
-            ]
-        return data
+        return session_json(self.url, s, with_messages=with_messages)
 
     def _experiment_json(self, experiment: str) -> dict[str, Any]:
-        return {"id": experiment, "name": "Fake bot", "url": f"{self.url}/api/experiments/{experiment}/"}
+        return experiment_json(self.url, experiment)
 
     # --- session endpoints -----------------------------------------------------------------
 

@@ -73,3 +73,37 @@ def _default_reply(text: str, session: FakeSession) -> ReplyResult:
 
 def _html(status: int, body: str) -> web.Response:
     return web.Response(status=status, text=body, content_type="text/html")
+
+
+def session_json(base: str, s: FakeSession, *, with_messages: bool) -> dict[str, Any]:
+    """A session as OCS's ``GET /api/sessions/{id}/`` shows it."""
+    data: dict[str, Any] = {
+        "url": f"{base}/api/sessions/{s.id}/",
+        "id": s.id,
+        "team": {"name": "Fake team", "slug": "fake-team"},
+        "experiment": experiment_json(base, s.experiment),
+        "participant": {"identifier": s.participant or "api-user@example.com"},
+        "created_at": s.created_at,
+        "updated_at": s.messages[-1].created_at if s.messages else s.created_at,
+        "status": "complete" if s.ended else "active",
+        "platform": "api",
+        "tags": [],
+        "state": s.state,
+    }
+    if with_messages:
+        data["messages"] = [
+            {
+                "created_at": m.created_at,
+                "role": m.role,
+                "content": m.content,
+                "metadata": {},
+                "tags": [],
+                "attachments": m.attachments,
+            }
+            for m in s.messages
+        ]
+    return data
+
+
+def experiment_json(base: str, experiment: str) -> dict[str, Any]:
+    return {"id": experiment, "name": "Fake bot", "url": f"{base}/api/experiments/{experiment}/"}
