@@ -299,7 +299,9 @@ def bot_events(draw: st.DrawFn, target: Target) -> Request:
     secret = target.secrets["X-Webhook-Secret"]
     where = draw(st.sampled_from(["header", "query", "none"]))
     given = draw(mostly(st.just(secret), header_values if where == "header" else texts))
-    path = "/bot-events/" + draw(mostly(st.just("default"), texts.map(lambda t: quote(t, safe=""))))
+    path = "/bot-events/" + draw(
+        mostly(st.just("default"), texts.map(lambda t: quote(t, safe="", errors="surrogatepass")))
+    )
     headers = {"Content-Type": "application/json"}
     if where == "header":
         headers["X-Webhook-Secret"] = given
