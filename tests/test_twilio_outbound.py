@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bridge.channel import SendError
 from bridge.core import Core
 from bridge.store.queue import dead_letters
-from bridge.store.tables import PartRow
+from bridge.store.tables import ConversationRow, PartRow
 from bridge.typedefs import CORE
 from fakes.ocs import FakeOCS
 from fakes.ocs_records import Attachment
@@ -113,6 +113,13 @@ async def test_invalid_number_is_unreachable(bridge: Bridge, tw: FakeTwilio) -> 
     tw.fail(21211, times=None)
     await bridge.deliver(sms("hi"))
     await tw.wait_for(lambda: len(tw.attempts(PERSON)) == 1)
+    store = bridge.client.app[CORE].store
+
+    async def blocked() -> bool:  # noted a moment after Twilio refused the number
+        async with store.reading() as session:
+            return bool(await session.scalar(select(ConversationRow.blocked)))
+
+    await eventually(blocked)
     await trigger(bridge, PERSON, status=400)
     await asyncio.sleep(0.4)
     assert len(tw.attempts(PERSON)) == 1
