@@ -69,6 +69,12 @@ async def trigger(bridge: Bridge, identifier: str, text: str = "Reminder!", stat
     assert response.status == status, await response.text()
 
 
+async def blocked(bridge: Bridge) -> bool:
+    """The person is noted as unreachable (a moment after Twilio refused a send)."""
+    async with bridge.client.app[CORE].store.reading() as session:
+        return bool(await session.scalar(select(ConversationRow.blocked)))
+
+
 async def eventually(check: Any, timeout: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
@@ -81,7 +87,7 @@ async def test_opted_out_on_send_is_not_sent_again(bridge: Bridge, tw: FakeTwili
     tw.opt_out(PERSON)  # STOP reached Twilio but not the bridge
     await bridge.deliver(sms("hi"))
     await tw.wait_for(lambda: len(tw.attempts(PERSON)) == 1)
-    await asyncio.sleep(0.2)
+    await eventually(lambda: blocked(bridge))
     await trigger(bridge, PERSON, status=400)  # blocked: refused at once
     await asyncio.sleep(0.4)
     assert [a.status for a in tw.attempts(PERSON)] == [400]  # the 21610 itself, nothing after it
@@ -113,13 +119,7 @@ async def test_invalid_number_is_unreachable(bridge: Bridge, tw: FakeTwilio) -> 
     tw.fail(21211, times=None)
     await bridge.deliver(sms("hi"))
     await tw.wait_for(lambda: len(tw.attempts(PERSON)) == 1)
-    store = bridge.client.app[CORE].store
-
-    async def blocked() -> bool:  # noted a moment after Twilio refused the number
-        async with store.reading() as session:
-            return bool(await session.scalar(select(ConversationRow.blocked)))
-
-    await eventually(blocked)
+    await eventually(lambda: blocked(bridge))
     await trigger(bridge, PERSON, status=400)
     await asyncio.sleep(0.4)
     assert len(tw.attempts(PERSON)) == 1
