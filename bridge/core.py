@@ -17,7 +17,6 @@ from bridge.metrics import Metrics
 from bridge.model import InboundMessage
 from bridge.settings import Settings
 from bridge.store import Store
-from bridge.store.people import release_held
 from bridge.store.records import Accepted
 
 if TYPE_CHECKING:
@@ -47,9 +46,8 @@ class Core:
         for message in messages:
             channel = self.channels.get(message.channel)
             unblock = channel.capabilities.unblock_on_message if channel else True
-            result = await self.store.accept(message, unblock=unblock)
-            if channel is not None and channel.capabilities.holds_until_written:  # also on a retry
-                await release_held(self.store, message.channel, message.person.key)
+            held = channel.capabilities.holds_until_written if channel else False
+            result = await self.store.accept(message, unblock=unblock, release_held=held)
             accepted.append(result)
             if result.duplicate:
                 self.metrics.duplicates.labels(message.channel).inc()

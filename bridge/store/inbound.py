@@ -12,17 +12,34 @@ import json
 import secrets
 from typing import Any
 
-from sqlalchemy import JSON, Connection, String, bindparam, cast, func, select
+from sqlalchemy import JSON, Connection, String, bindparam, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 from bridge.model import InboundMessage, Person
 from bridge.store.records import Accepted
-from bridge.store.tables import ConversationRow, MessageRow, UTCDateTime, utcnow
+from bridge.store.tables import ConversationRow, MessageRow, PartRow, UTCDateTime, utcnow
 
 C = ConversationRow.__table__.c
 M = MessageRow.__table__.c
+P = PartRow.__table__.c
 _NOW = UTCDateTime()
+# Parts held until the person writes (a WhatsApp template went out instead): due now, and so is
+# the conversation, whose next run waited for them.
+_RELEASE_CONVERSATION = (
+    update(ConversationRow)
+    .where(C.id == bindparam("h_id"), C.next_run_at > bindparam("h_now", type_=_NOW))
+    .values(next_run_at=bindparam("h_now", type_=_NOW))
+)
+_RELEASE_PARTS = (
+    update(PartRow)
+    .where(
+        P.conversation_id == bindparam("h_id"),
+        P.status == "pending",
+        P.next_attempt_at > bindparam("h_now", type_=_NOW),
+    )
+    .values(next_attempt_at=bindparam("h_now", type_=_NOW))
+)
 
 
 class Inbound:
@@ -53,11 +70,18 @@ class Inbound:
             M.channel == bindparam("m_channel"), M.platform_id == bindparam("m_platform_id")
         )
 
-    def accept(self, connection: Connection, *, message: InboundMessage, unblock: bool) -> Accepted:
+    def accept(
+        self, connection: Connection, *, message: InboundMessage, unblock: bool, release_held: bool
+    ) -> Accepted:
+        """With ``release_held``, parts held until this person writes go out now (also on a retry)."""
         now = utcnow()
         conversation_id = self.upsert_conversation(
             connection, message.channel, message.person, unblock=unblock, state=message.state, now=now
         )
+        if release_held:
+            held = {"h_id": conversation_id, "h_now": now}
+            connection.execute(_RELEASE_CONVERSATION, held)
+            connection.execute(_RELEASE_PARTS, held)
         public_id = secrets.token_urlsafe(16)
         inserted = connection.scalar(
             self._message,

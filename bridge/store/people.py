@@ -68,29 +68,6 @@ async def stored(store: Store, channel: str, platform_id: str) -> bool:
         return found is not None
 
 
-async def release_held(store: Store, channel: str, person_key: str) -> None:
-    """The person wrote: parts held for it (and everything behind them) go out now, first."""
-    now = utcnow()
-    c = ConversationRow
-    async with store.writing() as session:
-        conversation_id = await session.scalar(
-            update(c)
-            .where(c.channel == channel, c.person_key == person_key, c.next_run_at > now)
-            .values(next_run_at=now)
-            .returning(c.id)
-        )
-        if conversation_id is not None:
-            await session.execute(
-                update(PartRow)
-                .where(
-                    PartRow.conversation_id == conversation_id,
-                    PartRow.status == "pending",
-                    PartRow.next_attempt_at > now,
-                )
-                .values(next_attempt_at=now)
-            )
-
-
 async def send_again(store: Store, channel: str, platform_id: str, state: dict[str, Any]) -> None:
     """The platform refused a part it had accepted, for now: queue it again at once, with these
     changes to the conversation's state (they tell the channel how to send it this time)."""

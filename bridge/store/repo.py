@@ -85,15 +85,21 @@ class Store:
         return self._reader()
 
     # inbound ------------------------------------------------------------------------------------
-    async def accept(self, message: InboundMessage, *, unblock: bool = True) -> Accepted:
+    async def accept(
+        self, message: InboundMessage, *, unblock: bool = True, release_held: bool = False
+    ) -> Accepted:
         """Store a message durably; a platform retry is recognised (by the unique index, in the same
-        statement). With ``unblock``, a blocked person who writes again can be answered again.
+        statement). With ``unblock``, a blocked person who writes again can be answered again; with
+        ``release_held``, what was held until they wrote goes out now, in the same transaction.
         Concurrent calls share a commit (see ``Writer``) and go before the workers' writes.
 
         Raises ``Unstorable`` for ids empty or too long to store (the caller answers 400)."""
         message = clean_message(message)
         return await self.writer(
-            functools.partial(self.inbound.accept, message=message, unblock=unblock), urgent=True
+            functools.partial(
+                self.inbound.accept, message=message, unblock=unblock, release_held=release_held
+            ),
+            urgent=True,
         )
 
     # conversations ------------------------------------------------------------------------------
