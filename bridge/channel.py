@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bridge.errors import NotFound
-from bridge.model import Conversation, InboundMessage, Kind, Part, Person
+from bridge.model import Conversation, Event, Kind, Part, Person, Received
 
 if TYPE_CHECKING:
-    from bridge.core import Core
-    from bridge.settings import ChannelSettings
+    from bridge.settings import BotSettings, ChannelSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,25 +34,29 @@ class Capabilities:
 
 @dataclass(frozen=True, slots=True)
 class WebhookRequest:
-    """A webhook call as the platform made it: URL as it saw it (built from PUBLIC_URL)."""
+    """A webhook call as the platform made it: URL as it saw it (built from PUBLIC_URL).
+
+    ``status``: it came to ``/webhooks/{name}/status`` (delivery reports). ``memo``: what an
+    adapter decoded while verifying, kept for ``parse`` (a body is decoded once)."""
 
     url: str
     headers: Mapping[str, str]
     body: bytes
     content_type: str = ""
+    status: bool = False
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveryStatus:
-    """A platform's report on a message the bridge sent (Twilio status callbacks)."""
+class ChannelContext:
+    """What a channel is given to do its work: never the core."""
 
-    platform_id: str  # the id ``Channel.send`` returned for the part
-    status: str  # queued | sent | delivered | read | undelivered | failed
-    reason: str = ""  # why it failed (an error code and its meaning), never a secret
-    unreachable: bool = False  # the person cannot be sent to any more (opted out, blocked)
-    # Send the part again, after these changes to the conversation's state (WhatsApp 63016: the
-    # channel then knows the 24-hour window is closed and sends its template first).
-    again: dict[str, Any] | None = None
+    base_url: str  # the public base URL (PUBLIC_URL, else http://localhost:PORT)
+    public_url: str | None  # as set: None while the platform cannot reach the bridge
+    data_dir: Path
+    bot: BotSettings | None  # the bot the channel routes to
+    # Events noticed while sending (a group that moved): the core applies them.
+    report: Callable[[Sequence[Event]], Awaitable[None]]
 
 
 class SendError(Exception):
@@ -125,42 +128,36 @@ class Channel(abc.ABC):
         self.texts = Texts.from_settings(settings.texts)
 
     # lifecycle ----------------------------------------------------------------------------------
-    async def start(self, core: Core) -> None:
-        """Open clients (called once, in the app's cleanup context). Keep ``core`` if needed."""
-        self.core = core
+    async def start(self, context: ChannelContext) -> None:
+        """Open clients (called once, in the app's cleanup context)."""
+        self.context = context
 
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Close clients."""
 
     async def check(self) -> str:
-        """Reach the platform with the configured credentials (``bridge check``); say who answered.
+        """Reach the platform with the configured credentials (``check``); say who answered.
 
         Raise ``SendError`` with a plain reason when it cannot be reached or the credentials are wrong.
         """
         return "ok"
 
     # inbound ------------------------------------------------------------------------------------
+    @abc.abstractmethod
     async def verify(self, request: WebhookRequest) -> None:
-        """Check the webhook's signature or secret; raise an ``ApiError`` (401/403) if wrong."""
-        raise NotImplementedError
+        """Check the webhook's signature or secret; raise an ``ApiError`` (401/403/415) if wrong."""
 
-    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        """Turn a verified payload into messages (pure: no I/O). Raise ``BadRequest`` if malformed.
+    @abc.abstractmethod
+    def parse(self, request: WebhookRequest) -> Received:
+        """Turn a verified request into messages and platform events (pure: no I/O).
 
-        Payloads that carry nothing to answer (edits, status updates) give an empty list.
-        """
-        raise NotImplementedError
+        Raise ``BadRequest`` if it is malformed, and nothing else: any other exception is a bug of
+        ours, answered 500 so that the platform retries. Payloads that carry nothing to act on
+        (edits, read receipts) give an empty ``Received``."""
 
     def ack(self) -> web.Response:
-        """The answer the platform expects once the messages are stored."""
+        """The answer the platform expects once the request is stored."""
         return web.json_response({"ok": True})
-
-    def parse_status(self, request: WebhookRequest) -> list[DeliveryStatus]:
-        """Delivery reports posted to ``/webhooks/{name}/status`` (verified first). Pure, like ``parse``."""
-        raise NotFound(f"channel {self.name!r} takes no status callbacks")
-
-    async def observe(self, request: WebhookRequest) -> None:  # noqa: B027 - optional hook
-        """Called for verified payloads that carry no message (e.g. a person blocked the bot)."""
 
     # outbound -----------------------------------------------------------------------------------
     def person(self, identifier: str) -> Person:

@@ -1,20 +1,21 @@
-"""The running core: store, bots, channels and workers, as the HTTP app and adapters see them."""
+"""The running core: store, bots, channels and workers, as the HTTP app sees them. Channels never
+see it: they are given a ``ChannelContext`` (and report events back through it)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
 import structlog
 
 from bridge.bots import Bot
-from bridge.channel import Channel
+from bridge.channel import Channel, ChannelContext
 from bridge.logs import mask
 from bridge.metrics import Metrics
-from bridge.model import InboundMessage
+from bridge.model import DeliveryReport, Event, InboundMessage, Received
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.records import Accepted
@@ -31,7 +32,6 @@ __all__ = ["Accepted", "Core"]
 class Core:
     settings: Settings
     store: Store
-    http: aiohttp.ClientSession
     channels: dict[str, Channel]
     bots: dict[str, Bot]
     metrics: Metrics = field(default_factory=Metrics)
@@ -40,30 +40,54 @@ class Core:
     history_due: set[int] = field(default_factory=set)
     history_event: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def accept(self, messages: Sequence[InboundMessage]) -> list[Accepted]:
-        """Store messages durably (each in one transaction) and wake the workers."""
-        accepted = []
-        for message in messages:
-            channel = self.channels.get(message.channel)
-            unblock = channel.capabilities.unblock_on_message if channel else True
-            held = channel.capabilities.holds_until_written if channel else False
-            result = await self.store.accept(message, unblock=unblock, release_held=held)
-            accepted.append(result)
-            if result.duplicate:
-                self.metrics.duplicates.labels(message.channel).inc()
-                log.info("duplicate ignored", message_id=result.public_id, channel=message.channel)
-            else:
-                self.metrics.received.labels(message.channel).inc()
-                log.info(
-                    "message accepted",
-                    message_id=result.public_id,
-                    channel=message.channel,
-                    kind=message.kind.value,
-                    person=mask(message.person.key),
-                )
-        if any(not a.duplicate for a in accepted):
+    def context(self, channel: Channel) -> ChannelContext:
+        """What ``channel`` is given at start."""
+
+        async def report(events: Sequence[Event]) -> None:
+            await self.receive(channel.name, Received(events=tuple(events)))
+
+        return ChannelContext(
+            base_url=self.settings.base_url,
+            public_url=self.settings.public_url,
+            data_dir=Path(self.settings.data_dir),
+            bot=self.settings.bots.get(channel.bot),
+            report=report,
+        )
+
+    async def receive(self, name: str, received: Received) -> list[Accepted]:
+        """Store what one verified request carries, in one transaction, and wake the workers."""
+        channel = self.channels.get(name)
+        caps = channel.capabilities if channel is not None else None
+        accepted = await self.store.receive(
+            name,
+            received,
+            unblock=caps.unblock_on_message if caps else True,
+            release_held=caps.holds_until_written if caps else False,
+        )
+        for message, result in zip(received.messages, accepted, strict=True):
+            self._count(message, result)
+        for event in received.events:
+            if isinstance(event, DeliveryReport) and event.status in ("failed", "undelivered"):
+                self.metrics.failed.labels(name, "platform").inc()
+                log.warning("platform could not deliver", status=event.status, reason=event.reason)
+        again = any(isinstance(e, DeliveryReport) and e.again is not None for e in received.events)
+        if again or any(not a.duplicate for a in accepted):
             self.wake()
         return accepted
+
+    def _count(self, message: InboundMessage, result: Accepted) -> None:
+        if result.duplicate:
+            self.metrics.duplicates.labels(message.channel).inc()
+            log.info("duplicate ignored", message_id=result.public_id, channel=message.channel)
+        else:
+            self.metrics.received.labels(message.channel).inc()
+            log.info(
+                "message accepted",
+                message_id=result.public_id,
+                channel=message.channel,
+                kind=message.kind.value,
+                person=mask(message.person.key),
+            )
 
     def read_history_soon(self, conversation_id: int) -> None:
         """Have this process's follower read the conversation's history at once."""

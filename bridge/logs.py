@@ -62,8 +62,10 @@ def configure(fmt: str | None = None, level: str = "info") -> None:
         "alembic",
         "aiosqlite",
         "asyncpg",
+        "twilio",  # every request at INFO
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("telegram").setLevel(max(root.level, logging.INFO))  # parameters at DEBUG
 
 
 _pseudonym_key = b"channel-bridge"

@@ -1,4 +1,4 @@
-"""Typed values that travel through the core: inbound messages, replies, attachments."""
+"""Typed values that travel through the core: inbound messages, platform events, replies."""
 
 from __future__ import annotations
 
@@ -47,6 +47,59 @@ class InboundMessage:
     what: str = ""  # for UNSUPPORTED: "photo", "sticker", ...
     context: dict[str, Any] = field(default_factory=dict)  # platform details kept with the row
     state: dict[str, Any] = field(default_factory=dict)  # merged into the conversation's state
+
+
+# Platform events: what a verified request says besides messages. The core applies them in the
+# request's one accept transaction; each is safe to apply twice (a platform's retry).
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """The person blocked or unblocked the bot, or opted out or back in (SMS STOP / START).
+    ``remember``: keep a person the bridge has not heard from yet (STOP as their first message)."""
+
+    person: Person
+    blocked: bool
+    remember: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMoved:
+    """A chat's address changed (a Telegram group became a supergroup): the conversations replying
+    to ``old`` follow it; a key ``old`` or ``old:…`` becomes ``new`` or ``new:…``."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A conversation opened before its first message (a widget session), with its state."""
+
+    person: Person
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """The platform's report on a part the bridge sent (Twilio status callbacks)."""
+
+    platform_id: str  # the id ``Channel.send`` returned for the part
+    status: str  # queued | sent | delivered | read | undelivered | failed
+    reason: str = ""  # why it failed (an error code and its meaning), never a secret
+    unreachable: bool = False  # the person cannot be sent to any more (opted out, blocked)
+    # Send the part again, after these changes to the conversation's state (WhatsApp 63016: the
+    # channel then knows the 24-hour window is closed and sends its template first).
+    again: dict[str, Any] | None = None
+
+
+Event = Blocked | ChatMoved | Opened | DeliveryReport
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """Everything one verified request carries: messages to answer and platform events."""
+
+    messages: tuple[InboundMessage, ...] = ()
+    events: tuple[Event, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 
-import aiohttp
 import structlog
 from aiohttp import hdrs, web
 
@@ -21,13 +20,12 @@ from bridge.bot_events import bot_events
 from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
-from bridge.errors import ApiError, BadRequest, NotFound, Unstorable, error_detail
+from bridge.errors import ApiError, NotFound, Unstorable, error_detail
 from bridge.health import database_errors, database_ready, healthz, metrics, migrate_sqlite, readyz
 from bridge.proactive import participants
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.db import create_engine
-from bridge.store.people import send_again
 from bridge.typedefs import CORE
 from bridge.worker import Worker
 
@@ -56,7 +54,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/webhooks/{channel}", webhook)
-    app.router.add_post("/webhooks/{channel}/status", status_webhook)
+    app.router.add_post("/webhooks/{channel}/status", webhook)
     app.router.add_post("/api/trigger_bot", api.trigger_bot)
     app.router.add_post("/bot-events/{bot}", bot_events)
     participants.install(app)
@@ -80,13 +78,12 @@ def _core_context(
             stack.push_async_callback(engine.dispose)
             store = Store(engine)
             stack.push_async_callback(store.close)
-            http = await stack.enter_async_context(aiohttp.ClientSession())
-            core = Core(settings=settings, store=store, http=http, channels=channels, bots=bots)
+            core = Core(settings=settings, store=store, channels=channels, bots=bots)
             for bot in bots.values():
                 await bot.start()
                 stack.push_async_callback(bot.stop)
             for channel in channels.values():
-                await channel.start(core)
+                await channel.start(core.context(channel))
                 stack.push_async_callback(channel.stop)
             # HTTP answers at once (/readyz 503 meanwhile); the work starts once the database is ready
             # (an SQLite file was migrated above)
@@ -212,45 +209,20 @@ def _route(request: web.Request) -> str:
 
 # handlers ---------------------------------------------------------------------------------------
 async def webhook(request: web.Request) -> web.Response:
-    """Verify, store durably, acknowledge. Nothing slow happens here."""
+    """Verify, parse, store durably, acknowledge: nothing slow happens here. Only a request the
+    adapter cannot read is a 400; anything else that fails is ours, a 500 with its traceback in the
+    log, so that the platform retries and an operator sees it."""
     started = time.perf_counter()
     core = request.app[CORE]
     name = request.match_info["channel"]
     channel = _channel(core, name)
-    hook = await _verified(request, channel)
-    try:
-        messages = channel.parse(hook)
-        if messages:
-            await core.accept(messages)
-    except ApiError:
-        raise
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
-        log.info("malformed webhook", channel=name, error=type(exc).__name__)
-        raise BadRequest("malformed payload") from None
-    if not messages:
-        await channel.observe(hook)
+    hook = await _verified(request, channel, status=request.path.endswith("/status"))
+    received = channel.parse(hook)
+    if received.messages or received.events:
+        await core.receive(name, received)
     response = channel.ack()
     core.metrics.ack_time.labels(name).observe(time.perf_counter() - started)
     return response
-
-
-async def status_webhook(request: web.Request) -> web.Response:
-    """Delivery reports (Twilio status callbacks): kept on the part; an opted-out person is blocked."""
-    core = request.app[CORE]
-    channel = _channel(core, request.match_info["channel"])
-    for report in channel.parse_status(await _verified(request, channel)):
-        conversation_id = await core.store.record_delivery(
-            channel.name, report.platform_id, report.status, report.reason
-        )
-        if report.status in ("failed", "undelivered"):
-            core.metrics.failed.labels(channel.name, "platform").inc()
-            log.warning("platform could not deliver", status=report.status, reason=report.reason)
-        if report.unreachable and conversation_id is not None:
-            await core.store.block_conversation(conversation_id, report.reason)
-        if report.again is not None and conversation_id is not None:
-            await send_again(core.store, channel.name, report.platform_id, report.again)
-            core.wake()
-    return channel.ack()
 
 
 def _channel(core: Core, name: str) -> Channel:
@@ -260,13 +232,14 @@ def _channel(core: Core, name: str) -> Channel:
     return channel
 
 
-async def _verified(request: web.Request, channel: Channel) -> WebhookRequest:
+async def _verified(request: web.Request, channel: Channel, *, status: bool) -> WebhookRequest:
     """The request as the platform made it (URL rebuilt from PUBLIC_URL), once its signature checks out."""
     hook = WebhookRequest(
         url=request.app[CORE].settings.base_url + request.rel_url.raw_path_qs,  # as signed: not decoded
         headers=request.headers,
         body=await body.read(request),
         content_type=request.content_type,
+        status=status,
     )
     try:
         await channel.verify(hook)

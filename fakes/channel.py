@@ -7,7 +7,7 @@ import json
 
 from bridge.channel import Capabilities, Channel, SendError, WebhookRequest, command_kind
 from bridge.errors import BadRequest, Forbidden
-from bridge.model import Conversation, InboundMessage, Kind, Part, Person
+from bridge.model import Conversation, InboundMessage, Kind, Part, Person, Received
 from bridge.settings import ChannelSettings
 
 SECRET = "s3cret"
@@ -36,7 +36,7 @@ class RecordingChannel(Channel):
         if not hmac.compare_digest(request.headers.get("X-Test-Secret", "").encode(), SECRET.encode()):
             raise Forbidden("bad secret")
 
-    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
+    def parse(self, request: WebhookRequest) -> Received:
         try:
             data = json.loads(request.body)
             person = Person(
@@ -44,11 +44,10 @@ class RecordingChannel(Channel):
             )
             text = str(data.get("text", ""))
             kind = Kind(data["kind"]) if "kind" in data else command_kind(text)
-            return [
-                InboundMessage(
-                    self.name, str(data["id"]), person, kind=kind, text=text, what=data.get("what", "")
-                )
-            ]
+            message = InboundMessage(
+                self.name, str(data["id"]), person, kind=kind, text=text, what=data.get("what", "")
+            )
+            return Received(messages=(message,))
         except (ValueError, KeyError, TypeError):
             raise BadRequest("malformed test message") from None
 

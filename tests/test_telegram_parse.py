@@ -12,7 +12,7 @@ from telegram import Update
 
 from adapters.telegram import parse
 from bridge.errors import BadRequest
-from bridge.model import Kind
+from bridge.model import Blocked, ChatMoved, Kind, Person, Received
 
 PAYLOADS = Path(__file__).parent / "payloads" / "telegram"
 RULES = parse.Rules(channel="telegram", bot_id=123456789, username="bridge_test_bot")
@@ -156,20 +156,18 @@ def test_group_conversation_per_chat_or_per_person() -> None:
     )
 
 
-def test_migration_and_membership() -> None:
-    assert parse.migration(parse.decode(json.dumps(payload("group_migrate_to")).encode())) == (
-        -4012345678,
-        GROUP,
-    )
-    assert parse.migration(parse.decode(json.dumps(payload("group_migrate_from")).encode())) == (
-        -4012345678,
-        GROUP,
-    )
-    assert parse.membership(parse.decode(json.dumps(payload("blocked")).encode())) == (42, True)
-    assert parse.membership(parse.decode(json.dumps(payload("unblocked")).encode())) == (42, False)
-    assert parse.rekeyed("-4012345678:43", -4012345678, GROUP) == f"{GROUP}:43"
-    assert parse.rekeyed("-4012345678", -4012345678, GROUP) == str(GROUP)
-    assert parse.rekeyed("42", -4012345678, GROUP) is None
+def update_of(name: str) -> Update:
+    return parse.decode(json.dumps(payload(name)).encode())
+
+
+def test_migration_and_membership_are_events() -> None:
+    """A group that became a supergroup moves its conversations; the bot blocked or restarted."""
+    moved = ChatMoved("-4012345678", str(GROUP))
+    assert parse.received(update_of("group_migrate_to"), RULES) == Received(events=(moved,))
+    assert parse.received(update_of("group_migrate_from"), RULES) == Received(events=(moved,))
+    person = Person(key="42", address="42", platform="telegram")
+    assert parse.received(update_of("blocked"), RULES) == Received(events=(Blocked(person, blocked=True),))
+    assert parse.received(update_of("unblocked"), RULES) == Received(events=(Blocked(person, blocked=False),))
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[]", b'{"message": {}}', b'{"update_id": "x"}', b"\xff"])

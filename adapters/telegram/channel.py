@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -14,9 +13,9 @@ import telegram
 from telegram import error as tg
 from telegram.constants import ChatAction, ParseMode
 
-from bridge.channel import Capabilities, Channel, Resumable, SendError, WebhookRequest
+from bridge.channel import Capabilities, Channel, ChannelContext, Resumable, SendError, WebhookRequest
 from bridge.errors import BadRequest, Forbidden, UnsupportedMediaType
-from bridge.model import Attachment, Conversation, InboundMessage, Part
+from bridge.model import Attachment, ChatMoved, Conversation, Part, Received
 from bridge.secrets import matches
 from bridge.split import utf16_length
 
@@ -30,7 +29,6 @@ from .options import TelegramOptions
 if TYPE_CHECKING:
     from telegram import Update
 
-    from bridge.core import Core
     from bridge.settings import ChannelSettings
 
 log = structlog.get_logger(__name__)
@@ -52,17 +50,6 @@ def readable(read: Callable[[], T]) -> T:
     except Exception as exc:
         log.warning("telegram.malformed_update", error=type(exc).__name__)
         raise BadRequest("malformed update") from None
-
-
-def _quiet_libraries() -> None:
-    """httpx logs every URL at INFO (the token is in it); PTB logs parameters at DEBUG."""
-    for name, level in (
-        ("httpx", logging.WARNING),
-        ("httpcore", logging.WARNING),
-        ("telegram", logging.INFO),
-    ):
-        logger = logging.getLogger(name)
-        logger.setLevel(max(logger.getEffectiveLevel(), level))
 
 
 class TelegramChannel(Channel):
@@ -90,7 +77,6 @@ class TelegramChannel(Channel):
         self._api: telegram.Bot | None = None
         self._requests: tuple[AiohttpRequest, ...] = ()
         self.progress = Resumable()
-        _quiet_libraries()
 
     @property
     def api(self) -> telegram.Bot:
@@ -109,8 +95,8 @@ class TelegramChannel(Channel):
         return self._api
 
     # lifecycle ----------------------------------------------------------------------------------
-    async def start(self, core: Core) -> None:
-        await super().start(core)
+    async def start(self, context: ChannelContext) -> None:
+        await super().start(context)
         if not self.rules.username:
             try:
                 await self.learn_username()
@@ -145,36 +131,13 @@ class TelegramChannel(Channel):
         if request.content_type != JSON:
             raise UnsupportedMediaType(f"expected {JSON}")
 
-    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        return readable(lambda: parse.messages(parse.decode(request.body), self.rules))
+    def parse(self, request: WebhookRequest) -> Received:
+        return self.parse_update(readable(lambda: parse.decode(request.body)))
 
-    async def observe(self, request: WebhookRequest) -> None:
-        await self.observe_update(readable(lambda: parse.decode(request.body)))
-
-    async def observe_update(self, update: Update) -> None:
-        """Updates with no message to answer: the bot blocked or restarted, a group migrated."""
-        moved, member = readable(lambda: (parse.migration(update), parse.membership(update)))
-        if moved is not None:  # the group's conversation, or each person's in a per-person group
-            old, new = moved
-            for conversation in await self.core.store.conversations_at(self.name, str(old)):
-                await self._rekey(conversation.person.key, old, new)
-        if member is not None:
-            chat, blocked = member
-            log.info("telegram.membership", channel=self.name, blocked=blocked)
-            await self.core.store.set_blocked(self.name, str(chat), blocked)
-
-    async def _rekey(self, key: str, old_chat: int, new_chat: int) -> None:
-        new_key = parse.rekeyed(key, old_chat, new_chat)
-        if new_key is None:
-            return
-        if await self.core.store.conversation(self.name, key) is None:
-            return  # already moved (both migration messages arrive), or never talked
-        try:
-            await self.core.store.rekey_conversation(self.name, key, new_key, str(new_chat))
-        except Exception:  # e.g. the new chat already has its own conversation: keep that one
-            log.exception("telegram.group_migration_failed", channel=self.name)
-        else:
-            log.info("telegram.group_migrated", channel=self.name)
+    def parse_update(self, update: Update) -> Received:
+        """An update from the webhook or from long polling: what to answer, and what changed (the
+        bot blocked or restarted, a group that moved)."""
+        return readable(lambda: parse.received(update, self.rules))
 
     # outbound -----------------------------------------------------------------------------------
     async def send(self, conversation: Conversation, part: Part) -> str | None:
@@ -213,7 +176,8 @@ class TelegramChannel(Channel):
             try:
                 return chat, await step(chat)
             except tg.ChatMigrated as exc:
-                await self._rekey(conversation.person.key, int(chat), exc.new_chat_id)
+                log.info("group moved", channel=self.name)
+                await self.context.report([ChatMoved(str(chat), str(exc.new_chat_id))])
                 chat = exc.new_chat_id
             except tg.RetryAfter as exc:
                 seconds = retry_after(exc)

@@ -14,8 +14,7 @@ from telegram import error as tg
 from bridge.channel import SendError
 from bridge.errors import BadRequest
 
-from . import parse
-from .channel import TelegramChannel, readable
+from .channel import TelegramChannel
 from .errors import retry_after
 
 if TYPE_CHECKING:
@@ -74,8 +73,8 @@ async def poll(channel: TelegramChannel, core: Core, stop: asyncio.Event) -> Non
     An update is confirmed (the next offset) only once it is stored, so a crash loses nothing;
     the store's de-duplication by ``update_id`` keeps a re-delivered one from being answered twice.
     """
-    if getattr(channel, "core", None) is None:
-        await channel.start(core)
+    if getattr(channel, "context", None) is None:
+        await channel.start(core.context(channel))
     await delete_webhook(channel)
     log.info("telegram.polling", channel=channel.name)
     offset: int | None = None
@@ -109,13 +108,11 @@ async def feed(channel: TelegramChannel, core: Core, update: Update) -> None:
     """One update into the pipeline, exactly as the webhook handler does it (an unreadable one is
     skipped, as the webhook answers it 400, so polling moves past it)."""
     try:
-        messages = readable(lambda: parse.messages(update, channel.rules))
+        received = channel.parse_update(update)
     except BadRequest:
         return
-    if messages:
-        await core.accept(messages)
-    else:
-        await channel.observe_update(update)
+    if received.messages or received.events:
+        await core.receive(channel.name, received)
 
 
 async def _until_stopped(call: Awaitable[T], stop: asyncio.Event) -> T | None:

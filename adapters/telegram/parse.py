@@ -11,7 +11,7 @@ from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatMemberStatus, ChatType, MessageAttachmentType
 
 from bridge.errors import BadRequest
-from bridge.model import InboundMessage, Kind, Person
+from bridge.model import Blocked, ChatMoved, Event, InboundMessage, Kind, Person, Received
 
 PLATFORM = "telegram"
 COMMANDS = {"start": Kind.START, "reset": Kind.RESET, "help": Kind.HELP}
@@ -83,6 +83,19 @@ def messages(update: Update, rules: Rules) -> list[InboundMessage]:
     ]
 
 
+def received(update: Update, rules: Rules) -> Received:
+    """The message to answer, if any, and the platform events the update carries."""
+    events: list[Event] = []
+    moved = migration(update)
+    if moved is not None:  # the group's conversation, or each person's in a per-person group
+        events.append(ChatMoved(str(moved[0]), str(moved[1])))
+    member = membership(update)
+    if member is not None:
+        chat = str(member[0])
+        events.append(Blocked(Person(key=chat, address=chat, platform=PLATFORM), blocked=member[1]))
+    return Received(tuple(messages(update, rules)), tuple(events))
+
+
 def migration(update: Update) -> tuple[int, int] | None:
     """(old chat id, new chat id) when a group became a supergroup."""
     message = update.message
@@ -109,12 +122,6 @@ def conversation_key(chat_id: int, user_id: int | None, rules: Rules, group: boo
     if group and rules.group_conversation == "person" and user_id is not None:
         return f"{chat_id}:{user_id}"
     return str(chat_id)
-
-
-def rekeyed(key: str, old_chat: int, new_chat: int) -> str | None:
-    """The key of a conversation of ``old_chat`` once the chat moved to ``new_chat``."""
-    chat, sep, rest = key.partition(":")
-    return f"{new_chat}{sep}{rest}" if chat == str(old_chat) else None
 
 
 # details ----------------------------------------------------------------------------------------

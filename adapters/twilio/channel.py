@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import functools
-import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -18,10 +17,10 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator, add_port, remove_port
 from twilio.rest import Client
 
-from bridge.channel import Capabilities, Channel, DeliveryStatus, Resumable, SendError, WebhookRequest
+from bridge.channel import Capabilities, Channel, Resumable, SendError, WebhookRequest
 from bridge.errors import BadRequest, Forbidden, UnsupportedMediaType
 from bridge.logs import mask
-from bridge.model import Conversation, InboundMessage, Part, Person
+from bridge.model import Blocked, Conversation, DeliveryReport, Part, Person, Received
 from bridge.secrets import matches
 from bridge.split import split_text, utf16_length
 
@@ -83,7 +82,6 @@ class TwilioChannel(Channel):
         self.template = window.Template(sid, lambda: self.client) if sid else None
         if self.template is not None:  # held WhatsApp messages wait for the person's next message
             self.capabilities = dataclasses.replace(self.capabilities, holds_until_written=True)
-        logging.getLogger("twilio").setLevel(logging.WARNING)  # it logs every request at INFO
 
     @property
     def client(self) -> Client:
@@ -127,7 +125,7 @@ class TwilioChannel(Channel):
         signature = next((v for k, v in request.headers.items() if k.lower() == SIGNATURE_HEADER.lower()), "")
         if not signature:
             raise Forbidden(f"missing {SIGNATURE_HEADER}")
-        form = parse.decode(request.body, strict=False)
+        form, _ = _form(request)
         if not self._signed(request.url, form, signature):
             raise Forbidden(f"{SIGNATURE_HEADER} does not match")
         if not form.get("AccountSid"):  # signed, so from Twilio (or a replay), but not a webhook
@@ -143,26 +141,30 @@ class TwilioChannel(Channel):
             for candidate in {remove_port(parsed), add_port(parsed)}
         )
 
-    def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        messages = parse.messages(parse.decode(request.body), self.name)
-        return window.stamp(messages, datetime.now(UTC)) if self.template is not None else messages
+    def parse(self, request: WebhookRequest) -> Received:
+        """A message (or an opt-out / opt-in: an event, nothing for the bot), or delivery reports."""
+        form, readable = _form(request)
+        if not readable:
+            raise BadRequest("the body is not a valid form (application/x-www-form-urlencoded, UTF-8)")
+        if request.status:
+            return Received(events=tuple(self._reports(form)))
+        messages = parse.messages(form, self.name)  # none for an opt-out or opt-in: an event instead
+        change = parse.opt_change(form)
+        if change is not None:
+            who = parse.person(form)
+            log.info(
+                "person opted out" if change else "person opted in", channel=self.name, person=mask(who.key)
+            )
+            return Received(events=(Blocked(who, blocked=change, remember=True),))
+        if self.template is not None:
+            messages = window.stamp(messages, datetime.now(UTC))
+        return Received(messages=tuple(messages))
 
-    def parse_status(self, request: WebhookRequest) -> list[DeliveryStatus]:
-        form = parse.decode(request.body)
+    def _reports(self, form: Form) -> list[DeliveryReport]:
         reports = parse.statuses(form)
         if self.template is not None and form.get("ErrorCode", "").strip() == str(OUTSIDE_WINDOW):
             return [dataclasses.replace(r, again=window.CLOSED) for r in reports]  # the template first
         return reports
-
-    async def observe(self, request: WebhookRequest) -> None:
-        """STOP (and the other opt-out words) blocks the person; START unblocks them."""
-        form = parse.decode(request.body)
-        change = parse.opt_change(form)
-        if change is None:
-            return
-        who = parse.person(form)
-        await self.core.store.set_blocked(self.name, who.key, change, person=who)
-        log.info("twilio.opt_out" if change else "twilio.opt_in", channel=self.name, person=mask(who.key))
 
     def ack(self) -> web.Response:
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
@@ -239,9 +241,8 @@ class TwilioChannel(Channel):
 
     async def _request(self, params: dict[str, Any]) -> str:
         """One ``Messages.json`` call; its message sid, or the failure as a ``SendError``."""
-        settings = self.core.settings
-        if self.options.status_callbacks and settings.public_url:
-            params["status_callback"] = f"{settings.base_url}/webhooks/{self.name}/status"
+        if self.options.status_callbacks and self.context.public_url:
+            params["status_callback"] = f"{self.context.base_url}/webhooks/{self.name}/status"
         to = mask(params["to"])
         try:
             message = await self.client.messages.create_async(**params)
@@ -256,3 +257,14 @@ class TwilioChannel(Channel):
         media = len(params.get("media_url", ()))
         log.info("twilio.sent", channel=self.name, to=to, sid=message.sid, media=media)
         return str(message.sid)
+
+
+def _form(request: WebhookRequest) -> tuple[Form, bool]:
+    """The posted form, decoded once per request, and whether it was valid UTF-8 (an invalid one is
+    still decoded, leniently, so that its signature is checked before it is refused)."""
+    if "form" not in request.memo:
+        try:
+            request.memo["form"], request.memo["readable"] = parse.decode(request.body), True
+        except BadRequest:
+            request.memo["form"], request.memo["readable"] = parse.decode(request.body, strict=False), False
+    return request.memo["form"], request.memo["readable"]

@@ -6,9 +6,9 @@ from urllib.parse import parse_qsl
 
 from multidict import MultiDict
 
-from bridge.channel import DeliveryStatus, command_kind
+from bridge.channel import command_kind
 from bridge.errors import BadRequest
-from bridge.model import InboundMessage, Kind, Person
+from bridge.model import DeliveryReport, InboundMessage, Kind, Person
 
 from .errors import UNREACHABLE, describe
 
@@ -71,7 +71,7 @@ def messages(form: Form, channel: str) -> list[InboundMessage]:
     who = person(form)
     to = _required(form, "To")
     if opt_change(form) is not None:
-        return []  # handled by ``observe``: nothing for the bot
+        return []  # an opt-out or opt-in: nothing for the bot (the channel makes it an event)
     text = form.get("Body", "")
     media = _media(form)
     context: dict[str, object] = {"to": to}
@@ -96,7 +96,7 @@ def messages(form: Form, channel: str) -> list[InboundMessage]:
     return message(kind, text)
 
 
-def statuses(form: Form) -> list[DeliveryStatus]:
+def statuses(form: Form) -> list[DeliveryReport]:
     """A status callback: the message's new status and, when it failed, why."""
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
@@ -104,10 +104,10 @@ def statuses(form: Form) -> list[DeliveryStatus]:
         raise BadRequest("MessageSid and MessageStatus: required")
     code = form.get("ErrorCode", "").strip()
     if not code or code == "0":
-        return [DeliveryStatus(platform_id=sid, status=status)]
+        return [DeliveryReport(platform_id=sid, status=status)]
     number = number_field(form, "ErrorCode", 99_999_999)  # Twilio's codes have 5 digits
     unreachable = number in UNREACHABLE
-    return [DeliveryStatus(sid, status, reason=describe(number or code[:20]), unreachable=unreachable)]
+    return [DeliveryReport(sid, status, reason=describe(number or code[:20]), unreachable=unreachable)]
 
 
 def number_field(form: Form, name: str, maximum: int) -> int | None:

@@ -17,7 +17,7 @@ def check_chatbot_ids(channels: dict[str, Channel], settings: Settings) -> None:
     seen: dict[str, str] = {}
     for name, channel in channels.items():
         if isinstance(channel, WebChannel):
-            chatbot_id = channel.resolved_chatbot_id(settings)
+            chatbot_id = channel.resolved_chatbot_id(settings.bots.get(channel.bot))
             if chatbot_id in seen:
                 raise ConfigError(
                     f"channels.{name}.chatbot_id: {chatbot_id!r} is already the chatbot id of "

@@ -1,23 +1,29 @@
 """The web widget channel: people chat from a website through the official OCS widget.
 
-Replies are not pushed anywhere: the widget polls the Chat API (see ``routes.py``), which reads
-the stored parts back. ``send`` therefore has nothing to do.
+The widget calls the Chat API (``routes.py``): the channel parses those calls into the core's
+messages and events, as other channels parse webhooks. Replies are not pushed anywhere: what the
+channel "sends" is what the widget's polls read back (parts the worker marked as sent).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from bridge.channel import Capabilities, Channel, WebhookRequest
-from bridge.errors import NotFound
-from bridge.model import Conversation, Part
+from bridge.channel import Capabilities, Channel, ChannelContext, WebhookRequest, command_kind
+from bridge.errors import BadRequest, NotFound, TooLarge
+from bridge.model import Conversation, InboundMessage, Opened, Part, Person, Received
+from bridge.typedefs import CORE
 
 if TYPE_CHECKING:
-    from bridge.core import Core
-    from bridge.settings import ChannelSettings, Settings
+    from bridge.settings import BotSettings, ChannelSettings
+
+TOKEN_DIGEST = "session_token_sha256"  # conversation state: the session token's digest
+TOKEN_REQUIRED = "session_token_required"  # conversation state: the session always needs it
+REMOTE_ID = "participant_remote_id"  # conversation state: the host page's id for the person
 
 
 class WebOptions(BaseModel):
@@ -68,30 +74,75 @@ class WebChannel(Channel):
         self.chatbot_id: str = self.options.chatbot_id or name
         self.allowed_origins: frozenset[str] = frozenset(self.options.allowed_origins)
 
-    async def start(self, core: Core) -> None:
-        await super().start(core)
-        self.chatbot_id = self.resolved_chatbot_id(core.settings)
+    async def start(self, context: ChannelContext) -> None:
+        await super().start(context)
+        self.chatbot_id = self.resolved_chatbot_id(context.bot)
         if not self.allowed_origins:
-            self.allowed_origins = frozenset({_origin(core.settings.base_url)})
-        self.uploads_dir = Path(self.options.uploads_dir or Path(core.settings.data_dir) / "uploads")
+            self.allowed_origins = frozenset({_origin(context.base_url)})
+        self.uploads_dir = Path(self.options.uploads_dir or context.data_dir / "uploads")
 
-    def resolved_chatbot_id(self, settings: Settings) -> str:
+    def resolved_chatbot_id(self, bot: BotSettings | None) -> str:
         """The id widgets use: set, else the bot's OCS experiment id, else the channel's name."""
-        if self.options.chatbot_id is None:
-            bot = settings.bots.get(self.bot)
-            if bot is not None and bot.backend == "ocs" and bot.experiment_id:
-                return bot.experiment_id
+        if self.options.chatbot_id is None and bot is not None and bot.backend == "ocs" and bot.experiment_id:
+            return bot.experiment_id
         return self.chatbot_id
 
+    # inbound: the Chat API's calls (routes.py verifies origin, key and token first) -------------
     async def verify(self, request: WebhookRequest) -> None:
         raise NotFound("the web channel has no webhook; the widget calls /api/chat/")
 
+    def parse(self, request: WebhookRequest) -> Received:
+        raise NotFound("the web channel has no webhook; the widget calls /api/chat/")
+
+    def opened(self, session_id: str, body: dict[str, Any], digest: str, token_required: bool) -> Opened:
+        """``chat/start/``: the person (the session is their conversation) and what to keep of them."""
+        session_data = body.get("session_data")
+        page_url = session_data.get("page_url") if isinstance(session_data, dict) else None
+        state = {
+            REMOTE_ID: _text(body.get("participant_remote_id")),
+            "page_url": _text(page_url, 2000),
+            TOKEN_DIGEST: digest,
+            TOKEN_REQUIRED: self.options.require_session_token or token_required,
+        }
+        name = _text(body.get("participant_name"))
+        return Opened(Person(key=session_id, address=session_id, name=name, platform="web"), state)
+
+    def message(self, conversation: Conversation, body: dict[str, Any], platform_id: str) -> InboundMessage:
+        """``chat/{session}/message/``: the person's message."""
+        text = body.get("message")
+        if not isinstance(text, str) or not text.strip():
+            raise BadRequest("'message' must be a non-empty string")
+        if len(text) > self.options.max_message_chars:
+            raise TooLarge(f"a message may be at most {self.options.max_message_chars} characters")
+        text = text.strip()
+        context = body.get("context")
+        return InboundMessage(
+            channel=self.name,
+            platform_id=platform_id,
+            person=conversation.person,
+            kind=command_kind(text),
+            text=text,
+            context={"page_context": context} if isinstance(context, dict) else {},
+        )
+
+    # outbound -----------------------------------------------------------------------------------
     async def send(self, conversation: Conversation, part: Part) -> str | None:
-        """Nothing to push: the widget polls for the stored part."""
+        """Nothing to push: the part, once marked sent, is what the widget's next poll reads."""
         return None
 
     def allows_origin(self, origin: str) -> bool:
         return "*" in self.allowed_origins or origin.rstrip("/") in self.allowed_origins
+
+
+def web_channels(app: web.Application) -> list[WebChannel]:
+    core = app.get(CORE)
+    if core is None:
+        return []
+    return [c for c in core.channels.values() if isinstance(c, WebChannel)]
+
+
+def _text(value: object, limit: int = 255) -> str:
+    return value[:limit] if isinstance(value, str) else ""
 
 
 def _origin(url: str) -> str:

@@ -10,6 +10,7 @@ from aiohttp import web
 from bridge.errors import NotFound
 from bridge.typedefs import CORE
 
+from .channel import web_channels
 from .files import FileResponse, under
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -29,8 +30,6 @@ async def vendor_file(request: web.Request) -> web.FileResponse:
 
 
 async def demo_page(request: web.Request) -> web.Response:
-    from .routes import web_channels  # routes imports this module
-
     if not request.app[CORE].settings.serves_demo:
         raise NotFound("Not found.")
     channels = web_channels(request.app)

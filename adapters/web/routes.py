@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 from dataclasses import dataclass
@@ -15,16 +16,14 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bridge.body import json_object
-from bridge.channel import command_kind
-from bridge.core import Core
-from bridge.errors import BadRequest, Forbidden, NotFound, TooLarge
-from bridge.model import Conversation, InboundMessage, Kind, Person
+from bridge.errors import BadRequest, Forbidden, NotFound
+from bridge.model import Conversation, InboundMessage, Kind, Received
 from bridge.store import StoredPart
 from bridge.store.people import proactive_ids
 from bridge.typedefs import CORE
 
 from . import uploads
-from .channel import WebChannel
+from .channel import REMOTE_ID, TOKEN_DIGEST, TOKEN_REQUIRED, WebChannel, web_channels
 from .demo import demo_page, install_static
 from .files import FileResponse, under
 from .security import (
@@ -43,8 +42,6 @@ from .wire import assistant_message, iso, parse_since
 
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("web_rate_limiter", RateLimiter)
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-_TOKEN_DIGEST = "session_token_sha256"
-_TOKEN_REQUIRED = "session_token_required"
 POLL_LIMIT = 50
 
 
@@ -60,13 +57,6 @@ def install(app: web.Application) -> None:
     app.router.add_get("/uploads/{file_id}/{name}", download)
     app.router.add_get("/", demo_page)
     install_static(app)
-
-
-def web_channels(app: web.Application) -> list[WebChannel]:
-    core = app.get(CORE)
-    if core is None:
-        return []
-    return [c for c in core.channels.values() if isinstance(c, WebChannel)]
 
 
 @dataclass(frozen=True)
@@ -90,23 +80,21 @@ async def start(request: web.Request) -> web.Response:
     check_origin(channel, request)
     check_embed_key(channel, request)
     _limit_address(request, channel)
-    remote_id = _text(body.get("participant_remote_id"))
-    name = _text(body.get("participant_name"))
-    raw_data = body.get("session_data")
-    session_data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
     session_id, token = new_session_id(), new_session_token()
-    state = {
-        "participant_remote_id": remote_id,
-        "page_url": _text(session_data.get("page_url"), 2000),
-        _TOKEN_DIGEST: token_digest(token),
-        # Newer widgets announce themselves by sending the header (even empty) at start.
-        _TOKEN_REQUIRED: channel.options.require_session_token or SESSION_TOKEN_HEADER in request.headers,
-    }
-    person = Person(key=session_id, address=session_id, name=name, platform="web")
+    # Newer widgets announce themselves by sending the header (even empty) at start.
+    opened = channel.opened(session_id, body, token_digest(token), SESSION_TOKEN_HEADER in request.headers)
     core = request.app[CORE]
-    if remote_id:
-        await _end_previous_chats(core, channel, remote_id)
-    await core.store.open_conversation(channel.name, person, state=state)
+    remote_id = opened.state[REMOTE_ID]
+    # The widget's "new chat": the participant's earlier chats end their bot sessions (in order,
+    # after anything they still have pending), in the same transaction as the new one opens.
+    previous = await core.store.conversations_with(channel.name, REMOTE_ID, remote_id) if remote_id else []
+    ends = [
+        InboundMessage(channel.name, f"end:{c.person.key}", c.person, kind=Kind.END)
+        for c in previous
+        if c.session_id
+    ]
+    await core.receive(channel.name, Received(messages=tuple(ends), events=(opened,)))
+    name = opened.person.name
     return web.json_response(
         {
             "session_id": session_id,
@@ -118,42 +106,17 @@ async def start(request: web.Request) -> web.Response:
     )
 
 
-async def _end_previous_chats(core: Core, channel: WebChannel, remote_id: str) -> None:
-    """The widget's "new chat": the participant's earlier chats end their bot sessions (in order,
-    after anything they still have pending)."""
-    previous = await core.store.conversations_with(channel.name, "participant_remote_id", remote_id)
-    await core.accept(
-        [
-            InboundMessage(channel.name, f"end:{c.person.key}", c.person, kind=Kind.END)
-            for c in previous
-            if c.session_id
-        ]
-    )
-
-
 async def message(request: web.Request) -> web.Response:
     session = await _session(request)
     channel, conversation = session.channel, session.conversation
     body = await json_object(request)
-    text = body.get("message")
-    if not isinstance(text, str) or not text.strip():
-        raise BadRequest("'message' must be a non-empty string")
-    if len(text) > channel.options.max_message_chars:
-        raise TooLarge(f"a message may be at most {channel.options.max_message_chars} characters")
+    inbound = channel.message(conversation, body, f"{conversation.person.key}:{secrets.token_urlsafe(12)}")
     _limit_address(request, channel)
     request.app[LIMITER].hit(f"session:{conversation.id}", channel.options.session_rate, "messages")
     if body.get("attachment_ids"):
-        text += _attachment_links(request, channel, conversation, body["attachment_ids"])
-    context = body.get("context")
-    inbound = InboundMessage(
-        channel=channel.name,
-        platform_id=f"{conversation.person.key}:{secrets.token_urlsafe(12)}",
-        person=conversation.person,
-        kind=command_kind(text),
-        text=text.strip(),
-        context={"page_context": context} if isinstance(context, dict) else {},
-    )
-    accepted = (await request.app[CORE].accept([inbound]))[0]
+        links = _attachment_links(request, channel, conversation, body["attachment_ids"])
+        inbound = dataclasses.replace(inbound, text=inbound.text + links)
+    accepted = (await request.app[CORE].receive(channel.name, Received(messages=(inbound,))))[0]
     return web.json_response({"task_id": accepted.public_id, "status": "processing"}, status=202)
 
 
@@ -163,9 +126,9 @@ async def poll_task(request: web.Request) -> web.Response:
     stored = await store.message(request.match_info["task_id"])
     if stored is None or stored.conversation_id != session.conversation.id:
         raise NotFound("unknown task")
-    if stored.status == "pending":
-        return web.json_response({"status": "processing", "message": None})
     parts = await store.parts_of(stored.id)
+    if stored.status == "pending" or any(p.status == "pending" for p in parts):  # not all sent yet
+        return web.json_response({"status": "processing", "message": None})
     links = session.channel.options.attachment_links
     reply = assistant_message(parts, links=links) if parts else _empty_message()
     await store.mark_fetched(stored.id)
@@ -250,14 +213,10 @@ async def _session(request: web.Request) -> Session:
                 check_embed_key(channel, request)
                 state = conversation.state
                 check_session_token(
-                    request, str(state.get(_TOKEN_DIGEST, "")), bool(state.get(_TOKEN_REQUIRED))
+                    request, str(state.get(TOKEN_DIGEST, "")), bool(state.get(TOKEN_REQUIRED))
                 )
                 return Session(channel, conversation)
     raise NotFound("unknown session")
-
-
-def _text(value: object, limit: int = 255) -> str:
-    return value[:limit] if isinstance(value, str) else ""
 
 
 def _limit_address(request: web.Request, channel: WebChannel) -> None:

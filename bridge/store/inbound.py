@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Connection, String, bindparam, cast, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
-from bridge.model import InboundMessage, Person
+from bridge.model import Blocked, ChatMoved, DeliveryReport, Event, InboundMessage, Opened, Person, Received
+from bridge.store import events
 from bridge.store.records import Accepted
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, UTCDateTime, utcnow
 
@@ -70,11 +72,51 @@ class Inbound:
             M.channel == bindparam("m_channel"), M.platform_id == bindparam("m_platform_id")
         )
 
+    def receive(
+        self, connection: Connection, *, channel: str, received: Received, unblock: bool, release_held: bool
+    ) -> list[Accepted]:
+        """A verified request's events, then its messages, in one transaction."""
+        now = utcnow()
+        for event in received.events:
+            self.apply(connection, channel, event, now)
+        return [
+            self.accept(connection, message=m, unblock=unblock, release_held=release_held, now=now)
+            for m in received.messages
+        ]
+
+    def apply(self, connection: Connection, channel: str, event: Event, now: datetime) -> None:
+        match event:
+            case Blocked(person, blocked, remember):
+                if remember:
+                    self.upsert_conversation(connection, channel, person, work=False, now=now)
+                events.set_blocked(connection, channel, person.key, blocked)
+            case ChatMoved(old, new):
+                events.move_chat(connection, channel, old, new)
+            case Opened(person, state):
+                self.upsert_conversation(connection, channel, person, work=False, state=state, now=now)
+            case DeliveryReport():
+                conversation_id = events.record_delivery(
+                    connection, channel, event.platform_id, event.status, event.reason
+                )
+                if conversation_id is None:
+                    return
+                if event.unreachable:
+                    events.block(connection, conversation_id, event.reason)
+                if event.again is not None:
+                    events.send_again(
+                        connection, self.merged, conversation_id, event.platform_id, event.again, now
+                    )
+
     def accept(
-        self, connection: Connection, *, message: InboundMessage, unblock: bool, release_held: bool
+        self,
+        connection: Connection,
+        *,
+        message: InboundMessage,
+        unblock: bool,
+        release_held: bool,
+        now: datetime,
     ) -> Accepted:
         """With ``release_held``, parts held until this person writes go out now (also on a retry)."""
-        now = utcnow()
         conversation_id = self.upsert_conversation(
             connection, message.channel, message.person, unblock=unblock, state=message.state, now=now
         )

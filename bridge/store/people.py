@@ -15,7 +15,7 @@ from bridge.model import Conversation, Kind
 from bridge.store.proactive_tables import ParticipantDataRow, ScheduleRow
 from bridge.store.records import to_conversation
 from bridge.store.repo import Store
-from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
+from bridge.store.tables import ConversationRow, MessageRow, utcnow
 
 PROACTIVE_KINDS = (Kind.PROMPT.value, Kind.DELIVER.value)
 
@@ -66,26 +66,6 @@ async def stored(store: Store, channel: str, platform_id: str) -> bool:
             select(MessageRow.id).where(MessageRow.channel == channel, MessageRow.platform_id == platform_id)
         )
         return found is not None
-
-
-async def send_again(store: Store, channel: str, platform_id: str, state: dict[str, Any]) -> None:
-    """The platform refused a part it had accepted, for now: queue it again at once, with these
-    changes to the conversation's state (they tell the channel how to send it this time)."""
-    now = utcnow()
-    c = ConversationRow
-    async with store.writing() as session:
-        part = await session.scalar(
-            select(PartRow)
-            .join(c, c.id == PartRow.conversation_id)
-            .where(PartRow.platform_message_id == platform_id, c.channel == channel)
-        )
-        conversation = await session.get(c, part.conversation_id) if part is not None else None
-        if part is None or conversation is None or conversation.blocked:
-            return
-        part.status, part.next_attempt_at, part.platform_message_id = "pending", now, None
-        conversation.state = {**(conversation.state or {}), **state}
-        conversation.inbox_seq += 1
-        conversation.next_run_at = now
 
 
 async def proactive_ids(store: Store, message_ids: Collection[int]) -> set[int]:

@@ -8,7 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from bridge.errors import Unstorable
-from bridge.model import Attachment, Conversation, InboundMessage, Person
+from bridge.model import (
+    Attachment,
+    Blocked,
+    ChatMoved,
+    Conversation,
+    DeliveryReport,
+    Event,
+    InboundMessage,
+    Opened,
+    Person,
+    Received,
+)
 from bridge.store.tables import ConversationRow, MessageRow, PartRow
 
 
@@ -130,6 +141,33 @@ def clean_message(message: InboundMessage) -> InboundMessage:
         context=clean_json(message.context),
         state=clean_json(message.state),
     )
+
+
+def clean_received(received: Received) -> Received:
+    return Received(tuple(map(clean_message, received.messages)), tuple(map(_clean_event, received.events)))
+
+
+def _clean_event(event: Event) -> Event:
+    match event:
+        case Blocked() | Opened():
+            return dataclasses.replace(event, person=clean_person(event.person))
+        case ChatMoved(old, new):
+            return ChatMoved(_clean_id(old), _clean_id(new))
+        case DeliveryReport():
+            return dataclasses.replace(
+                event,
+                platform_id=_clean_id(event.platform_id),
+                status=clean_text(event.status)[:32],
+                reason=clean_text(event.reason)[:500],
+                again=clean_json(event.again) if event.again is not None else None,
+            )
+
+
+def _clean_id(value: str) -> str:
+    cleaned = clean_text(value)
+    if not cleaned or len(cleaned) > ID_LIMIT:
+        raise Unstorable("id missing or too long")
+    return cleaned
 
 
 def to_conversation(row: ConversationRow) -> Conversation:

@@ -13,7 +13,8 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bridge.model import Conversation, InboundMessage, Person
+from bridge.model import Conversation, InboundMessage, Person, Received
+from bridge.store import events
 from bridge.store.db import sessionmaker, sqlite_writer_engine
 from bridge.store.inbound import Inbound
 from bridge.store.records import (
@@ -22,8 +23,8 @@ from bridge.store.records import (
     StoredMessage,
     StoredPart,
     clean_json,
-    clean_message,
     clean_person,
+    clean_received,
     clean_text,
     to_conversation,
     to_message,
@@ -33,16 +34,6 @@ from bridge.store.tables import ConversationRow, HeartbeatRow, MessageRow, PartR
 from bridge.store.writer import Writer
 
 C = ConversationRow.__table__.c
-_DELIVERY_RANK = {
-    "accepted": 0,
-    "queued": 0,
-    "sending": 1,
-    "sent": 2,
-    "delivered": 3,
-    "undelivered": 3,
-    "failed": 3,
-    "read": 4,
-}
 _FORGET = timedelta(days=1)  # heartbeats older than this are deleted
 
 
@@ -85,22 +76,34 @@ class Store:
         return self._reader()
 
     # inbound ------------------------------------------------------------------------------------
-    async def accept(
-        self, message: InboundMessage, *, unblock: bool = True, release_held: bool = False
-    ) -> Accepted:
-        """Store a message durably; a platform retry is recognised (by the unique index, in the same
-        statement). With ``unblock``, a blocked person who writes again can be answered again; with
-        ``release_held``, what was held until they wrote goes out now, in the same transaction.
-        Concurrent calls share a commit (see ``Writer``) and go before the workers' writes.
+    async def receive(
+        self, channel: str, received: Received, *, unblock: bool = True, release_held: bool = False
+    ) -> list[Accepted]:
+        """Store a verified request's events and messages durably, in one transaction; a platform's
+        retry of a message is recognised (by the unique index, in the same statement), and events are
+        safe to apply twice. With ``unblock``, a blocked person who writes again can be answered
+        again; with ``release_held``, what was held until they wrote goes out now. Concurrent calls
+        share a commit (see ``Writer``) and go before the workers' writes.
 
         Raises ``Unstorable`` for ids empty or too long to store (the caller answers 400)."""
-        message = clean_message(message)
+        received = clean_received(received)
         return await self.writer(
             functools.partial(
-                self.inbound.accept, message=message, unblock=unblock, release_held=release_held
+                self.inbound.receive,
+                channel=channel,
+                received=received,
+                unblock=unblock,
+                release_held=release_held,
             ),
             urgent=True,
         )
+
+    async def accept(
+        self, message: InboundMessage, *, unblock: bool = True, release_held: bool = False
+    ) -> Accepted:
+        """One message on its own (a proactive one, a test's)."""
+        received = Received(messages=(message,))
+        return (await self.receive(message.channel, received, unblock=unblock, release_held=release_held))[0]
 
     # conversations ------------------------------------------------------------------------------
     async def conversation(self, channel: str, key: str) -> Conversation | None:
@@ -153,45 +156,13 @@ class Store:
                 .values(session_id=session_id, last_activity_at=utcnow())
             )
 
-    async def set_blocked(
-        self, channel: str, key: str, blocked: bool, *, person: Person | None = None
-    ) -> None:
-        """A blocked person gets nothing more; their pending parts are skipped. With ``person``
-        (whose key is ``key``), one the bridge has not heard from yet is kept too (an SMS STOP as
-        the very first message holds for what they write next)."""
-        async with self.writing() as session:
-            if person is not None:
-                known = clean_person(person)
-                await session.run_sync(
-                    lambda sync: self.inbound.upsert_conversation(
-                        sync.connection(), channel, known, work=False
-                    )
-                )
-            conversation_id = await session.scalar(
-                update(ConversationRow)
-                .where(ConversationRow.channel == channel, ConversationRow.person_key == clean_text(key))
-                .values(blocked=blocked)
-                .returning(ConversationRow.id)
-            )
-            if blocked and conversation_id is not None:
-                await skip_pending_parts(session, conversation_id, "person blocked the bot")
-
     async def block_conversation(self, conversation_id: int, reason: str) -> None:
         """The person cannot be reached: send nothing more until they write again."""
-        async with self.writing() as session:
-            await session.execute(
-                update(ConversationRow).where(ConversationRow.id == conversation_id).values(blocked=True)
-            )
-            await skip_pending_parts(session, conversation_id, reason)
+        await self.writer(functools.partial(events.block, conversation_id=conversation_id, reason=reason))
 
-    async def rekey_conversation(self, channel: str, old_key: str, new_key: str, new_address: str) -> None:
-        """The platform renamed the chat (Telegram group -> supergroup): keep the conversation."""
-        async with self.writing() as session:
-            await session.execute(
-                update(ConversationRow)
-                .where(ConversationRow.channel == channel, ConversationRow.person_key == old_key)
-                .values(person_key=new_key, address=new_address)
-            )
+    async def apply(self, channel: str, received: Received) -> None:
+        """Events noticed outside a webhook (a send that found the chat moved)."""
+        await self.receive(channel, received)
 
     # reading back (web channel, CLI) ------------------------------------------------------------
     async def message(self, public_id: str) -> StoredMessage | None:
@@ -218,7 +189,8 @@ class Store:
             )
 
     async def parts_since(self, conversation_id: int, since: datetime | None) -> list[StoredPart]:
-        query = select(PartRow).where(PartRow.conversation_id == conversation_id)
+        """The parts sent to a conversation (the web channel's history), oldest first."""
+        query = select(PartRow).where(PartRow.conversation_id == conversation_id, PartRow.status == "sent")
         if since is not None:
             query = query.where(PartRow.created_at > since)
         async with self.reading() as session:
@@ -246,26 +218,6 @@ class Store:
             )
             await session.flush()
             return [r.id for r in rows]
-
-    async def record_delivery(self, channel: str, platform_id: str, status: str, reason: str) -> int | None:
-        """Keep a platform's delivery report on the part it sent (reports may come out of order:
-        a status only ever moves forward). The part's conversation id, or None if unknown."""
-        rank = _DELIVERY_RANK.get(status, 0)
-        async with self.writing() as session:
-            row = await session.scalar(
-                select(PartRow)
-                .join(ConversationRow, ConversationRow.id == PartRow.conversation_id)
-                .where(PartRow.platform_message_id == platform_id, ConversationRow.channel == channel)
-            )
-            if row is None:
-                return None
-            if rank > _DELIVERY_RANK.get(row.delivery_status or "", -1):
-                row.delivery_status = status
-                if reason:
-                    row.error = reason
-                if status in ("failed", "undelivered"):  # a dead letter: visible and retryable
-                    row.status = "dead"
-            return row.conversation_id
 
     async def backlog(self) -> Backlog:
         """What waits and what failed, in one round trip (the partial ``ix_*_open`` indexes)."""
@@ -309,11 +261,3 @@ class Store:
     async def ping(self) -> None:
         async with self.reading() as session:
             await session.execute(select(1))
-
-
-async def skip_pending_parts(session: AsyncSession, conversation_id: int, reason: str) -> None:
-    await session.execute(
-        update(PartRow)
-        .where(PartRow.conversation_id == conversation_id, PartRow.status == "pending")
-        .values(status="skipped", error=reason)
-    )
