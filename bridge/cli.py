@@ -20,11 +20,10 @@ from bridge.bots import BotError, build_bot
 from bridge.channel import Channel, SendError
 from bridge.core import Core
 from bridge.errors import ConfigError
-from bridge.health import DATABASE_ERRORS, short
 from bridge.proactive import commands
 from bridge.settings import Settings, exit_on_config_error, load_settings, read_environment
 from bridge.store import Store
-from bridge.store.db import create_engine, migrate, schema_problem
+from bridge.store.db import DATABASE_ERRORS, create_engine, migrate, schema_problem, short
 from bridge.store.queue import dead_letters, revive
 from bridge.variables import check_environment, unknown_variables
 from bridge.web import create_app

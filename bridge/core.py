@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
@@ -20,8 +20,15 @@ from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.records import Accepted
 
-if TYPE_CHECKING:
-    from bridge.worker import Worker
+
+class Running(Protocol):
+    """A worker of this process, as the core and the app see it."""
+
+    wakeup: asyncio.Event
+    running: bool
+
+    async def stop(self, grace: float) -> None: ...
+
 
 log = structlog.get_logger("bridge.core")
 
@@ -35,7 +42,7 @@ class Core:
     channels: dict[str, Channel]
     bots: dict[str, Bot]
     metrics: Metrics = field(default_factory=Metrics)
-    workers: list[Worker] = field(default_factory=list)  # the Worker of this process, if it runs one
+    workers: list[Running] = field(default_factory=list)  # the Worker of this process, if it runs one
     # conversations whose history a bot's event says has something new (the follower reads them)
     history_due: set[int] = field(default_factory=set)
     history_event: asyncio.Event = field(default_factory=asyncio.Event)

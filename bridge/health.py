@@ -13,26 +13,17 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.core import Core
 from bridge.errors import ConfigError
 from bridge.metrics import CONTENT_TYPE
-from bridge.store.db import migrate, schema_problem
+from bridge.store.db import DATABASE_ERRORS, migrate, schema_problem, short
 from bridge.typedefs import CORE
 
 log = structlog.get_logger("bridge.health")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# What an unreachable or broken database raises (asyncpg's connection errors are OSErrors).
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, TimeoutError)
 _CHECK_TIMEOUT = 5.0
-
-
-def short(exc: BaseException) -> str:
-    """An error in a few words for a log line or a detail: its type and first line, cut short."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
 
 
 async def healthz(request: web.Request) -> web.Response:

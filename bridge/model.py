@@ -34,6 +34,9 @@ class Person:
     name: str = ""
     platform: str = ""
 
+    def __post_init__(self) -> None:
+        _strings(self, "key", "address", "name", "platform")
+
 
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
@@ -47,6 +50,17 @@ class InboundMessage:
     what: str = ""  # for UNSUPPORTED: "photo", "sticker", ...
     context: dict[str, Any] = field(default_factory=dict)  # platform details kept with the row
     state: dict[str, Any] = field(default_factory=dict)  # merged into the conversation's state
+
+    def __post_init__(self) -> None:
+        _strings(self, "channel", "platform_id", "text", "what")
+
+
+def _strings(record: object, *names: str) -> None:
+    """A parser that let a non-string through (a JSON list where text was expected) fails here,
+    where its own error handling sees it, not later in the store."""
+    for name in names:
+        if not isinstance(getattr(record, name), str):
+            raise TypeError(f"{type(record).__name__}.{name} must be a string")
 
 
 # Platform events: what a verified request says besides messages. The core applies them in the

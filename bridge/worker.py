@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bridge.conversation import ConversationRun
-from bridge.health import DATABASE_ERRORS, short
+from bridge.store.db import DATABASE_ERRORS, short
 from bridge.store.queue import Claim, Queue
 
 if TYPE_CHECKING:

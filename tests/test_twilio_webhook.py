@@ -300,6 +300,6 @@ async def test_logs_mask_numbers_and_never_carry_the_token(bridge: Bridge, tw: F
         await tw.wait_for(lambda: len(tw.attempts(PERSON)) == 2)
         await asyncio.sleep(0.1)
     text = str(logs)
-    assert any(entry["event"] == "twilio.sent" for entry in logs)
+    assert any(entry["event"] == "sent through Twilio" for entry in logs)
     assert "0001" in text and PERSON not in text and OUR_NUMBER not in text
     assert AUTH_TOKEN not in text and "log me" not in text

@@ -48,7 +48,7 @@ def readable(read: Callable[[], T]) -> T:
     except BadRequest:
         raise
     except Exception as exc:
-        log.warning("telegram.malformed_update", error=type(exc).__name__)
+        log.warning("malformed Telegram update", error=type(exc).__name__)
         raise BadRequest("malformed update") from None
 
 
@@ -101,7 +101,7 @@ class TelegramChannel(Channel):
             try:
                 await self.learn_username()
             except SendError as exc:
-                log.warning("telegram.getme_failed", channel=self.name, reason=exc.reason)
+                log.warning("Telegram getMe failed", channel=self.name, reason=exc.reason)
 
     async def stop(self) -> None:
         if self._api is not None:
@@ -165,7 +165,7 @@ class TelegramChannel(Channel):
         except tg.RetryAfter as exc:
             self.limiter.pause(chat, retry_after(exc))
         except tg.TelegramError as exc:  # only a hint: the send itself reports real failures
-            log.debug("telegram.typing_failed", channel=self.name, reason=self.scrub(exc.message))
+            log.debug("Telegram typing failed", channel=self.name, reason=self.scrub(exc.message))
 
     async def _call(
         self, conversation: Conversation, chat: int | str, step: Step
@@ -199,7 +199,7 @@ class TelegramChannel(Channel):
         except tg.BadRequest as exc:
             if not is_bad_markup(exc):
                 raise
-            log.info("telegram.plain_fallback", channel=self.name, reason=exc.message)
+            log.info("Telegram refused the markup; sent as plain text", channel=self.name, reason=exc.message)
             return await self.api.send_message(chat, text)
 
     async def _send_file(self, chat: int | str, attachment: Attachment) -> telegram.Message:
@@ -213,5 +213,5 @@ class TelegramChannel(Channel):
             except tg.BadRequest as exc:
                 if is_gone(exc):
                     raise
-                log.info("telegram.file_not_sent", channel=self.name, reason=exc.message)
+                log.info("Telegram could not send the file", channel=self.name, reason=exc.message)
         return await self.api.send_message(chat, f"{attachment.name}: {attachment.url}")

@@ -76,7 +76,7 @@ async def poll(channel: TelegramChannel, core: Core, stop: asyncio.Event) -> Non
     if getattr(channel, "context", None) is None:
         await channel.start(core.context(channel))
     await delete_webhook(channel)
-    log.info("telegram.polling", channel=channel.name)
+    log.info("polling Telegram", channel=channel.name)
     offset: int | None = None
     delay = 1.0
     while not stop.is_set():
@@ -99,7 +99,7 @@ async def poll(channel: TelegramChannel, core: Core, stop: asyncio.Event) -> Non
             await _sleep(retry_after(exc), stop)
         except Exception as exc:  # network, Conflict, a database hiccup: wait and poll again
             reason = channel.scrub(exc.message if isinstance(exc, tg.TelegramError) else repr(exc))
-            log.warning("telegram.poll_failed", channel=channel.name, reason=reason, retry_in=delay)
+            log.warning("Telegram poll failed", channel=channel.name, reason=reason, retry_in=delay)
             await _sleep(delay, stop)
             delay = min(delay * 2, 30.0)
 

@@ -248,14 +248,14 @@ class TwilioChannel(Channel):
             message = await self.client.messages.create_async(**params)
         except TwilioException as exc:
             error = send_error(exc, self._token)
-            log.info("twilio.send_failed", channel=self.name, to=to, reason=error.reason)
+            log.info("Twilio send failed", channel=self.name, to=to, reason=error.reason)
             if self.template is not None and getattr(exc, "code", None) == OUTSIDE_WINDOW:
                 raise window.OutsideWindow(error.reason) from None
             raise error from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SendError(f"cannot reach Twilio ({type(exc).__name__})") from None
         media = len(params.get("media_url", ()))
-        log.info("twilio.sent", channel=self.name, to=to, sid=message.sid, media=media)
+        log.info("sent through Twilio", channel=self.name, to=to, sid=message.sid, media=media)
         return str(message.sid)
 
 

@@ -75,7 +75,7 @@ class Template:
                 content = await self._client().content.v1.contents(self.sid).fetch_async()
                 self._variables = {str(k): str(v) for k, v in (content.variables or {}).items()}
             except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
-                log.warning("twilio.template_unreadable", template=self.sid, error=type(exc).__name__)
+                log.warning("WhatsApp template unreadable", template=self.sid, error=type(exc).__name__)
                 return {NAME_VARIABLE: name} if name else {}
         if NAME_VARIABLE not in self._variables:
             return {}

@@ -10,7 +10,18 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy import Engine, event, pool, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+# What an unreachable or broken database raises (asyncpg's connection errors are OSErrors).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, TimeoutError)
+
+
+def short(exc: BaseException) -> str:
+    """An error in a few words for a log line or a detail: its type and first line, cut short."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
