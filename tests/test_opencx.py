@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from bridge.settings import BotSettings
-from bridge.store.queue import dead_letters
 from fakes.opencx import CxSession, FakeOpenCx
 from tests.conftest import Harness, eventually
 
@@ -72,7 +71,7 @@ async def test_an_ai_error_is_an_apology_and_a_dead_letter(bridge, cx: FakeOpenC
     await h.say("ada", "please explode")
     [apology] = await h.replies("ada", 1)
     assert apology.startswith("Sorry, something went wrong") and "error occurred" not in apology
-    [letter] = await dead_letters(h.core.store)
+    [letter] = await h.core.store.dead_letters()
     assert "value.error" in letter.reason
     await h.say("ada", "fine then")
     assert (await h.replies("ada", 2))[1] == "ai: fine then"

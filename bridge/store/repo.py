@@ -1,24 +1,31 @@
-"""The store as channels, the web API and the CLI see it: conversations, messages, reply parts."""
+"""The store as channels, the web API and the CLI see it: conversations, messages, reply parts.
+
+Every write is a Writer operation (``bridge.store.writer``: group commit), a plain function on a
+connection kept in the module of its topic (``events``, ``handoff``, ``follow``, ``people``,
+``letters``, ``statements``); the methods here hand them to the writer. Reads use ``reading()``."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bridge.model import Conversation, InboundMessage, Person
+from bridge.store import events, follow, handoff, letters, people, statements
 from bridge.store.db import sessionmaker, sqlite_writer_engine
 from bridge.store.inbound import Inbound
 from bridge.store.records import (
+    CONVERSATION,
+    PART,
     Accepted,
     Backlog,
+    DeadLetter,
     StoredMessage,
     StoredPart,
     clean_json,
@@ -32,17 +39,12 @@ from bridge.store.records import (
 from bridge.store.tables import ConversationRow, HeartbeatRow, MessageRow, PartRow, utcnow
 from bridge.store.writer import Writer
 
+if TYPE_CHECKING:
+    from bridge.store.people import Schedule, ScheduleChange
+
 C = ConversationRow.__table__.c
-_DELIVERY_RANK = {
-    "accepted": 0,
-    "queued": 0,
-    "sending": 1,
-    "sent": 2,
-    "delivered": 3,
-    "undelivered": 3,
-    "failed": 3,
-    "read": 4,
-}
+M = MessageRow.__table__.c
+P = PartRow.__table__.c
 _FORGET = timedelta(days=1)  # heartbeats older than this are deleted
 
 
@@ -52,36 +54,22 @@ class Store:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
-        self._writer = sessionmaker(engine)
         if engine.dialect.name == "sqlite":
-            # SQLite has one writer at a time: queue writers here, in order, rather than in
-            # SQLite's busy handler (which sleeps up to 100 ms between tries); readers run
-            # beside them (WAL) in plain deferred transactions.
+            # SQLite has one writer at a time (the Writer's thread); readers run beside it (WAL)
+            # in plain deferred transactions.
             self._reader = sessionmaker(engine.execution_options(readonly=True))
-            self._write_lock: asyncio.Lock | None = asyncio.Lock()
+            self.writer = Writer(engine, sqlite_writer_engine(engine), asyncio.Lock())
         else:
-            self._reader = self._writer
-            self._write_lock = None
-        sqlite = sqlite_writer_engine(engine) if engine.dialect.name == "sqlite" else None
-        self.writer = Writer(engine, sqlite, self._write_lock)
+            self._reader = sessionmaker(engine)
+            self.writer = Writer(engine, None, None)
         self.inbound = Inbound(self.is_postgres)
 
     async def close(self) -> None:
         """Finish the writes under way (the engine is the caller's to dispose of)."""
         await self.writer.close()
 
-    @contextlib.asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncSession]:
-        """A session in a write transaction, committed on exit."""
-        async with contextlib.AsyncExitStack() as stack:
-            if self._write_lock is not None:
-                await stack.enter_async_context(self._write_lock)
-            session = await stack.enter_async_context(self._writer())
-            await stack.enter_async_context(session.begin())
-            yield session
-
     def reading(self) -> AsyncSession:
-        """A session for reads only."""
+        """A session for reads only (every write is a Writer operation)."""
         return self._reader()
 
     # inbound ------------------------------------------------------------------------------------
@@ -104,31 +92,22 @@ class Store:
 
     # conversations ------------------------------------------------------------------------------
     async def conversation(self, channel: str, key: str) -> Conversation | None:
-        async with self.reading() as session:
-            row = await session.scalar(
-                select(ConversationRow).where(
-                    ConversationRow.channel == channel, ConversationRow.person_key == clean_text(key)
-                )
-            )
-            return None if row is None else to_conversation(row)
+        found = await self._conversations((C.channel == channel) & (C.person_key == clean_text(key)))
+        return found[0] if found else None
 
     async def conversations_at(self, channel: str, address: str) -> list[Conversation]:
         """Every conversation of a channel that replies to ``address`` (one chat, several people)."""
-        c = ConversationRow
-        async with self.reading() as session:
-            rows = await session.scalars(select(c).where(c.channel == channel, c.address == address))
-            return [to_conversation(r) for r in rows]
+        return await self._conversations((C.channel == channel) & (C.address == address))
 
     async def conversations_with(self, channel: str, field: str, value: str) -> list[Conversation]:
         """Conversations of a channel whose state has ``field == value`` (oldest first)."""
-        c = ConversationRow
+        state = ConversationRow.state[field].as_string()
+        return await self._conversations((C.channel == channel) & (state == clean_text(value)))
+
+    async def _conversations(self, where: Any) -> list[Conversation]:
         async with self.reading() as session:
-            rows = await session.scalars(
-                select(c)
-                .where(c.channel == channel, c.state[field].as_string() == clean_text(value))
-                .order_by(c.id)
-            )
-            return [to_conversation(r) for r in rows]
+            rows = await session.execute(select(*CONVERSATION).where(where).order_by(C.id))
+            return [to_conversation(row._mapping) for row in rows]
 
     async def open_conversation(
         self, channel: str, person: Person, state: dict[str, Any] | None = None
@@ -140,132 +119,127 @@ class Store:
             conversation_id = self.inbound.upsert_conversation(
                 connection, channel, person, work=False, state=clean_json(state) if state else None
             )
-            row = connection.execute(select(ConversationRow.__table__).where(C.id == conversation_id)).one()
-            return to_conversation(row)  # type: ignore[arg-type]
+            row = connection.execute(select(*CONVERSATION).where(C.id == conversation_id)).one()
+            return to_conversation(row._mapping)
 
         return await self.writer(open_conversation)
 
     async def set_session(self, conversation_id: int, session_id: str | None) -> None:
-        async with self.writing() as session:
-            await session.execute(
-                update(ConversationRow)
-                .where(ConversationRow.id == conversation_id)
-                .values(session_id=session_id, last_activity_at=utcnow())
-            )
+        await self.writer(
+            functools.partial(statements.set_session, conversation_id=conversation_id, session_id=session_id)
+        )
 
+    # what platforms tell (``bridge.store.events``) ----------------------------------------------
     async def set_blocked(
         self, channel: str, key: str, blocked: bool, *, person: Person | None = None
     ) -> None:
-        """A blocked person gets nothing more; their pending parts are skipped. With ``person``
-        (whose key is ``key``), one the bridge has not heard from yet is kept too (an SMS STOP as
-        the very first message holds for what they write next)."""
-        async with self.writing() as session:
-            if person is not None:
-                known = clean_person(person)
-                await session.run_sync(
-                    lambda sync: self.inbound.upsert_conversation(
-                        sync.connection(), channel, known, work=False
-                    )
-                )
-            conversation_id = await session.scalar(
-                update(ConversationRow)
-                .where(ConversationRow.channel == channel, ConversationRow.person_key == clean_text(key))
-                .values(blocked=blocked)
-                .returning(ConversationRow.id)
-            )
-            if blocked and conversation_id is not None:
-                await skip_pending_parts(session, conversation_id, "person blocked the bot")
+        """See ``events.set_blocked``."""
+        op = functools.partial(events.set_blocked, inbound=self.inbound, channel=channel, key=key)
+        await self.writer(functools.partial(op, blocked=blocked, person=person))
 
     async def block_conversation(self, conversation_id: int, reason: str) -> None:
-        """The person cannot be reached: send nothing more until they write again."""
-        async with self.writing() as session:
-            await session.execute(
-                update(ConversationRow).where(ConversationRow.id == conversation_id).values(blocked=True)
-            )
-            await skip_pending_parts(session, conversation_id, reason)
+        """See ``events.block``."""
+        await self.writer(functools.partial(events.block, conversation_id=conversation_id, reason=reason))
 
     async def rekey_conversation(self, channel: str, old_key: str, new_key: str, new_address: str) -> None:
-        """The platform renamed the chat (Telegram group -> supergroup): keep the conversation."""
-        async with self.writing() as session:
-            await session.execute(
-                update(ConversationRow)
-                .where(ConversationRow.channel == channel, ConversationRow.person_key == old_key)
-                .values(person_key=new_key, address=new_address)
+        """See ``events.rekey``."""
+        await self.writer(
+            functools.partial(
+                events.rekey, channel=channel, old_key=old_key, new_key=new_key, new_address=new_address
             )
+        )
+
+    async def record_delivery(self, channel: str, platform_id: str, status: str, reason: str) -> int | None:
+        """See ``events.record_delivery``."""
+        op = functools.partial(events.record_delivery, channel=channel, platform_id=platform_id)
+        return await self.writer(functools.partial(op, status=status, reason=reason))
+
+    async def send_again(self, channel: str, platform_id: str, state: dict[str, Any]) -> bool:
+        """See ``events.send_again``."""
+        op = functools.partial(events.send_again, channel=channel, platform_id=platform_id, state=state)
+        return await self.writer(op)
+
+    # what bots tell (``bridge.store.handoff``) --------------------------------------------------
+    async def mark_sessions(
+        self, channels: Collection[str], *, handed_off: Collection[str], closed: Collection[str]
+    ) -> list[int]:
+        """See ``handoff.mark_sessions``."""
+        op = functools.partial(handoff.mark_sessions, channels=channels, handed_off=handed_off, closed=closed)
+        return await self.writer(op)
+
+    async def forget_session(self, conversation_id: int, session_id: str) -> None:
+        """See ``handoff.forget_session``."""
+        op = functools.partial(handoff.forget_session, conversation_id=conversation_id, session_id=session_id)
+        await self.writer(op)
+
+    # the follower (``bridge.store.follow``) -----------------------------------------------------
+    async def claim_read(
+        self, conversation_id: int, active: Collection[str], since: datetime, until: datetime
+    ) -> follow.Claim | None:
+        """See ``follow.claim_read``."""
+        op = functools.partial(follow.claim_read, conversation_id=conversation_id, active=active)
+        return await self.writer(functools.partial(op, since=since, until=until))
+
+    async def advance(self, conversation_id: int, session_id: str, position: str | None) -> None:
+        """See ``follow.advance``."""
+        op = functools.partial(follow.advance, conversation_id=conversation_id, session_id=session_id)
+        await self.writer(functools.partial(op, position=position))
+
+    # people (``bridge.store.people``) -----------------------------------------------------------
+    async def merge_data(self, conversation_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        """See ``people.merge_data``."""
+        return await self.writer(
+            functools.partial(people.merge_data, conversation_id=conversation_id, data=data)
+        )
+
+    async def save_schedules(self, conversation_id: int, changes: Sequence[ScheduleChange]) -> None:
+        """See ``people.save_schedules``."""
+        op = functools.partial(people.save_schedules, conversation_id=conversation_id, changes=changes)
+        await self.writer(op)
+
+    async def mark_fired(self, schedule: Schedule) -> None:
+        """See ``people.mark_fired``."""
+        await self.writer(functools.partial(people.mark_fired, schedule=schedule))
+
+    # dead letters (``bridge.store.letters``) ----------------------------------------------------
+    async def dead_letters(self) -> list[DeadLetter]:
+        async with self.reading() as session:
+            return letters.letters(await session.execute(letters.DEAD))
+
+    async def revive(self, ref: str) -> bool:
+        """See ``letters.revive``."""
+        return await self.writer(functools.partial(letters.revive, ref=ref))
 
     # reading back (web channel, CLI) ------------------------------------------------------------
     async def message(self, public_id: str) -> StoredMessage | None:
         async with self.reading() as session:
-            row = await session.scalar(
-                select(MessageRow).where(MessageRow.public_id == clean_text(public_id))
-            )
-            return None if row is None else to_message(row)
+            query = select(MessageRow.__table__).where(M.public_id == clean_text(public_id))
+            row = (await session.execute(query)).first()
+            return None if row is None else to_message(row._mapping)
 
     async def parts_of(self, message_id: int) -> list[StoredPart]:
+        return await self._parts(P.message_id == message_id)
+
+    async def parts_since(self, conversation_id: int, since: datetime | None) -> list[StoredPart]:
+        where = P.conversation_id == conversation_id
+        return await self._parts(where if since is None else where & (P.created_at > since))
+
+    async def _parts(self, where: Any) -> list[StoredPart]:
         async with self.reading() as session:
-            rows = await session.scalars(
-                select(PartRow).where(PartRow.message_id == message_id).order_by(PartRow.id)
-            )
-            return [to_part(r) for r in rows]
+            rows = await session.execute(select(*PART).where(where).order_by(P.id))
+            return [to_part(row._mapping) for row in rows]
 
     async def mark_fetched(self, message_id: int) -> None:
         """The widget fetched the answer to this message (its task poll): don't show it again."""
-        async with self.writing() as session:
-            await session.execute(
+
+        def fetched(connection: Connection) -> None:
+            connection.execute(
                 update(PartRow)
-                .where(PartRow.message_id == message_id, PartRow.delivery_status.is_(None))
+                .where(P.message_id == message_id, P.delivery_status.is_(None))
                 .values(delivery_status="fetched")
             )
 
-    async def parts_since(self, conversation_id: int, since: datetime | None) -> list[StoredPart]:
-        query = select(PartRow).where(PartRow.conversation_id == conversation_id)
-        if since is not None:
-            query = query.where(PartRow.created_at > since)
-        async with self.reading() as session:
-            return [to_part(r) for r in await session.scalars(query.order_by(PartRow.id))]
-
-    async def enqueue_parts(
-        self, conversation_id: int, texts: list[str], message_id: int | None = None
-    ) -> list[int]:
-        """Queue outbound parts (a proactive message) and wake the conversation. Texts are
-        cleaned; one left empty by that is not a part."""
-        cleaned = [t for t in map(clean_text, texts) if t.strip()]
-        async with self.writing() as session:
-            rows = [
-                PartRow(conversation_id=conversation_id, message_id=message_id, seq=i, text=t)
-                for i, t in enumerate(cleaned)
-            ]
-            session.add_all(rows)
-            await session.execute(
-                update(ConversationRow)
-                .where(ConversationRow.id == conversation_id)
-                .values(
-                    inbox_seq=ConversationRow.inbox_seq + 1,
-                    next_run_at=func.coalesce(ConversationRow.next_run_at, utcnow()),
-                )
-            )
-            await session.flush()
-            return [r.id for r in rows]
-
-    async def record_delivery(self, channel: str, platform_id: str, status: str, reason: str) -> int | None:
-        """Keep a platform's delivery report on the part it sent (reports may come out of order:
-        a status only ever moves forward). The part's conversation id, or None if unknown."""
-        rank = _DELIVERY_RANK.get(status, 0)
-        async with self.writing() as session:
-            row = await session.scalar(
-                select(PartRow)
-                .join(ConversationRow, ConversationRow.id == PartRow.conversation_id)
-                .where(PartRow.platform_message_id == platform_id, ConversationRow.channel == channel)
-            )
-            if row is None:
-                return None
-            if rank > _DELIVERY_RANK.get(row.delivery_status or "", -1):
-                row.delivery_status = status
-                if reason:
-                    row.error = reason
-                if status in ("failed", "undelivered"):  # a dead letter: visible and retryable
-                    row.status = "dead"
-            return row.conversation_id
+        await self.writer(fetched)
 
     async def backlog(self) -> Backlog:
         """What waits and what failed, in one round trip (the partial ``ix_*_open`` indexes)."""
@@ -289,16 +263,19 @@ class Store:
 
     async def beat(self, owner: str) -> None:
         """A worker process says it is alive (its heartbeat loop calls this every few seconds)."""
-        now = utcnow()
         insert = (postgresql if self.is_postgres else sqlite).insert(HeartbeatRow)
-        async with self.writing() as session:
-            await session.execute(
+
+        def beat(connection: Connection) -> None:
+            now = utcnow()
+            connection.execute(
                 insert.values(owner=owner, seen_at=now).on_conflict_do_update(
                     index_elements=["owner"], set_={"seen_at": now}
                 )
             )
             # processes that stopped long ago (each start is a new owner)
-            await session.execute(delete(HeartbeatRow).where(HeartbeatRow.seen_at < now - _FORGET))
+            connection.execute(delete(HeartbeatRow).where(HeartbeatRow.seen_at < now - _FORGET))
+
+        await self.writer(beat)
 
     async def live_workers(self, within: float) -> int:
         """How many worker processes, anywhere, beat in the last ``within`` seconds."""
@@ -309,11 +286,3 @@ class Store:
     async def ping(self) -> None:
         async with self.reading() as session:
             await session.execute(select(1))
-
-
-async def skip_pending_parts(session: AsyncSession, conversation_id: int, reason: str) -> None:
-    await session.execute(
-        update(PartRow)
-        .where(PartRow.conversation_id == conversation_id, PartRow.status == "pending")
-        .values(status="skipped", error=reason)
-    )
