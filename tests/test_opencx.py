@@ -255,3 +255,8 @@ async def test_the_rate_limit_of_open_cx_is_waited_out_in_order(bridge, cx: Fake
     sends = [c for c in cx.calls if c[1].endswith("/send")]
     assert len(sends) > 8  # some were refused with 429 and sent again
     assert sorted(len(cx.received(s.id)) for s in cx.sessions.values()) == [4, 4]  # none twice
+
+
+async def test_a_bot_that_sends_no_events_answers_404(bridge):
+    h = await bridge()  # the OCS bot
+    assert await event(h, "conversation.closed", "s-1") == 404

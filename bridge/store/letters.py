@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, literal, select, union_all, update
 
-from bridge.store.records import DeadLetter
+from bridge.store.records import DeadLetter, to_dead_letter
 from bridge.store.statements import wake
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
 
@@ -29,8 +29,7 @@ DEAD = union_all(
 
 def letters(rows: Iterable[Any]) -> list[DeadLetter]:
     """The rows of ``DEAD`` as dead letters, oldest first."""
-    found = [DeadLetter(f"{r.kind}-{r.id}", r.channel, r.person_key, r.at, r.error or "") for r in rows]
-    return sorted(found, key=lambda d: d.at)
+    return sorted(map(to_dead_letter, rows), key=lambda d: d.at)
 
 
 def revive(connection: Connection, ref: str) -> bool:

@@ -14,22 +14,13 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from bridge.model import Conversation, Kind
 from bridge.store.proactive_tables import ParticipantDataRow, ScheduleRow
-from bridge.store.records import CONVERSATION, to_conversation
+from bridge.store.records import CONVERSATION, Schedule, to_conversation, to_schedule
 from bridge.store.tables import ConversationRow, MessageRow, utcnow
 
 if TYPE_CHECKING:
     from bridge.store.repo import Store
 
 PROACTIVE_KINDS = (Kind.PROMPT.value, Kind.DELIVER.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    id: str
-    name: str
-    prompt: str
-    due_at: datetime
-    fired_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +144,7 @@ async def due_schedules(store: Store, limit: int = 100) -> list[tuple[Conversati
             .order_by(s.due_at)
             .limit(limit)
         )
-        return [(to_conversation(row._mapping), _schedule(row.ScheduleRow)) for row in rows]
+        return [(to_conversation(row._mapping), to_schedule(row.ScheduleRow)) for row in rows]
 
 
 def mark_fired(connection: Connection, schedule: Schedule) -> None:
@@ -193,12 +184,8 @@ async def participants(
         for row in await session.scalars(
             select(ScheduleRow).where(ScheduleRow.conversation_id.in_(ids)).order_by(ScheduleRow.due_at)
         ):
-            schedules.setdefault(row.conversation_id, []).append(_schedule(row))
+            schedules.setdefault(row.conversation_id, []).append(to_schedule(row))
     return [Participant(c, data.get(c.id, {}), schedules.get(c.id, [])) for c in conversations]
-
-
-def _schedule(row: ScheduleRow) -> Schedule:
-    return Schedule(row.id, row.name, row.prompt, row.due_at, row.fired_at)
 
 
 async def send_again(store: Store, channel: str, platform_id: str, state: dict[str, Any]) -> None:

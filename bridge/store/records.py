@@ -78,6 +78,17 @@ class DeadLetter:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Ask the bot with ``prompt`` at ``due_at`` in the person's session (``fired_at`` once stored)."""
+
+    id: str
+    name: str
+    prompt: str
+    due_at: datetime
+    fired_at: datetime | None = None
+
+
 ID_LIMIT = 255  # person keys, addresses and platform message ids (String(255) columns)
 
 
@@ -168,6 +179,15 @@ def to_part(row: Mapping[Any, Any], message_ref: str | None = None) -> StoredPar
     values = {column.name: row[column.name] for column in PART}
     attachments = tuple(Attachment(**a) for a in row["attachments"] or ())
     return StoredPart(**values | {"attachments": attachments, "message_ref": message_ref})
+
+
+def to_schedule(row: Any) -> Schedule:
+    return Schedule(row.id, row.name, row.prompt, row.due_at, row.fired_at)
+
+
+def to_dead_letter(row: Any) -> DeadLetter:
+    """A row of ``letters.DEAD``."""
+    return DeadLetter(f"{row.kind}-{row.id}", row.channel, row.person_key, row.at, row.error or "")
 
 
 def attachments_json(attachments: tuple[Attachment, ...]) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from bridge.store.records import (
     Accepted,
     Backlog,
     DeadLetter,
+    Schedule,
     StoredMessage,
     StoredPart,
     clean_json,
@@ -40,7 +41,7 @@ from bridge.store.tables import ConversationRow, HeartbeatRow, MessageRow, PartR
 from bridge.store.writer import Writer
 
 if TYPE_CHECKING:
-    from bridge.store.people import Schedule, ScheduleChange
+    from bridge.store.people import ScheduleChange
 
 C = ConversationRow.__table__.c
 M = MessageRow.__table__.c
