@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,6 +43,7 @@ from bridge.store.writer import Writer
 if TYPE_CHECKING:
     from bridge.store.people import ScheduleChange
 
+T = TypeVar("T")
 C = ConversationRow.__table__.c
 M = MessageRow.__table__.c
 P = PartRow.__table__.c
@@ -126,81 +127,69 @@ class Store:
         return await self.writer(open_conversation)
 
     async def set_session(self, conversation_id: int, session_id: str | None) -> None:
-        await self.writer(
-            functools.partial(statements.set_session, conversation_id=conversation_id, session_id=session_id)
-        )
+        await self._write(statements.set_session, conversation_id=conversation_id, session_id=session_id)
 
-    # what platforms tell (``bridge.store.events``) ----------------------------------------------
+    async def _write(self, operation: Callable[..., T], /, **arguments: Any) -> T:
+        """Run the Writer operation ``operation(connection, **arguments)``; its result."""
+        return await self.writer(functools.partial(operation, **arguments))
+
+    # what platforms tell (``bridge.store.events``: see there) -----------------------------------
     async def set_blocked(
         self, channel: str, key: str, blocked: bool, *, person: Person | None = None
     ) -> None:
-        """See ``events.set_blocked``."""
-        op = functools.partial(events.set_blocked, inbound=self.inbound, channel=channel, key=key)
-        await self.writer(functools.partial(op, blocked=blocked, person=person))
+        await self._write(
+            events.set_blocked, inbound=self.inbound, channel=channel, key=key, blocked=blocked, person=person
+        )
 
     async def block_conversation(self, conversation_id: int, reason: str) -> None:
-        """See ``events.block``."""
-        await self.writer(functools.partial(events.block, conversation_id=conversation_id, reason=reason))
+        await self._write(events.block, conversation_id=conversation_id, reason=reason)
 
     async def rekey_conversation(self, channel: str, old_key: str, new_key: str, new_address: str) -> None:
-        """See ``events.rekey``."""
-        await self.writer(
-            functools.partial(
-                events.rekey, channel=channel, old_key=old_key, new_key=new_key, new_address=new_address
-            )
+        await self._write(
+            events.rekey, channel=channel, old_key=old_key, new_key=new_key, new_address=new_address
         )
 
     async def record_delivery(self, channel: str, platform_id: str, status: str, reason: str) -> int | None:
-        """See ``events.record_delivery``."""
-        op = functools.partial(events.record_delivery, channel=channel, platform_id=platform_id)
-        return await self.writer(functools.partial(op, status=status, reason=reason))
+        return await self._write(
+            events.record_delivery, channel=channel, platform_id=platform_id, status=status, reason=reason
+        )
 
     async def send_again(self, channel: str, platform_id: str, state: dict[str, Any]) -> bool:
-        """See ``events.send_again``."""
-        op = functools.partial(events.send_again, channel=channel, platform_id=platform_id, state=state)
-        return await self.writer(op)
+        return await self._write(events.send_again, channel=channel, platform_id=platform_id, state=state)
 
     # what bots tell (``bridge.store.handoff``) --------------------------------------------------
     async def mark_sessions(
         self, channels: Collection[str], *, handed_off: Collection[str], closed: Collection[str]
     ) -> list[int]:
-        """See ``handoff.mark_sessions``."""
-        op = functools.partial(handoff.mark_sessions, channels=channels, handed_off=handed_off, closed=closed)
-        return await self.writer(op)
+        return await self._write(
+            handoff.mark_sessions, channels=channels, handed_off=handed_off, closed=closed
+        )
 
     async def forget_session(self, conversation_id: int, session_id: str) -> None:
-        """See ``handoff.forget_session``."""
-        op = functools.partial(handoff.forget_session, conversation_id=conversation_id, session_id=session_id)
-        await self.writer(op)
+        await self._write(handoff.forget_session, conversation_id=conversation_id, session_id=session_id)
 
     # the follower (``bridge.store.follow``) -----------------------------------------------------
     async def claim_read(
         self, conversation_id: int, active: Collection[str], since: datetime, until: datetime
     ) -> follow.Claim | None:
-        """See ``follow.claim_read``."""
-        op = functools.partial(follow.claim_read, conversation_id=conversation_id, active=active)
-        return await self.writer(functools.partial(op, since=since, until=until))
+        return await self._write(
+            follow.claim_read, conversation_id=conversation_id, active=active, since=since, until=until
+        )
 
     async def advance(self, conversation_id: int, session_id: str, position: str | None) -> None:
-        """See ``follow.advance``."""
-        op = functools.partial(follow.advance, conversation_id=conversation_id, session_id=session_id)
-        await self.writer(functools.partial(op, position=position))
+        await self._write(
+            follow.advance, conversation_id=conversation_id, session_id=session_id, position=position
+        )
 
     # people (``bridge.store.people``) -----------------------------------------------------------
     async def merge_data(self, conversation_id: int, data: dict[str, Any]) -> dict[str, Any]:
-        """See ``people.merge_data``."""
-        return await self.writer(
-            functools.partial(people.merge_data, conversation_id=conversation_id, data=data)
-        )
+        return await self._write(people.merge_data, conversation_id=conversation_id, data=data)
 
     async def save_schedules(self, conversation_id: int, changes: Sequence[ScheduleChange]) -> None:
-        """See ``people.save_schedules``."""
-        op = functools.partial(people.save_schedules, conversation_id=conversation_id, changes=changes)
-        await self.writer(op)
+        await self._write(people.save_schedules, conversation_id=conversation_id, changes=changes)
 
     async def mark_fired(self, schedule: Schedule) -> None:
-        """See ``people.mark_fired``."""
-        await self.writer(functools.partial(people.mark_fired, schedule=schedule))
+        await self._write(people.mark_fired, schedule=schedule)
 
     # dead letters (``bridge.store.letters``) ----------------------------------------------------
     async def dead_letters(self) -> list[DeadLetter]:
@@ -208,8 +197,7 @@ class Store:
             return letters.letters(await session.execute(letters.DEAD))
 
     async def revive(self, ref: str) -> bool:
-        """See ``letters.revive``."""
-        return await self.writer(functools.partial(letters.revive, ref=ref))
+        return await self._write(letters.revive, ref=ref)
 
     # reading back (web channel, CLI) ------------------------------------------------------------
     async def message(self, public_id: str) -> StoredMessage | None:
