@@ -142,7 +142,7 @@ async def _prepare(
         conversation = dataclasses.replace(conversation, session_id=None)
     participant: dict[str, Any] | None
     if trigger.participant_data is not None:
-        participant = await people.merge_data(core.store, conversation.id, trigger.participant_data)
+        participant = await core.store.merge_data(conversation.id, trigger.participant_data)
     else:  # what the person has goes into a new session's state too
         participant = await people.data_of(core.store, conversation.id)
     change = state_change(trigger.session_data, participant, trigger.page_context)

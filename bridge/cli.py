@@ -24,7 +24,6 @@ from bridge.proactive import commands
 from bridge.settings import Settings, exit_on_config_error, load_settings, read_environment
 from bridge.store import Store
 from bridge.store.db import DATABASE_ERRORS, create_engine, migrate, schema_problem, short
-from bridge.store.queue import dead_letters, revive
 from bridge.variables import check_environment, unknown_variables
 from bridge.web import create_app
 
@@ -176,7 +175,7 @@ def _with_store(action: Callable[[Store], Awaitable[int]], settings: Settings) -
 
 def _dead_list(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
     async def action(store: Store) -> int:
-        letters = await dead_letters(store)
+        letters = await store.dead_letters()
         if not letters:
             print("no dead letters")
         for letter in letters:
@@ -189,10 +188,10 @@ def _dead_list(settings: Settings, channels: dict[str, Channel], args: Args) -> 
 
 def _dead_retry(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
     async def action(store: Store) -> int:
-        refs = [d.ref for d in await dead_letters(store)] if args.all else [args.id]
+        refs = [d.ref for d in await store.dead_letters()] if args.all else [args.id]
         failed = 0
         for ref in refs:
-            if await revive(store, ref):
+            if await store.revive(ref):
                 print(f"{ref} queued again")
             else:
                 print(f"{ref}: no such dead letter", file=sys.stderr)

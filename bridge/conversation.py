@@ -14,7 +14,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -23,13 +23,13 @@ from bridge.channel import Channel, SendError, Unreachable
 from bridge.model import Attachment, Kind, Part, Reply
 from bridge.proactive.messages import stored_reply
 from bridge.split import split_text
-from bridge.store.handoff import CLOSED, HANDOFF, mark
 from bridge.store.records import clean_text
 
 if TYPE_CHECKING:
+    from bridge.core import Core
+    from bridge.settings import WorkerSettings
     from bridge.store import StoredMessage, StoredPart
-    from bridge.store.queue import Claim
-    from bridge.worker import Worker
+    from bridge.store.queue import Claim, Queue
 
 log = structlog.get_logger("bridge.worker")
 
@@ -47,8 +47,18 @@ class Sent(Enum):
     LATER = "later"  # to be retried: the conversation was let go until then
 
 
+class Runner(Protocol):
+    """The worker that runs a conversation, as the run sees it."""
+
+    core: Core
+    config: WorkerSettings
+    queue: Queue
+    bot_slots: dict[str, asyncio.Semaphore]  # the bot's requests in flight are bounded
+    stopping: bool
+
+
 class ConversationRun:
-    def __init__(self, worker: Worker, claim: Claim):
+    def __init__(self, worker: Runner, claim: Claim):
         self.worker = worker
         self.core = worker.core
         self.config = worker.config
@@ -187,6 +197,7 @@ class ConversationRun:
             return await self._complete(message, [])
         bot = self.core.bots[channel.bot]
         kind = Kind(message.kind)
+        handed_off = None  # a session the bot says is with a human agent now
         try:
             if kind is Kind.UNSUPPORTED:
                 parts = self._texts(channel.texts.unsupported)
@@ -202,10 +213,10 @@ class ConversationRun:
                 await self._open(bot)
                 parts = self._texts(channel.texts.reset if kind is Kind.RESET else channel.texts.welcome)
             else:
-                parts = await self._relay(bot, channel, message)
+                parts, handed_off = await self._relay(bot, channel, message)
         except BotError as exc:
             return await self._bot_failed(message, exc)
-        stored = await self._complete(message, parts)
+        stored = await self._complete(message, parts, handed_off=handed_off)
         if stored is None:
             log.warning("lease lost before the answer was stored; another worker will redo it")
         else:
@@ -213,14 +224,25 @@ class ConversationRun:
         return stored
 
     async def _complete(
-        self, message: StoredMessage, parts: Parts, dead_reason: str | None = None
+        self,
+        message: StoredMessage,
+        parts: Parts,
+        dead_reason: str | None = None,
+        handed_off: str | None = None,
     ) -> list[StoredPart] | None:
+        """Store the outcome (and a handoff, in the same write, under the lease)."""
         following = self.claim.messages[1] if len(self.claim.messages) > 1 else None
-        stored = await self.queue.complete(message, parts, dead_reason=dead_reason, next_message=following)
+        stored = await self.queue.complete(
+            message, parts, dead_reason=dead_reason, next_message=following, handed_off=handed_off
+        )
         self.claim.last_activity_at = now()
+        if stored is not None and handed_off is not None:
+            self.claim.handoff_session = handed_off
+            log.info("conversation handed off to a human agent")
         return stored
 
-    async def _relay(self, bot: Bot, channel: Channel, message: StoredMessage) -> Parts:
+    async def _relay(self, bot: Bot, channel: Channel, message: StoredMessage) -> tuple[Parts, str | None]:
+        """The bot's answer as parts, and the session if the bot handed it to a human agent just now."""
         async with self.worker.bot_slots[channel.bot]:  # the bot's requests in flight are bounded
             session_id = self.claim.conversation.session_id
             idle = self.config.session_idle_timeout
@@ -232,7 +254,7 @@ class ConversationRun:
                 log.info("session expired after idle time")
                 await self._end(bot, session_id)
                 session_id = None
-            if session_id and self.claim.conversation.state.get(CLOSED) == session_id:
+            if session_id and self.claim.closed_session == session_id:
                 log.info("bot session closed upstream; opening a new one")
                 session_id = None
             if session_id is None:
@@ -254,20 +276,12 @@ class ConversationRun:
         metrics.bot_latency.labels(channel.name).observe(time.monotonic() - started)
         metrics.replied.labels(channel.name).inc()
         parts = self._shape(channel, reply)
-        return await self._handed_off(channel, parts) if reply.handed_off else parts
-
-    async def _handed_off(self, channel: Channel, parts: Parts) -> Parts:
-        """The session is with a human agent: the person is told once. Their later messages still
-        reach the agent, with no answer expected; the agent's replies come through the history."""
-        conversation = self.claim.conversation
-        session_id = conversation.session_id
-        if session_id is None or conversation.state.get(HANDOFF) == session_id:
-            return parts
-        await mark(self.core.store, self.id, HANDOFF, session_id)
-        state = {**conversation.state, HANDOFF: session_id}
-        self.claim.conversation = dataclasses.replace(conversation, state=state)
-        log.info("conversation handed off to a human agent")
-        return parts + self._texts(channel.texts.handoff)
+        session_id = self.claim.conversation.session_id
+        if not reply.handed_off or session_id is None or self.claim.handoff_session == session_id:
+            return parts, None
+        # With a human agent now: the person is told once. Their later messages still reach the
+        # agent, with no answer expected; the agent's replies come through the history.
+        return parts + self._texts(channel.texts.handoff), session_id
 
     async def _recovered(self, bot: Bot, session_id: str, message: StoredMessage) -> Reply | None:
         """If an earlier attempt reached the bot (a crash, a timeout), its answer: never the same
@@ -286,7 +300,7 @@ class ConversationRun:
         return session_id
 
     async def _set_session(self, session_id: str | None) -> None:
-        await self.queue.set_session(self.id, session_id)
+        await self.core.store.set_session(self.id, session_id)
         self.claim.conversation = dataclasses.replace(self.claim.conversation, session_id=session_id)
 
     async def _end(self, bot: Bot, session_id: str) -> None:

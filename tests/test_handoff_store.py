@@ -3,14 +3,29 @@ found by their session, and let go of when closed."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import timedelta
 
-from bridge.model import Person
-from bridge.store import Store
+from alembic import command
+from sqlalchemy import select, text
+
+from bridge.model import InboundMessage, Person
+from bridge.store import Store, db
+from bridge.store.db import create_engine
 from bridge.store.follow import to_read
-from bridge.store.handoff import CLOSED, HANDOFF, forget_session, mark, with_session
-from bridge.store.tables import utcnow
+from bridge.store.queue import Queue
+from bridge.store.tables import ConversationRow, utcnow
 from tests.test_store import store as store  # the fixture (both backends), found by pytest here
+
+
+async def marks(store: Store, conversation_id: int) -> tuple[str | None, str | None]:
+    c = ConversationRow
+    async with store.reading() as session:
+        row = (
+            await session.execute(select(c.handoff_session, c.closed_session).where(c.id == conversation_id))
+        ).one()
+        return row.handoff_session, row.closed_session
 
 
 async def test_handed_off_conversations_are_followed_until_their_session_changes(store: Store):
@@ -20,18 +35,56 @@ async def test_handed_off_conversations_are_followed_until_their_session_changes
     await store.set_session(bob.id, "s-bob")
     later = utcnow() + timedelta(hours=1)  # neither is recent any more
     assert await to_read(store, ["cx"], [], later, 10) == []
-    await mark(store, ada.id, HANDOFF, "s-ada")
+    assert await store.mark_sessions(["other"], handed_off=["s-ada"], closed=[]) == []  # another bot's
+    assert await store.mark_sessions(["cx"], handed_off=["s-ada"], closed=[]) == [ada.id]
     assert await to_read(store, ["cx"], [], later, 10) == [ada.id]
     assert await to_read(store, ["cx"], ["cx"], utcnow() - timedelta(hours=1), 10) == [ada.id, bob.id]
-    assert await with_session(store, ["cx"], "s-ada") == [ada.id]
-    assert await with_session(store, ["other"], "s-ada") == []
-    await mark(store, ada.id, CLOSED, "s-ada")
-    [stored] = await store.conversations_with("cx", CLOSED, "s-ada")
-    assert stored.state == {"lang": "en", HANDOFF: "s-ada", CLOSED: "s-ada"}
-    await forget_session(store, ada.id, "s-other")  # not its session: kept
+    assert await store.mark_sessions(["cx"], handed_off=[], closed=["s-ada"]) == [ada.id]
+    assert await marks(store, ada.id) == ("s-ada", "s-ada")
+    assert (await store.conversation("cx", "ada")).state == {"lang": "en"}  # type: ignore[union-attr]
+    await store.forget_session(ada.id, "s-other")  # not its session: kept
     assert (await store.conversation("cx", "ada")).session_id == "s-ada"  # type: ignore[union-attr]
-    await forget_session(store, ada.id, "s-ada")
+    await store.forget_session(ada.id, "s-ada")
     assert (await store.conversation("cx", "ada")).session_id is None  # type: ignore[union-attr]
     assert await to_read(store, ["cx"], [], later, 10) == []
     await store.set_session(ada.id, "s-new")  # a new session is not handed off
     assert await to_read(store, ["cx"], [], later, 10) == []
+
+
+async def test_a_handoff_is_stored_with_the_answer_only_by_the_worker_holding_the_lease(store: Store):
+    accepted = await store.accept(InboundMessage("cx", "m1", Person("ada", "ada")))
+    await store.set_session(accepted.conversation_id, "s-ada")
+    holder, other = Queue(store, "holder", 30), Queue(store, "other", 30)
+    [claim] = await holder.claim(1)
+    [message] = claim.messages
+    assert claim.handoff_session is None
+    assert await other.complete(message, [("late", ())], handed_off="s-ada") is None  # lost the lease
+    assert await marks(store, claim.conversation.id) == (None, None)
+    assert await holder.complete(message, [("handed off", ())], handed_off="s-ada") is not None
+    assert await marks(store, claim.conversation.id) == ("s-ada", None)
+
+
+async def test_the_migration_moves_handoff_and_closed_out_of_the_state_and_back(store: Store):
+    ada = await store.open_conversation("cx", Person("ada", "ada"), state={"lang": "en"})
+    await store.set_session(ada.id, "s-ada")
+    await store.mark_sessions(["cx"], handed_off=["s-ada"], closed=["s-ada"])
+    url = store.engine.url.render_as_string(hide_password=False)
+    await store.close()
+    await store.engine.dispose()
+    config = db._alembic_config(url)
+    try:
+        await asyncio.to_thread(command.downgrade, config, "0006")  # (a release that kept them in the state)
+        engine = create_engine(url)
+        async with engine.connect() as connection:
+            state = (await connection.execute(text("SELECT state FROM conversations"))).scalar_one()
+        await engine.dispose()
+        kept = json.loads(state) if isinstance(state, str) else state
+        assert kept == {"lang": "en", "handoff": "s-ada", "closed": "s-ada"}
+    finally:
+        await asyncio.to_thread(command.upgrade, config, "head")
+    upgraded = Store(create_engine(url))
+    try:
+        assert await marks(upgraded, ada.id) == ("s-ada", "s-ada")
+        assert (await upgraded.conversation("cx", "ada")).state == {"lang": "en"}  # type: ignore[union-attr]
+    finally:
+        await upgraded.engine.dispose()

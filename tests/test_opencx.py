@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from bridge.settings import BotSettings
-from bridge.store.queue import dead_letters
 from fakes.opencx import CxSession, FakeOpenCx
 from tests.conftest import Harness, eventually
 
@@ -72,7 +71,7 @@ async def test_an_ai_error_is_an_apology_and_a_dead_letter(bridge, cx: FakeOpenC
     await h.say("ada", "please explode")
     [apology] = await h.replies("ada", 1)
     assert apology.startswith("Sorry, something went wrong") and "error occurred" not in apology
-    [letter] = await dead_letters(h.core.store)
+    [letter] = await h.core.store.dead_letters()
     assert "value.error" in letter.reason
     await h.say("ada", "fine then")
     assert (await h.replies("ada", 2))[1] == "ai: fine then"
@@ -256,3 +255,8 @@ async def test_the_rate_limit_of_open_cx_is_waited_out_in_order(bridge, cx: Fake
     sends = [c for c in cx.calls if c[1].endswith("/send")]
     assert len(sends) > 8  # some were refused with 429 and sent again
     assert sorted(len(cx.received(s.id)) for s in cx.sessions.values()) == [4, 4]  # none twice
+
+
+async def test_a_bot_that_sends_no_events_answers_404(bridge):
+    h = await bridge()  # the OCS bot
+    assert await event(h, "conversation.closed", "s-1") == 404

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 
 from bridge.channel import SendError, Unreachable
-from bridge.store.queue import dead_letters, revive
 from fakes.channel import RecordingChannel
 from tests.conftest import eventually, ocs_bot
 
@@ -109,13 +108,13 @@ async def test_500_gives_one_apology_and_a_dead_letter_that_can_be_retried(bridg
     assert "Sorry" in apology
     await asyncio.sleep(0.3)
     assert len(incoming(h.ocs)) == 1  # not retried blindly: OCS may have stored the turn
-    [letter] = await dead_letters(h.core.store)
+    [letter] = await h.core.store.dead_letters()
     assert letter.ref.startswith("in-") and "500" in letter.reason
 
-    assert await revive(h.core.store, letter.ref)
+    assert await h.core.store.revive(letter.ref)
     h.core.wake()
     assert (await h.replies("fay", 2))[1] == "bot: hello"
-    assert await dead_letters(h.core.store) == []
+    assert await h.core.store.dead_letters() == []
 
 
 async def test_reset_ends_the_ocs_session_and_the_next_message_opens_a_new_one(bridge):
@@ -157,7 +156,7 @@ async def test_unknown_version_becomes_a_dead_letter(bridge, fake_ocs):
     h = await bridge(bot=ocs_bot(fake_ocs, version=99))
     await h.say("jo", "hi")
     assert "Sorry" in (await h.replies("jo", 1))[0]
-    assert len(await dead_letters(h.core.store)) == 1
+    assert len(await h.core.store.dead_letters()) == 1
 
 
 async def test_long_answer_is_split_in_order_and_attachments_become_links(bridge):
@@ -269,7 +268,7 @@ async def test_a_bug_while_answering_ends_as_a_dead_letter_not_a_loop(bridge):
     await h.say("rae", "hello")
     [apology] = await h.replies("rae", 1)
     assert "Sorry" in apology
-    [letter] = await dead_letters(h.core.store)
+    [letter] = await h.core.store.dead_letters()
     assert "RuntimeError" in letter.reason
 
 

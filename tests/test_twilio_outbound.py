@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from bridge.channel import SendError
 from bridge.core import Core
-from bridge.store.queue import dead_letters
 from bridge.store.tables import ConversationRow, PartRow
 from bridge.typedefs import CORE
 from fakes.ocs import FakeOCS
@@ -50,7 +49,7 @@ def core(bridge: Bridge) -> Core:
 
 
 async def dead_reasons(bridge: Bridge) -> list[str]:
-    return [letter.reason for letter in await dead_letters(core(bridge).store)]
+    return [letter.reason for letter in await core(bridge).store.dead_letters()]
 
 
 async def delivery_status(bridge: Bridge, sid: str) -> str | None:

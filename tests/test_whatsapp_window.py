@@ -9,10 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from bridge.store.queue import dead_letters
-from bridge.store.tables import ConversationRow
 from bridge.typedefs import CORE
 from fakes.ocs import FakeOCS
 from fakes.twilio import Bridge, FakeTwilio, running_bridge, status, whatsapp
@@ -60,7 +57,7 @@ async def test_63016_sends_the_template_and_the_held_message_follows_the_next_me
     await trigger(bridge, WA, "And a second note")
     await asyncio.sleep(0.6)
     assert [s.template or s.body for s in tw.sent(WA)] == ["bot: hello", TEMPLATE]  # held, template once
-    assert await dead_letters(bridge.client.app[CORE].store) == []
+    assert await bridge.client.app[CORE].store.dead_letters() == []
     tw.outside_window.discard(WA)
     await bridge.deliver(whatsapp("hi, what is it?"))
     expected = ["bot: hello", TEMPLATE, "Your results are ready", "And a second note", "bot: hi, what is it?"]
@@ -75,10 +72,12 @@ async def test_no_message_for_24_hours_sends_the_template_without_trying_free_fo
     await bridge.deliver(whatsapp("hello"))
     await tw.wait_for(lambda: tw.bodies(WA) == ["bot: hello"])
     two_days_ago = (datetime.now(UTC) - timedelta(days=2)).isoformat()
-    async with bridge.client.app[CORE].store.writing() as session:  # the last message: two days ago
-        conversation = await session.scalar(select(ConversationRow).where(ConversationRow.person_key == WA))
-        assert conversation is not None
-        conversation.state = {**conversation.state, "whatsapp_written_at": two_days_ago}
+    store = bridge.client.app[CORE].store
+    conversation = await store.conversation(bridge.channel.name, WA)
+    assert conversation is not None  # the last message: two days ago
+    await store.open_conversation(
+        bridge.channel.name, conversation.person, state={"whatsapp_written_at": two_days_ago}
+    )
     await trigger(bridge, WA, "We miss you")
     await tw.wait_for(lambda: len(tw.attempts(WA)) == 2)
     await asyncio.sleep(0.3)
@@ -111,7 +110,7 @@ async def test_63016_in_a_status_callback_sends_the_template_and_holds_the_messa
     await bridge.report(status(tw.sent(WA)[-1].sid, "failed", error_code="63016"))
     await tw.wait_for(lambda: tw.sent(WA)[-1].template == TEMPLATE)
     await asyncio.sleep(0.4)
-    assert len(tw.sent(WA)) == 3 and await dead_letters(bridge.client.app[CORE].store) == []
+    assert len(tw.sent(WA)) == 3 and await bridge.client.app[CORE].store.dead_letters() == []
     await bridge.deliver(whatsapp("what results?"))
     await tw.wait_for(lambda: len(tw.sent(WA)) == 5)
     await asyncio.sleep(0.3)

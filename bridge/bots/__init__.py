@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from bridge.bots.base import Bot, BotError, History, HistoryMessage, SessionGone, SessionInfo, StateChange
+from bridge.bots.base import (
+    AgentReplyDue,
+    Bot,
+    BotError,
+    Closed,
+    HandedOff,
+    History,
+    HistoryMessage,
+    SessionEvent,
+    SessionGone,
+    SessionInfo,
+    StateChange,
+)
 from bridge.bots.echo import EchoBot
 from bridge.bots.ocs import OcsBot
 from bridge.bots.opencx import OpenCxBot
@@ -16,13 +28,17 @@ def build_bot(settings: BotSettings) -> Bot:
 
 
 __all__ = [
+    "AgentReplyDue",
     "Bot",
     "BotError",
+    "Closed",
     "EchoBot",
+    "HandedOff",
     "History",
     "HistoryMessage",
     "OcsBot",
     "OpenCxBot",
+    "SessionEvent",
     "SessionGone",
     "SessionInfo",
     "StateChange",

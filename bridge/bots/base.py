@@ -6,9 +6,12 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.model import Attachment, Conversation, Reply
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 StateChange = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -68,6 +71,30 @@ class History:
     closed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class HandedOff:
+    """A human agent has the session: its history is followed (however old the conversation)."""
+
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReplyDue:
+    """A human agent wrote in the session: its history is read now (the agent has the session)."""
+
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The bot's side closed the session: a last read, then the next message opens a new one."""
+
+    session_id: str
+
+
+SessionEvent = HandedOff | AgentReplyDue | Closed
+
+
 class Bot(abc.ABC):
     """A chatbot the bridge relays to. One session per conversation."""
 
@@ -108,6 +135,12 @@ class Bot(abc.ABC):
     @abc.abstractmethod
     async def end_session(self, session_id: str) -> None:
         """End the session (for /reset); an unknown session is not an error."""
+
+    async def events(self, request: web.Request) -> list[SessionEvent] | None:
+        """The session events of a webhook request from the bot's side (``POST /bot-events/{bot}``),
+        once the request is verified (raise ``ApiError`` for a request refused). None: this bot
+        sends no events (404)."""
+        return None
 
     async def check(self) -> str:
         """Reach the backend and say what answered (for ``bridge check``); raise ``BotError``."""

@@ -5,6 +5,12 @@ messages through ``POST /chat/sessions/{id}/send``. The answer may come wrapped 
 not. Once a session is handed off there is no AI answer: human agents' replies are read from the
 session's history (``Bot.history``), which the follower reads while the conversation is handed off.
 
+Webhook events (``POST /bot-events/{bot}``): open.cx promises no signature, so the bridge checks
+a shared secret of its own (``OPENCX_WEBHOOK_SECRET``, as ``?secret=`` or ``X-Webhook-Secret``) in
+constant time. ``conversation.agent_response`` is an agent's reply due in the history (the agent has
+the session, however it came to them), ``conversation.handoff_to_human`` a handoff and
+``conversation.closed`` a closing; other events are acknowledged and ignored.
+
 The API allows about 100 requests a minute: a token bucket paces the requests of this process, and
 history reads only take from above a reserve kept for messages, so they never starve them.
 """
@@ -12,15 +18,21 @@ history reads only take from above a reserve kept for messages, so they never st
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.bots.base import BotError, History, HistoryMessage
+from bridge.bots.base import AgentReplyDue, BotError, Closed, HandedOff, History, HistoryMessage, SessionEvent
 from bridge.bots.budget import Budget
 from bridge.bots.http import CLOCK_SKEW, HttpBot, created_at
+from bridge.errors import BadRequest, Forbidden, Unauthorized
 from bridge.model import Attachment, Conversation, Reply
+from bridge.secrets import matches
 from bridge.settings import BotSettings
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 AI_SENDERS = {"ai", "bot", "autopilot"}
 NOT_FOR_PERSON = {*AI_SENDERS, "contact"}  # (``contact`` is the person)
@@ -28,6 +40,12 @@ CLOSED_STATUSES = {"closed", "resolved"}
 REMEMBERED = 10_000  # autopilot answer ids delivered, recognised when the history shows them
 PHONE_PLATFORMS = {"sms", "whatsapp"}
 NO_SESSION = "00000000-0000-0000-0000-000000000000"  # for ``check``: a read that finds nothing
+SECRET_HEADER = "X-Webhook-Secret"
+EVENTS: dict[str, type[SessionEvent]] = {
+    "conversation.agent_response": AgentReplyDue,
+    "conversation.handoff_to_human": HandedOff,
+    "conversation.closed": Closed,
+}
 
 
 class OpenCxBot(HttpBot):
@@ -40,7 +58,7 @@ class OpenCxBot(HttpBot):
             raise ValueError("an open.cx bot needs an API key")
         super().__init__(settings)
         self._key = settings.api_key
-        self._events = settings.webhook_secret is not None
+        self._secret = settings.webhook_secret
         self.budget = Budget(settings.rate_limit)
         self._answered: OrderedDict[str, None] = OrderedDict()
 
@@ -181,6 +199,20 @@ class OpenCxBot(HttpBot):
             item_id = hashlib.sha256(f"{item.get('created_at')}\n{text}".encode()).hexdigest()[:32]
         return HistoryMessage(id=item_id, text=text, attachments=files)
 
+    async def events(self, request: web.Request) -> list[SessionEvent] | None:
+        """Off without a webhook secret; 401 without the secret, 403 for a wrong one, 400 for a
+        body that is not an event. An event naming no session the bridge could have opened is none."""
+        if self._secret is None:
+            return None
+        given = request.query.get("secret") or request.headers.get(SECRET_HEADER)
+        if not given:
+            raise Unauthorized(f"the secret is missing (?secret= or {SECRET_HEADER})")
+        if not matches(given, self._secret.get_secret_value()):
+            raise Forbidden("wrong secret")
+        name, session_id = _event(await request.read())
+        kind = EVENTS.get(name)
+        return [kind(session_id)] if kind is not None and session_id else []
+
     async def end_session(self, session_id: str) -> None:
         """open.cx has no call to end a session: the bridge forgets it and opens a new one."""
         return None
@@ -195,7 +227,7 @@ class OpenCxBot(HttpBot):
                 raise BotError(f"open.cx at {self.base} refused the API key (403): not allowed") from None
             if exc.status != 404:
                 raise
-        events = "on" if self._events else "off (agents' replies come with the next history read)"
+        events = "on" if self._secret is not None else "off (agents' replies come with the next history read)"
         return f"open.cx at {self.base}, API key accepted; webhook events {events}"
 
     async def _request(
@@ -221,6 +253,20 @@ class OpenCxBot(HttpBot):
         self._answered[answer_id] = None
         while len(self._answered) > REMEMBERED:
             self._answered.popitem(last=False)
+
+
+def _event(raw: bytes) -> tuple[str, str]:
+    """A webhook event's name and its session (``data.conversation_id``), or 400."""
+    try:
+        body: Any = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadRequest("malformed JSON") from None
+    if not isinstance(body, dict) or not isinstance(body.get("event"), str):
+        raise BadRequest("an event is a JSON object with an 'event' name")
+    session_id = _object(body.get("data")).get("conversation_id")
+    if not isinstance(session_id, str) or len(session_id) > 255 or not session_id.isprintable():
+        session_id = ""  # nothing the bridge could have opened
+    return body["event"], session_id
 
 
 def _unwrap(body: Any) -> dict[str, Any] | None:

@@ -27,8 +27,7 @@ import structlog
 
 from bridge.bots import BotError, SessionGone
 from bridge.proactive.messages import deliver, enqueue
-from bridge.store.follow import advance, claim_read, to_read
-from bridge.store.handoff import CLOSED, forget_session
+from bridge.store.follow import to_read
 from bridge.store.tables import utcnow
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ class Follower:
         try:
             now = utcnow()
             until = now + timedelta(seconds=self.interval)
-            claim = await claim_read(store, conversation_id, self.active, now - self.window, until)
+            claim = await store.claim_read(conversation_id, self.active, now - self.window, until)
             if claim is None:
                 return 0.0
             conversation = claim.conversation
@@ -111,10 +110,10 @@ class Follower:
                 if not accepted.duplicate:
                     log.info("message from the bot's side queued", message_id=accepted.public_id)
             if history.cursor != claim.position:
-                await advance(store, conversation_id, session_id, history.cursor)
-            if history.closed or conversation.state.get(CLOSED) == session_id:
+                await store.advance(conversation_id, session_id, history.cursor)
+            if history.closed or claim.closed:
                 log.info("bot session closed upstream; the next message opens a new one")
-                await forget_session(store, conversation_id, session_id)
+                await store.forget_session(conversation_id, session_id)
         except SessionGone:
             return 0.0
         except BotError as exc:

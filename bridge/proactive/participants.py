@@ -114,11 +114,11 @@ async def update_participant(request: web.Request) -> web.Response:
             person = dataclasses.replace(conversation.person, name=name)
             conversation = await core.store.open_conversation(target.channel.name, person)
         try:
-            await people.save_schedules(core.store, conversation.id, entry.schedules)
+            await core.store.save_schedules(conversation.id, entry.schedules)
         except UnknownSchedule as exc:
             raise fields.invalid("schedules", f"no schedule {exc.args[0]!r} for this participant") from None
         if entry.data is not None:
-            merged = await people.merge_data(core.store, conversation.id, entry.data)
+            merged = await core.store.merge_data(conversation.id, entry.data)
             await _into_session(target, conversation, merged)
     if any(s.due_at is not None and s.due_at <= utcnow() for e in entries for s in e.schedules):
         await fire_due(core)  # a date in the past fires at once

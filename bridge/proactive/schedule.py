@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bridge.proactive.messages import enqueue, prompt
-from bridge.store.people import due_schedules, mark_fired
+from bridge.store.people import due_schedules
 
 if TYPE_CHECKING:
     from bridge.core import Core
@@ -27,7 +27,7 @@ async def fire_due(core: Core) -> int:
         accepted = await enqueue(
             core, prompt(conversation.channel, conversation.person, platform_id, schedule.prompt)
         )
-        await mark_fired(core.store, schedule)
+        await core.store.mark_fired(schedule)
         if not accepted.duplicate:
             fired += 1
             log.info("schedule fired", schedule=schedule.id, message_id=accepted.public_id)

@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy
 from sqlalchemy import Engine, event, pool, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+class Reader(Protocol):
+    """What the store's read functions need of it (``Store`` is one)."""
+
+    def reading(self) -> AsyncSession: ...
+
 
 # What an unreachable or broken database raises (asyncpg's connection errors are OSErrors).
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, TimeoutError)

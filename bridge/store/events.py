@@ -1,15 +1,16 @@
-"""Platform events as Writer operations (plain functions on a ``Connection``): who blocked the bot,
-which chat moved, what the platform reported on a part. Each is safe to apply twice."""
+"""What a platform tells about a conversation (blocked or unblocked, a chat moved, a delivery
+report, a part to send again), each a Writer operation: a plain function on a connection, no
+awaiting inside, which ``bridge.store.inbound`` applies in the transaction that accepts the
+request (values arrive cleaned, ``bridge.store.records.clean_received``)."""
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
-from bridge.store.tables import ConversationRow, PartRow
+from bridge.store.statements import wake
+from bridge.store.tables import ConversationRow, PartRow, utcnow
 
 C = ConversationRow.__table__.c
 P = PartRow.__table__.c
@@ -23,29 +24,23 @@ DELIVERY_RANK = {
     "failed": 3,
     "read": 4,
 }
-WAKE = (
-    update(ConversationRow)
-    .where(C.id == bindparam("w_id"))
-    .values(inbox_seq=C.inbox_seq + 1, next_run_at=bindparam("w_now"))
+_SKIP_PENDING = (
+    update(PartRow)
+    .where(P.conversation_id == bindparam("k_id"), P.status == "pending")
+    .values(status="skipped", error=bindparam("k_reason"))
 )
-
-
-def skip_pending_parts(connection: Connection, conversation_id: int, reason: str) -> None:
-    connection.execute(
-        update(PartRow)
-        .where(P.conversation_id == conversation_id, P.status == "pending")
-        .values(status="skipped", error=reason)
-    )
+_BLOCK = update(ConversationRow).where(C.id == bindparam("k_id")).values(blocked=True)
 
 
 def block(connection: Connection, conversation_id: int, reason: str) -> None:
-    """The person cannot be reached: send nothing more until they write again."""
-    connection.execute(update(ConversationRow).where(C.id == conversation_id).values(blocked=True))
-    skip_pending_parts(connection, conversation_id, reason)
+    """The person cannot be reached: send nothing more (their pending parts are skipped) until
+    they write again."""
+    connection.execute(_BLOCK, {"k_id": conversation_id})
+    connection.execute(_SKIP_PENDING, {"k_id": conversation_id, "k_reason": reason})
 
 
 def set_blocked(connection: Connection, channel: str, key: str, blocked: bool) -> None:
-    """A blocked person gets nothing more (their pending parts are skipped); unblocked, they may."""
+    """A blocked person gets nothing more; their pending parts are skipped. Unblocked, they may."""
     conversation_id = connection.scalar(
         update(ConversationRow)
         .where(C.channel == channel, C.person_key == key)
@@ -53,7 +48,7 @@ def set_blocked(connection: Connection, channel: str, key: str, blocked: bool) -
         .returning(C.id)
     )
     if blocked and conversation_id is not None:
-        skip_pending_parts(connection, conversation_id, "person blocked the bot")
+        connection.execute(_SKIP_PENDING, {"k_id": conversation_id, "k_reason": "person blocked the bot"})
 
 
 def move_chat(connection: Connection, channel: str, old: str, new: str) -> None:
@@ -65,8 +60,7 @@ def move_chat(connection: Connection, channel: str, old: str, new: str) -> None:
         if chat != old:
             continue
         key = f"{new}{sep}{rest}"
-        taken = connection.scalar(select(C.id).where(C.channel == channel, C.person_key == key))
-        if taken is None:
+        if connection.scalar(select(C.id).where(C.channel == channel, C.person_key == key)) is None:
             connection.execute(
                 update(ConversationRow).where(C.id == row.id).values(person_key=key, address=new)
             )
@@ -75,45 +69,49 @@ def move_chat(connection: Connection, channel: str, old: str, new: str) -> None:
 def record_delivery(
     connection: Connection, channel: str, platform_id: str, status: str, reason: str
 ) -> int | None:
-    """Keep a platform's report on the part it sent (reports may come out of order: a status only
-    ever moves forward; a failure makes the part a dead letter). The part's conversation, or None."""
-    row = connection.execute(
-        select(P.id, P.conversation_id, P.delivery_status)
-        .join(ConversationRow.__table__, C.id == P.conversation_id)
-        .where(P.platform_message_id == platform_id, C.channel == channel)
-    ).first()
-    if row is None:
+    """Keep a platform's delivery report on the part it sent (reports may come out of order:
+    a status only ever moves forward). The part's conversation id, or None if unknown."""
+    part = _sent_part(connection, channel, platform_id)
+    if part is None:
         return None
-    if DELIVERY_RANK.get(status, 0) > DELIVERY_RANK.get(row.delivery_status or "", -1):
+    if DELIVERY_RANK.get(status, 0) > DELIVERY_RANK.get(part.delivery_status or "", -1):
         values: dict[str, Any] = {"delivery_status": status}
         if reason:
             values["error"] = reason
         if status in ("failed", "undelivered"):  # a dead letter: visible and retryable
             values["status"] = "dead"
-        connection.execute(update(PartRow).where(P.id == row.id).values(**values))
-    return int(row.conversation_id)
+        connection.execute(update(PartRow).where(P.id == part.id).values(**values))
+    return int(part.conversation_id)
 
 
-def send_again(
-    connection: Connection,
-    merged: Any,
-    conversation_id: int,
-    platform_id: str,
-    state: dict[str, Any],
-    now: datetime,
-) -> None:
+def send_again(connection: Connection, channel: str, platform_id: str, state: dict[str, Any]) -> bool:
     """The platform refused a part it had accepted, for now: queue it again at once, with these
-    changes to the conversation's state (they tell the channel how to send it this time)."""
-    blocked = connection.scalar(select(C.blocked).where(C.id == conversation_id))
-    if blocked is None or blocked:
-        return
+    changes to the conversation's state (they tell the channel how to send it this time).
+    False if the part is unknown or the person blocked the bot. (Values arrive cleaned.)"""
+    part = _sent_part(connection, channel, platform_id)
+    if part is None:
+        return False
+    conversation = connection.execute(
+        select(C.blocked, C.state).where(C.id == part.conversation_id)
+    ).one_or_none()
+    if conversation is None or conversation.blocked:
+        return False
+    now = utcnow()
     connection.execute(
         update(PartRow)
-        .where(P.conversation_id == conversation_id, P.platform_message_id == platform_id)
+        .where(P.id == part.id)
         .values(status="pending", next_attempt_at=now, platform_message_id=None)
     )
-    patch = bindparam("s_patch", json.dumps(state), type_=String())
-    connection.execute(
-        update(ConversationRow).where(C.id == conversation_id).values(state=merged(C.state, patch))
-    )
-    connection.execute(WAKE, {"w_id": conversation_id, "w_now": now})
+    merged = {**(conversation.state or {}), **state}
+    connection.execute(update(ConversationRow).where(C.id == part.conversation_id).values(state=merged))
+    wake(connection, part.conversation_id, now)
+    return True
+
+
+def _sent_part(connection: Connection, channel: str, platform_id: str) -> Any:
+    """The part a platform sent with this id (its id, conversation and delivery status), or None."""
+    return connection.execute(
+        select(P.id, P.conversation_id, P.delivery_status)
+        .join(ConversationRow, C.id == P.conversation_id)
+        .where(P.platform_message_id == platform_id, C.channel == channel)
+    ).first()

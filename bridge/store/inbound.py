@@ -87,25 +87,19 @@ class Inbound:
     def apply(self, connection: Connection, channel: str, event: Event, now: datetime) -> None:
         match event:
             case Blocked(person, blocked, remember):
-                if remember:
+                if remember:  # someone not heard from yet is kept (an SMS STOP as their first message)
                     self.upsert_conversation(connection, channel, person, work=False, now=now)
                 events.set_blocked(connection, channel, person.key, blocked)
             case ChatMoved(old, new):
                 events.move_chat(connection, channel, old, new)
             case Opened(person, state):
                 self.upsert_conversation(connection, channel, person, work=False, state=state, now=now)
-            case DeliveryReport():
-                conversation_id = events.record_delivery(
-                    connection, channel, event.platform_id, event.status, event.reason
-                )
-                if conversation_id is None:
-                    return
-                if event.unreachable:
-                    events.block(connection, conversation_id, event.reason)
-                if event.again is not None:
-                    events.send_again(
-                        connection, self.merged, conversation_id, event.platform_id, event.again, now
-                    )
+            case DeliveryReport(platform_id, status, reason, unreachable, again):
+                conversation_id = events.record_delivery(connection, channel, platform_id, status, reason)
+                if conversation_id is not None and unreachable:
+                    events.block(connection, conversation_id, reason)
+                if conversation_id is not None and again is not None:
+                    events.send_again(connection, channel, platform_id, again)
 
     def accept(
         self,

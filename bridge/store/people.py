@@ -1,5 +1,6 @@
 """The people the bridge serves, as the proactive API sees them: their data per chatbot, their
-schedules, whether they can be reached, and proactive messages already stored."""
+schedules, whether they can be reached, and proactive messages already stored. The writes are
+Writer operations (``Store.merge_data``, ``Store.save_schedules``, ``Store.mark_fired``)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from bridge.model import Conversation, Kind
+from bridge.store.db import Reader
 from bridge.store.proactive_tables import ParticipantDataRow, ScheduleRow
-from bridge.store.records import to_conversation
-from bridge.store.repo import Store
+from bridge.store.records import CONVERSATION, Schedule, to_conversation, to_schedule
 from bridge.store.tables import ConversationRow, MessageRow, utcnow
 
 PROACTIVE_KINDS = (Kind.PROMPT.value, Kind.DELIVER.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    id: str
-    name: str
-    prompt: str
-    due_at: datetime
-    fired_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +43,7 @@ class UnknownSchedule(LookupError):
     """A schedule ``id`` that is not one of this person's."""
 
 
-async def is_blocked(store: Store, conversation_id: int) -> bool:
+async def is_blocked(store: Reader, conversation_id: int) -> bool:
     async with store.reading() as session:
         blocked = await session.scalar(
             select(ConversationRow.blocked).where(ConversationRow.id == conversation_id)
@@ -59,7 +51,7 @@ async def is_blocked(store: Store, conversation_id: int) -> bool:
         return bool(blocked)
 
 
-async def stored(store: Store, channel: str, platform_id: str) -> bool:
+async def stored(store: Reader, channel: str, platform_id: str) -> bool:
     """Whether a message with this id is already stored (a retried trigger)."""
     async with store.reading() as session:
         found = await session.scalar(
@@ -68,7 +60,7 @@ async def stored(store: Store, channel: str, platform_id: str) -> bool:
         return found is not None
 
 
-async def proactive_ids(store: Store, message_ids: Collection[int]) -> set[int]:
+async def proactive_ids(store: Reader, message_ids: Collection[int]) -> set[int]:
     """Which of these inbound messages are proactive (their answers are not a widget task's)."""
     if not message_ids:
         return set()
@@ -79,81 +71,90 @@ async def proactive_ids(store: Store, message_ids: Collection[int]) -> set[int]:
         return set(rows)
 
 
-async def data_of(store: Store, conversation_id: int) -> dict[str, Any] | None:
+async def data_of(store: Reader, conversation_id: int) -> dict[str, Any] | None:
     """The person's data (None if they have none)."""
     async with store.reading() as session:
         row = await session.get(ParticipantDataRow, conversation_id)
         return dict(row.data) if row is not None and row.data else None
 
 
-async def merge_data(store: Store, conversation_id: int, data: dict[str, Any]) -> dict[str, Any]:
+def merge_data(connection: Connection, conversation_id: int, data: dict[str, Any]) -> dict[str, Any]:
     """Merge ``data`` into the person's data (top-level keys replaced); the merged data."""
-    async with store.writing() as session:
-        row = await session.get(ParticipantDataRow, conversation_id)
-        if row is None:
-            row = ParticipantDataRow(conversation_id=conversation_id, data=dict(data), updated_at=utcnow())
-            session.add(row)
+    d = ParticipantDataRow.__table__.c
+    stored = connection.scalar(select(d.data).where(d.conversation_id == conversation_id))
+    now = utcnow()
+    if stored is None:
+        merged = dict(data)
+        connection.execute(
+            insert(ParticipantDataRow).values(conversation_id=conversation_id, data=merged, updated_at=now)
+        )
+    else:
+        merged = {**stored, **data}
+        connection.execute(
+            update(ParticipantDataRow)
+            .where(d.conversation_id == conversation_id)
+            .values(data=merged, updated_at=now)
+        )
+    return dict(merged)
+
+
+def save_schedules(connection: Connection, conversation_id: int, changes: Sequence[ScheduleChange]) -> None:
+    """Create, move or remove schedules, all or none (``UnknownSchedule`` for another's id,
+    before anything is written)."""
+    s = ScheduleRow.__table__.c
+    named = [change.id for change in changes if change.id is not None]
+    stored = {
+        row.id: row
+        for row in connection.execute(
+            select(s.id, s.due_at).where(s.id.in_(named), s.conversation_id == conversation_id)
+        )
+    }
+    for unknown in (name for name in named if name not in stored):
+        raise UnknownSchedule(unknown)
+    for change in changes:
+        if change.id is None:
+            assert change.due_at is not None
+            row = {"id": secrets.token_hex(8), "conversation_id": conversation_id, "due_at": change.due_at}
+            row |= {"name": change.name or "", "prompt": change.prompt or "", "created_at": utcnow()}
+            connection.execute(insert(ScheduleRow).values(row))
+        elif change.delete:
+            connection.execute(delete(ScheduleRow).where(s.id == change.id))
         else:
-            row.data = {**(row.data or {}), **data}
-            row.updated_at = utcnow()
-        return dict(row.data)
+            values: dict[str, Any] = {}
+            if change.name is not None:
+                values["name"] = change.name
+            if change.prompt is not None:
+                values["prompt"] = change.prompt
+            if change.due_at is not None and change.due_at != stored[change.id].due_at:
+                values |= {"due_at": change.due_at, "fired_at": None}  # moved: it fires (again) then
+            if values:
+                connection.execute(update(ScheduleRow).where(s.id == change.id).values(values))
 
 
-async def save_schedules(store: Store, conversation_id: int, changes: Sequence[ScheduleChange]) -> None:
-    """Create, move or remove schedules, all or none (``UnknownSchedule`` for another's id)."""
-    async with store.writing() as session:
-        for change in changes:
-            if change.id is None:
-                assert change.due_at is not None
-                session.add(
-                    ScheduleRow(
-                        id=secrets.token_hex(8),
-                        conversation_id=conversation_id,
-                        name=change.name or "",
-                        prompt=change.prompt or "",
-                        due_at=change.due_at,
-                        created_at=utcnow(),
-                    )
-                )
-                continue
-            row = await session.get(ScheduleRow, change.id)
-            if row is None or row.conversation_id != conversation_id:
-                raise UnknownSchedule(change.id)
-            if change.delete:
-                await session.execute(delete(ScheduleRow).where(ScheduleRow.id == change.id))
-                continue
-            row.name = change.name if change.name is not None else row.name
-            row.prompt = change.prompt if change.prompt is not None else row.prompt
-            if change.due_at is not None and change.due_at != row.due_at:
-                row.due_at, row.fired_at = change.due_at, None  # moved: it fires (again) then
-
-
-async def due_schedules(store: Store, limit: int = 100) -> list[tuple[Conversation, Schedule]]:
+async def due_schedules(store: Reader, limit: int = 100) -> list[tuple[Conversation, Schedule]]:
     """Schedules whose date has come and that have not fired, oldest first."""
     s = ScheduleRow
     async with store.reading() as session:
         rows = await session.execute(
-            select(s, ConversationRow)
-            .join(ConversationRow, ConversationRow.id == s.conversation_id)
+            select(*CONVERSATION, s)
+            .join(s, ConversationRow.id == s.conversation_id)
             .where(s.fired_at.is_(None), s.due_at <= utcnow())
             .order_by(s.due_at)
             .limit(limit)
         )
-        return [(to_conversation(c), _schedule(row)) for row, c in rows]
+        return [(to_conversation(row._mapping), to_schedule(row.ScheduleRow)) for row in rows]
 
 
-async def mark_fired(store: Store, schedule: Schedule) -> None:
+def mark_fired(connection: Connection, schedule: Schedule) -> None:
     """The prompt is stored: the schedule is done (unless it was moved meanwhile)."""
-    async with store.writing() as session:
-        await session.execute(
-            update(ScheduleRow)
-            .where(ScheduleRow.id == schedule.id, ScheduleRow.due_at == schedule.due_at)
-            .values(fired_at=utcnow())
-        )
+    s = ScheduleRow.__table__.c
+    connection.execute(
+        update(ScheduleRow).where(s.id == schedule.id, s.due_at == schedule.due_at).values(fired_at=utcnow())
+    )
 
 
 async def participants(
-    store: Store,
+    store: Reader,
     *,
     channels: Collection[str],
     platform: str | None = None,
@@ -163,13 +164,13 @@ async def participants(
 ) -> list[Participant]:
     """People of these channels (by conversation id, after ``after``), with data and schedules."""
     c = ConversationRow
-    query = select(c).where(c.channel.in_(channels), c.id > after).order_by(c.id).limit(limit)
+    query = select(*CONVERSATION).where(c.channel.in_(channels), c.id > after).order_by(c.id).limit(limit)
     if platform is not None:
         query = query.where((c.platform == platform) | (c.channel == platform))
     if identifier is not None:
         query = query.where(c.person_key == identifier)
     async with store.reading() as session:
-        conversations = [to_conversation(r) for r in await session.scalars(query)]
+        conversations = [to_conversation(r._mapping) for r in await session.execute(query)]
         ids = [conversation.id for conversation in conversations]
         data = {
             r.conversation_id: dict(r.data or {})
@@ -181,9 +182,5 @@ async def participants(
         for row in await session.scalars(
             select(ScheduleRow).where(ScheduleRow.conversation_id.in_(ids)).order_by(ScheduleRow.due_at)
         ):
-            schedules.setdefault(row.conversation_id, []).append(_schedule(row))
+            schedules.setdefault(row.conversation_id, []).append(to_schedule(row))
     return [Participant(c, data.get(c.id, {}), schedules.get(c.id, [])) for c in conversations]
-
-
-def _schedule(row: ScheduleRow) -> Schedule:
-    return Schedule(row.id, row.name, row.prompt, row.due_at, row.fired_at)

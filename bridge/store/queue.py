@@ -21,23 +21,35 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
-from bridge.model import Attachment, Conversation, Person
-from bridge.store.records import DeadLetter, StoredMessage, StoredPart, attachments_json
+from bridge.model import Attachment, Conversation
+from bridge.store.handoff import mark_handed_off
+from bridge.store.records import (
+    CONVERSATION,
+    MESSAGE,
+    PART,
+    StoredMessage,
+    StoredPart,
+    attachments_json,
+    to_conversation,
+    to_message,
+    to_part,
+)
 from bridge.store.repo import Store
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, UTCDateTime, utcnow
 
 C = ConversationRow.__table__.c
 M = MessageRow.__table__.c
 P = PartRow.__table__.c
-Columns = list[Any]
-_CONVERSATION: Columns = [C.id, C.channel, C.person_key, C.address, C.person_name, C.platform]
-_CONVERSATION += [C.session_id, C.state, C.blocked, C.inbox_seq, C.last_activity_at]
-_MESSAGE: Columns = [M.id, M.public_id, M.conversation_id, M.channel, M.kind, M.text, M.what, M.status]
-_MESSAGE += [M.attempts, M.next_attempt_at, M.error, M.received_at, M.relayed_at, M.context]
-_PART: Columns = [P.id, P.conversation_id, P.message_id, P.seq, P.text, P.attachments, P.status]
-_PART += [P.attempts, P.next_attempt_at, P.error, P.created_at, P.delivery_status]
+_CONVERSATION = [
+    *CONVERSATION,
+    C.blocked,
+    C.inbox_seq,
+    C.last_activity_at,
+    C.handoff_session,
+    C.closed_session,
+]
 _NOW = UTCDateTime()
 
 
@@ -61,12 +73,12 @@ _RENEW = (
 )
 _HELD_ROW = select(*_CONVERSATION).where(_HELD)
 _PENDING_MESSAGES = (
-    select(*_MESSAGE)
+    select(*MESSAGE)
     .where(M.conversation_id.in_(bindparam("q_ids", expanding=True)), M.status == "pending")
     .order_by(M.id)
 )
 _PENDING_PARTS = (
-    select(*_PART, M.public_id)
+    select(*PART, M.public_id)
     .outerjoin(MessageRow, M.id == P.message_id)
     .where(P.conversation_id.in_(bindparam("q_ids", expanding=True)), P.status == "pending")
     .order_by(P.id)
@@ -97,6 +109,8 @@ class Claim:
     seq: int
     blocked: bool
     last_activity_at: datetime
+    handoff_session: str | None  # the session a human agent has
+    closed_session: str | None  # the session the bot's side closed
     parts: list[StoredPart] = field(default_factory=list)  # reply parts waiting to go out, in order
     messages: list[StoredMessage] = field(default_factory=list)  # waiting for the bot, in order
 
@@ -170,10 +184,12 @@ class Queue:
         *,
         dead_reason: str | None = None,
         next_message: StoredMessage | None = None,
+        handed_off: str | None = None,
     ) -> list[StoredPart] | None:
         """Store the reply parts and close the message, in one transaction, if we still hold the
         lease; the stored parts (to send now), or None if the lease was lost. ``next_message`` is
-        the one to be handed to the bot next: noted as relayed in the same transaction."""
+        the one to be handed to the bot next: noted as relayed in the same transaction;
+        ``handed_off`` is a session the bot said is with a human agent now."""
 
         def complete(connection: Connection) -> list[StoredPart] | None:
             now = utcnow()
@@ -185,19 +201,11 @@ class Queue:
             connection.execute(_CLOSE_MESSAGE, values)
             if next_message is not None:
                 _mark_relayed(connection, [next_message.id], now)
-            return [_part_record(part, message.public_id) for part in stored]
+            if handed_off is not None:
+                mark_handed_off(connection, message.conversation_id, handed_off)
+            return [to_part(part, message.public_id) for part in stored]
 
         return await self.store.writer(complete)
-
-    async def set_session(self, conversation_id: int, session_id: str | None) -> None:
-        def set_session(connection: Connection) -> None:
-            connection.execute(
-                update(ConversationRow)
-                .where(C.id == conversation_id)
-                .values(session_id=session_id, last_activity_at=utcnow())
-            )
-
-        await self.store.writer(set_session)
 
     async def retry_message(self, message: StoredMessage, at: datetime, reason: str) -> None:
         """The bot failed in a way that is safe to retry: try again at ``at`` (the conversation is
@@ -274,9 +282,9 @@ def _with_work(connection: Connection, rows: list[Any], now: datetime) -> list[C
     claims = {row.id: _claim_record(row) for row in rows}
     ids = {"q_ids": list(claims)}
     for row in connection.execute(_PENDING_MESSAGES, ids):
-        claims[row.conversation_id].messages.append(_message_record(row))
+        claims[row.conversation_id].messages.append(to_message(row._mapping))
     for row in connection.execute(_PENDING_PARTS, ids):
-        claims[row.conversation_id].parts.append(_part_record(row, row.public_id))
+        claims[row.conversation_id].parts.append(to_part(row._mapping, row.public_id))
     _mark_relayed(connection, [c.messages[0].id for c in claims.values() if c.messages], now)
     return list(claims.values())
 
@@ -317,74 +325,6 @@ def _insert_parts(
 
 
 def _claim_record(row: Any) -> Claim:
-    person = Person(key=row.person_key, address=row.address, name=row.person_name, platform=row.platform)
-    conversation = Conversation(row.id, row.channel, person, row.session_id, dict(row.state or {}))
-    return Claim(conversation, row.inbox_seq, row.blocked, row.last_activity_at)
-
-
-def _message_record(row: Any) -> StoredMessage:
-    return StoredMessage(**{column.name: getattr(row, column.name) for column in _MESSAGE})
-
-
-def _part_record(row: Any, message_ref: str | None) -> StoredPart:
-    values = row if isinstance(row, dict) else row._mapping
-    return StoredPart(
-        id=values["id"],
-        conversation_id=values["conversation_id"],
-        message_id=values["message_id"],
-        seq=values["seq"],
-        text=values["text"],
-        attachments=tuple(Attachment(**a) for a in values["attachments"] or ()),
-        status=values["status"],
-        attempts=values["attempts"],
-        next_attempt_at=values["next_attempt_at"],
-        error=values["error"],
-        created_at=values["created_at"],
-        message_ref=message_ref,
-        delivery_status=values["delivery_status"],
-    )
-
-
-# dead letters (the CLI) -------------------------------------------------------------------------
-async def dead_letters(store: Store) -> list[DeadLetter]:
-    async with store.reading() as session:
-        messages = await session.execute(
-            select(M.id, C.channel, C.person_key, M.received_at, M.error)
-            .join(ConversationRow, C.id == M.conversation_id)
-            .where(M.status == "dead")
-        )
-        parts = await session.execute(
-            select(P.id, C.channel, C.person_key, P.created_at, P.error)
-            .join(ConversationRow, C.id == P.conversation_id)
-            .where(P.status == "dead")
-        )
-        letters = [DeadLetter(f"in-{i}", ch, key, at, err or "") for i, ch, key, at, err in messages]
-        letters += [DeadLetter(f"out-{i}", ch, key, at, err or "") for i, ch, key, at, err in parts]
-    return sorted(letters, key=lambda d: d.at)
-
-
-async def revive(store: Store, ref: str) -> bool:
-    """Queue a dead letter again (``in-N`` or ``out-N``); False if there is no such dead letter."""
-    kind, _, number = ref.partition("-")
-    if kind not in ("in", "out") or not number.isdigit():
-        return False
-    table = MessageRow if kind == "in" else PartRow
-    now = utcnow()
-    values: dict[str, object] = {"status": "pending", "attempts": 0, "next_attempt_at": now, "error": None}
-    if table is MessageRow:
-        values["relayed_at"] = None  # the operator asks for a fresh attempt, not the failed answer
-    async with store.writing() as session:
-        conversation_id = await session.scalar(
-            update(table)
-            .where(table.id == int(number), table.status == "dead")
-            .values(**values)
-            .returning(table.conversation_id)
-        )
-        if conversation_id is None:
-            return False
-        await session.execute(
-            update(ConversationRow)
-            .where(C.id == conversation_id)
-            .values(inbox_seq=C.inbox_seq + 1, next_run_at=func.coalesce(C.next_run_at, now), blocked=False)
-        )
-        return True
+    conversation = to_conversation(row._mapping)
+    values = (row.inbox_seq, row.blocked, row.last_activity_at, row.handoff_session, row.closed_session)
+    return Claim(conversation, *values)

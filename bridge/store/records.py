@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,6 +89,17 @@ class DeadLetter:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Ask the bot with ``prompt`` at ``due_at`` in the person's session (``fired_at`` once stored)."""
+
+    id: str
+    name: str
+    prompt: str
+    due_at: datetime
+    fired_at: datetime | None = None
+
+
 ID_LIMIT = 255  # person keys, addresses and platform message ids (String(255) columns)
 
 
@@ -170,48 +182,50 @@ def _clean_id(value: str) -> str:
     return cleaned
 
 
-def to_conversation(row: ConversationRow) -> Conversation:
-    person = Person(key=row.person_key, address=row.address, name=row.person_name, platform=row.platform)
+# Row -> record: the one place that does it. Reads select these columns (SQLAlchemy Core) and
+# hand the rows' mappings here; freshly inserted rows are the mappings that were inserted.
+C = ConversationRow.__table__.c
+M = MessageRow.__table__.c
+P = PartRow.__table__.c
+CONVERSATION: list[Any] = [C.id, C.channel, C.person_key, C.address, C.person_name, C.platform]
+CONVERSATION += [C.session_id, C.state]
+MESSAGE: list[Any] = [M.id, M.public_id, M.conversation_id, M.channel, M.kind, M.text, M.what, M.status]
+MESSAGE += [M.attempts, M.next_attempt_at, M.error, M.received_at, M.relayed_at, M.context]
+PART: list[Any] = [P.id, P.conversation_id, P.message_id, P.seq, P.text, P.attachments, P.status]
+PART += [P.attempts, P.next_attempt_at, P.error, P.created_at, P.delivery_status]
+
+
+def to_conversation(row: Mapping[Any, Any]) -> Conversation:
+    person = Person(
+        key=row["person_key"], address=row["address"], name=row["person_name"], platform=row["platform"]
+    )
     return Conversation(
-        id=row.id, channel=row.channel, person=person, session_id=row.session_id, state=dict(row.state or {})
+        id=row["id"],
+        channel=row["channel"],
+        person=person,
+        session_id=row["session_id"],
+        state=dict(row["state"] or {}),
     )
 
 
-def to_message(row: MessageRow) -> StoredMessage:
-    return StoredMessage(
-        id=row.id,
-        public_id=row.public_id,
-        conversation_id=row.conversation_id,
-        channel=row.channel,
-        kind=row.kind,
-        text=row.text,
-        what=row.what,
-        status=row.status,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        error=row.error,
-        received_at=row.received_at,
-        relayed_at=row.relayed_at,
-        context=dict(row.context or {}),
-    )
+def to_message(row: Mapping[Any, Any]) -> StoredMessage:
+    values = {column.name: row[column.name] for column in MESSAGE}
+    return StoredMessage(**values | {"context": dict(row["context"] or {})})
 
 
-def to_part(row: PartRow, message_ref: str | None = None) -> StoredPart:
-    return StoredPart(
-        id=row.id,
-        conversation_id=row.conversation_id,
-        message_id=row.message_id,
-        seq=row.seq,
-        text=row.text,
-        attachments=tuple(Attachment(**a) for a in row.attachments or ()),
-        status=row.status,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        error=row.error,
-        created_at=row.created_at,
-        message_ref=message_ref,
-        delivery_status=row.delivery_status,
-    )
+def to_part(row: Mapping[Any, Any], message_ref: str | None = None) -> StoredPart:
+    values = {column.name: row[column.name] for column in PART}
+    attachments = tuple(Attachment(**a) for a in row["attachments"] or ())
+    return StoredPart(**values | {"attachments": attachments, "message_ref": message_ref})
+
+
+def to_schedule(row: Any) -> Schedule:
+    return Schedule(row.id, row.name, row.prompt, row.due_at, row.fired_at)
+
+
+def to_dead_letter(row: Any) -> DeadLetter:
+    """A row of ``letters.DEAD``."""
+    return DeadLetter(f"{row.kind}-{row.id}", row.channel, row.person_key, row.at, row.error or "")
 
 
 def attachments_json(attachments: tuple[Attachment, ...]) -> list[dict[str, Any]]:

@@ -1,25 +1,32 @@
-"""The store as channels, the web API and the CLI see it: conversations, messages, reply parts."""
+"""The store as channels, the web API and the CLI see it: conversations, messages, reply parts.
+
+Every write is a Writer operation (``bridge.store.writer``: group commit), a plain function on a
+connection kept in the module of its topic (``events``, ``handoff``, ``follow``, ``people``,
+``letters``, ``statements``); the methods here hand them to the writer. Reads use ``reading()``."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bridge.model import Conversation, InboundMessage, Person, Received
-from bridge.store import events
+from bridge.store import events, follow, handoff, letters, people, statements
 from bridge.store.db import sessionmaker, sqlite_writer_engine
 from bridge.store.inbound import Inbound
 from bridge.store.records import (
+    CONVERSATION,
+    PART,
     Accepted,
     Backlog,
+    DeadLetter,
+    Schedule,
     StoredMessage,
     StoredPart,
     clean_json,
@@ -33,7 +40,13 @@ from bridge.store.records import (
 from bridge.store.tables import ConversationRow, HeartbeatRow, MessageRow, PartRow, utcnow
 from bridge.store.writer import Writer
 
+if TYPE_CHECKING:
+    from bridge.store.people import ScheduleChange
+
+T = TypeVar("T")
 C = ConversationRow.__table__.c
+M = MessageRow.__table__.c
+P = PartRow.__table__.c
 _FORGET = timedelta(days=1)  # heartbeats older than this are deleted
 
 
@@ -43,36 +56,22 @@ class Store:
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
         self.is_postgres = engine.dialect.name == "postgresql"
-        self._writer = sessionmaker(engine)
         if engine.dialect.name == "sqlite":
-            # SQLite has one writer at a time: queue writers here, in order, rather than in
-            # SQLite's busy handler (which sleeps up to 100 ms between tries); readers run
-            # beside them (WAL) in plain deferred transactions.
+            # SQLite has one writer at a time (the Writer's thread); readers run beside it (WAL)
+            # in plain deferred transactions.
             self._reader = sessionmaker(engine.execution_options(readonly=True))
-            self._write_lock: asyncio.Lock | None = asyncio.Lock()
+            self.writer = Writer(engine, sqlite_writer_engine(engine), asyncio.Lock())
         else:
-            self._reader = self._writer
-            self._write_lock = None
-        sqlite = sqlite_writer_engine(engine) if engine.dialect.name == "sqlite" else None
-        self.writer = Writer(engine, sqlite, self._write_lock)
+            self._reader = sessionmaker(engine)
+            self.writer = Writer(engine, None, None)
         self.inbound = Inbound(self.is_postgres)
 
     async def close(self) -> None:
         """Finish the writes under way (the engine is the caller's to dispose of)."""
         await self.writer.close()
 
-    @contextlib.asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncSession]:
-        """A session in a write transaction, committed on exit."""
-        async with contextlib.AsyncExitStack() as stack:
-            if self._write_lock is not None:
-                await stack.enter_async_context(self._write_lock)
-            session = await stack.enter_async_context(self._writer())
-            await stack.enter_async_context(session.begin())
-            yield session
-
     def reading(self) -> AsyncSession:
-        """A session for reads only."""
+        """A session for reads only (every write is a Writer operation)."""
         return self._reader()
 
     # inbound ------------------------------------------------------------------------------------
@@ -107,31 +106,22 @@ class Store:
 
     # conversations ------------------------------------------------------------------------------
     async def conversation(self, channel: str, key: str) -> Conversation | None:
-        async with self.reading() as session:
-            row = await session.scalar(
-                select(ConversationRow).where(
-                    ConversationRow.channel == channel, ConversationRow.person_key == clean_text(key)
-                )
-            )
-            return None if row is None else to_conversation(row)
+        found = await self._conversations((C.channel == channel) & (C.person_key == clean_text(key)))
+        return found[0] if found else None
 
     async def conversations_at(self, channel: str, address: str) -> list[Conversation]:
         """Every conversation of a channel that replies to ``address`` (one chat, several people)."""
-        c = ConversationRow
-        async with self.reading() as session:
-            rows = await session.scalars(select(c).where(c.channel == channel, c.address == address))
-            return [to_conversation(r) for r in rows]
+        return await self._conversations((C.channel == channel) & (C.address == address))
 
     async def conversations_with(self, channel: str, field: str, value: str) -> list[Conversation]:
         """Conversations of a channel whose state has ``field == value`` (oldest first)."""
-        c = ConversationRow
+        state = ConversationRow.state[field].as_string()
+        return await self._conversations((C.channel == channel) & (state == clean_text(value)))
+
+    async def _conversations(self, where: Any) -> list[Conversation]:
         async with self.reading() as session:
-            rows = await session.scalars(
-                select(c)
-                .where(c.channel == channel, c.state[field].as_string() == clean_text(value))
-                .order_by(c.id)
-            )
-            return [to_conversation(r) for r in rows]
+            rows = await session.execute(select(*CONVERSATION).where(where).order_by(C.id))
+            return [to_conversation(row._mapping) for row in rows]
 
     async def open_conversation(
         self, channel: str, person: Person, state: dict[str, Any] | None = None
@@ -143,81 +133,95 @@ class Store:
             conversation_id = self.inbound.upsert_conversation(
                 connection, channel, person, work=False, state=clean_json(state) if state else None
             )
-            row = connection.execute(select(ConversationRow.__table__).where(C.id == conversation_id)).one()
-            return to_conversation(row)  # type: ignore[arg-type]
+            row = connection.execute(select(*CONVERSATION).where(C.id == conversation_id)).one()
+            return to_conversation(row._mapping)
 
         return await self.writer(open_conversation)
 
     async def set_session(self, conversation_id: int, session_id: str | None) -> None:
-        async with self.writing() as session:
-            await session.execute(
-                update(ConversationRow)
-                .where(ConversationRow.id == conversation_id)
-                .values(session_id=session_id, last_activity_at=utcnow())
-            )
+        await self._write(statements.set_session, conversation_id=conversation_id, session_id=session_id)
+
+    async def _write(self, operation: Callable[..., T], /, **arguments: Any) -> T:
+        """Run the Writer operation ``operation(connection, **arguments)``; its result."""
+        return await self.writer(functools.partial(operation, **arguments))
 
     async def block_conversation(self, conversation_id: int, reason: str) -> None:
-        """The person cannot be reached: send nothing more until they write again."""
-        await self.writer(functools.partial(events.block, conversation_id=conversation_id, reason=reason))
+        """The person cannot be reached (``bridge.store.events``): nothing more until they write again."""
+        await self._write(events.block, conversation_id=conversation_id, reason=reason)
 
-    async def apply(self, channel: str, received: Received) -> None:
-        """Events noticed outside a webhook (a send that found the chat moved)."""
-        await self.receive(channel, received)
+    # what bots tell (``bridge.store.handoff``) --------------------------------------------------
+    async def mark_sessions(
+        self, channels: Collection[str], *, handed_off: Collection[str], closed: Collection[str]
+    ) -> list[int]:
+        return await self._write(
+            handoff.mark_sessions, channels=channels, handed_off=handed_off, closed=closed
+        )
+
+    async def forget_session(self, conversation_id: int, session_id: str) -> None:
+        await self._write(handoff.forget_session, conversation_id=conversation_id, session_id=session_id)
+
+    # the follower (``bridge.store.follow``) -----------------------------------------------------
+    async def claim_read(
+        self, conversation_id: int, active: Collection[str], since: datetime, until: datetime
+    ) -> follow.Claim | None:
+        return await self._write(
+            follow.claim_read, conversation_id=conversation_id, active=active, since=since, until=until
+        )
+
+    async def advance(self, conversation_id: int, session_id: str, position: str | None) -> None:
+        await self._write(
+            follow.advance, conversation_id=conversation_id, session_id=session_id, position=position
+        )
+
+    # people (``bridge.store.people``) -----------------------------------------------------------
+    async def merge_data(self, conversation_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        return await self._write(people.merge_data, conversation_id=conversation_id, data=data)
+
+    async def save_schedules(self, conversation_id: int, changes: Sequence[ScheduleChange]) -> None:
+        await self._write(people.save_schedules, conversation_id=conversation_id, changes=changes)
+
+    async def mark_fired(self, schedule: Schedule) -> None:
+        await self._write(people.mark_fired, schedule=schedule)
+
+    # dead letters (``bridge.store.letters``) ----------------------------------------------------
+    async def dead_letters(self) -> list[DeadLetter]:
+        async with self.reading() as session:
+            return letters.letters(await session.execute(letters.DEAD))
+
+    async def revive(self, ref: str) -> bool:
+        return await self._write(letters.revive, ref=ref)
 
     # reading back (web channel, CLI) ------------------------------------------------------------
     async def message(self, public_id: str) -> StoredMessage | None:
         async with self.reading() as session:
-            row = await session.scalar(
-                select(MessageRow).where(MessageRow.public_id == clean_text(public_id))
-            )
-            return None if row is None else to_message(row)
+            query = select(MessageRow.__table__).where(M.public_id == clean_text(public_id))
+            row = (await session.execute(query)).first()
+            return None if row is None else to_message(row._mapping)
 
     async def parts_of(self, message_id: int) -> list[StoredPart]:
-        async with self.reading() as session:
-            rows = await session.scalars(
-                select(PartRow).where(PartRow.message_id == message_id).order_by(PartRow.id)
-            )
-            return [to_part(r) for r in rows]
-
-    async def mark_fetched(self, message_id: int) -> None:
-        """The widget fetched the answer to this message (its task poll): don't show it again."""
-        async with self.writing() as session:
-            await session.execute(
-                update(PartRow)
-                .where(PartRow.message_id == message_id, PartRow.delivery_status.is_(None))
-                .values(delivery_status="fetched")
-            )
+        return await self._parts(P.message_id == message_id)
 
     async def parts_since(self, conversation_id: int, since: datetime | None) -> list[StoredPart]:
         """The parts sent to a conversation (the web channel's history), oldest first."""
-        query = select(PartRow).where(PartRow.conversation_id == conversation_id, PartRow.status == "sent")
-        if since is not None:
-            query = query.where(PartRow.created_at > since)
-        async with self.reading() as session:
-            return [to_part(r) for r in await session.scalars(query.order_by(PartRow.id))]
+        where = (P.conversation_id == conversation_id) & (P.status == "sent")
+        return await self._parts(where if since is None else where & (P.created_at > since))
 
-    async def enqueue_parts(
-        self, conversation_id: int, texts: list[str], message_id: int | None = None
-    ) -> list[int]:
-        """Queue outbound parts (a proactive message) and wake the conversation. Texts are
-        cleaned; one left empty by that is not a part."""
-        cleaned = [t for t in map(clean_text, texts) if t.strip()]
-        async with self.writing() as session:
-            rows = [
-                PartRow(conversation_id=conversation_id, message_id=message_id, seq=i, text=t)
-                for i, t in enumerate(cleaned)
-            ]
-            session.add_all(rows)
-            await session.execute(
-                update(ConversationRow)
-                .where(ConversationRow.id == conversation_id)
-                .values(
-                    inbox_seq=ConversationRow.inbox_seq + 1,
-                    next_run_at=func.coalesce(ConversationRow.next_run_at, utcnow()),
-                )
+    async def _parts(self, where: Any) -> list[StoredPart]:
+        async with self.reading() as session:
+            rows = await session.execute(select(*PART).where(where).order_by(P.id))
+            return [to_part(row._mapping) for row in rows]
+
+    async def mark_fetched(self, message_id: int) -> None:
+        """The widget fetched the answer to this message (its task poll): don't show it again."""
+
+        def fetched(connection: Connection) -> None:
+            connection.execute(
+                update(PartRow)
+                .where(P.message_id == message_id, P.delivery_status.is_(None))
+                .values(delivery_status="fetched")
             )
-            await session.flush()
-            return [r.id for r in rows]
+
+        await self.writer(fetched)
 
     async def backlog(self) -> Backlog:
         """What waits and what failed, in one round trip (the partial ``ix_*_open`` indexes)."""
@@ -241,16 +245,19 @@ class Store:
 
     async def beat(self, owner: str) -> None:
         """A worker process says it is alive (its heartbeat loop calls this every few seconds)."""
-        now = utcnow()
         insert = (postgresql if self.is_postgres else sqlite).insert(HeartbeatRow)
-        async with self.writing() as session:
-            await session.execute(
+
+        def beat(connection: Connection) -> None:
+            now = utcnow()
+            connection.execute(
                 insert.values(owner=owner, seen_at=now).on_conflict_do_update(
                     index_elements=["owner"], set_={"seen_at": now}
                 )
             )
             # processes that stopped long ago (each start is a new owner)
-            await session.execute(delete(HeartbeatRow).where(HeartbeatRow.seen_at < now - _FORGET))
+            connection.execute(delete(HeartbeatRow).where(HeartbeatRow.seen_at < now - _FORGET))
+
+        await self.writer(beat)
 
     async def live_workers(self, within: float) -> int:
         """How many worker processes, anywhere, beat in the last ``within`` seconds."""

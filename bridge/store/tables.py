@@ -71,6 +71,8 @@ class ConversationRow(Base):
     person_name: Mapped[str] = mapped_column(String(255), default="")
     platform: Mapped[str] = mapped_column(String(32), default="")
     session_id: Mapped[str | None] = mapped_column(String(255))
+    handoff_session: Mapped[str | None] = mapped_column(String(255))  # the session a human agent has
+    closed_session: Mapped[str | None] = mapped_column(String(255))  # the session the bot's side closed
     state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     blocked: Mapped[bool] = mapped_column(default=False)
     inbox_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # bumped by every new piece of work
