@@ -186,7 +186,7 @@ def test_migrate_says_what_it_did(tmp_path):
     assert (
         again.stdout.strip() == f"the database schema in {database} is up to date (revision {head.revision})"
     )
-    command.downgrade(_alembic_config(f"sqlite+aiosqlite:///{database}"), "-1")  # as the previous release left it
+    command.downgrade(_alembic_config(f"sqlite+aiosqlite:///{database}"), "-1")  # as the last release left it
     upgraded = bridge(tmp_path, "migrate")
     said = f"upgraded the database schema in {database} from revision {head.down_revision} to {head.revision}"
     assert upgraded.stdout.strip() == said
