@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -23,7 +24,7 @@ from bridge.core import Core
 from bridge.errors import ConfigError
 from bridge.health import DATABASE_ERRORS, migrate_and_say, short
 from bridge.proactive import commands
-from bridge.settings import Settings, exit_on_config_error, load_settings, read_environment
+from bridge.settings import CONFIG, Settings, exit_on_config_error, load_settings, read_environment
 from bridge.store import Store
 from bridge.store.db import create_engine, migrate, schema_problem, sqlite_file
 from bridge.store.queue import dead_letters, revive
@@ -185,12 +186,10 @@ def _migrate(settings: Settings, channels: dict[str, Channel], args: Args) -> in
     return 0
 
 
-def _missing_sqlite_file(settings: Settings) -> str | None:
-    """What to say when DATABASE_URL names an SQLite file that does not exist (None: it does)."""
+def _missing_sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite file DATABASE_URL names, when it does not exist (connecting would create it)."""
     path = sqlite_file(settings.database_url)
-    if path is None or path.exists():
-        return None
-    return f"no SQLite database at {path.resolve()} (`chatbridge serve` or `chatbridge migrate` creates it)"
+    return path.resolve() if path is not None and not path.exists() else None
 
 
 def _existing_database(settings: Settings) -> None:
@@ -199,7 +198,8 @@ def _existing_database(settings: Settings) -> None:
     missing = _missing_sqlite_file(settings)
     if missing is not None:
         raise ConfigError(
-            f"DATABASE_URL: {missing}; run this where the bridge's database is, or set DATABASE_URL"
+            f"DATABASE_URL: no SQLite database at {missing} (`chatbridge serve` or `chatbridge migrate` "
+            "creates it); run this where the bridge's database is, or set DATABASE_URL"
         )
 
 
@@ -258,17 +258,10 @@ def _send(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
 
 
 def _participants_list(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
-    def action(store: Store) -> Awaitable[int]:
-        return commands.list_participants(
-            store,
-            settings,
-            channels,
-            platform=args.platform,
-            identifier=args.identifier,
-            chatbot=args.chatbot,
-        )
-
-    return _with_store(action, settings)
+    filters = {"platform": args.platform, "identifier": args.identifier, "chatbot": args.chatbot}
+    return _with_store(
+        lambda store: commands.list_participants(store, settings, channels, **filters), settings
+    )
 
 
 # check ------------------------------------------------------------------------------------------
@@ -302,8 +295,8 @@ def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
 
         async def database() -> str:
             missing = _missing_sqlite_file(settings)
-            if missing is not None:
-                raise RuntimeError(missing)
+            if missing is not None:  # not created here: the path shows a check run from elsewhere
+                return f"sqlite, no database at {missing} yet (`chatbridge serve` creates it at start)"
             try:
                 problem = await schema_problem(engine)
             except DATABASE_ERRORS as exc:
@@ -337,6 +330,8 @@ def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
 def _telegram_channels(channels: dict[str, Channel], args: Args) -> list[Any]:
     telegram = [c for c in channels.values() if c.kind == "telegram"]
     if not telegram:
+        if read_environment().get(CONFIG):
+            raise ConfigError(f"{CONFIG}: no channel of type 'telegram' in the file")
         raise ConfigError("TELEGRAM_BOT_TOKEN: not set, so there is no Telegram channel")
     chosen = [c for c in telegram if args.channel in (None, c.name)]
     if not chosen:
