@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test fuzz lint bench widget system-deps clean
+.PHONY: run test fuzz lint bench widget system-deps lock clean clean-data
 
 run: $(STAMP) widget
-	$(BIN)/bridge serve
+	$(BIN)/chatbridge serve
 
 test: $(STAMP) system-deps widget
+	@if command -v promtool >/dev/null; then promtool check rules deploy/prometheus/alerts.yml; fi
 	$(BIN)/pytest -q
 
 # The property-based test of every route (tests/test_fuzz.py) with many more examples than `make test`.
@@ -38,9 +39,18 @@ $(STAMP): pyproject.toml
 widget:
 	@bash scripts/install-widget.sh
 
-# PostgreSQL, Chromium and Node.js for the tests (apt-get as root; otherwise says what to install).
+# requirements.lock: the image's Python dependencies at exact versions, from pyproject.toml's.
+lock:
+	@PYTHON=$(PYTHON) bash scripts/lock.sh
+
+# PostgreSQL, Chromium, Node.js and promtool for the tests (apt-get as root; otherwise says what to install).
 system-deps:
 	@bash scripts/system-deps.sh
 
+# What `make run` and `make test` built; never the data (see clean-data).
 clean:
-	rm -rf $(VENV) bridge.db bridge.db-wal bridge.db-shm data build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info
+
+# The data `make run` kept: the SQLite database ./bridge.db and ./data (widget uploads). Gone for good.
+clean-data:
+	rm -rf bridge.db bridge.db-wal bridge.db-shm data

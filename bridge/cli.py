@@ -1,4 +1,5 @@
-"""The ``bridge`` command: the one place that wires the adapters into the core."""
+"""The ``chatbridge`` command (also ``python -m bridge``): the one place that wires the adapters into
+the core."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import errno
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -20,10 +22,11 @@ from bridge.bots import BotError, build_bot
 from bridge.channel import Channel, SendError
 from bridge.core import Core
 from bridge.errors import ConfigError
+from bridge.health import migrate_and_say
 from bridge.proactive import commands
-from bridge.settings import Settings, exit_on_config_error, load_settings, read_environment
+from bridge.settings import CONFIG, Settings, exit_on_config_error, load_settings, read_environment
 from bridge.store import Store
-from bridge.store.db import DATABASE_ERRORS, create_engine, migrate, schema_problem, short
+from bridge.store.db import DATABASE_ERRORS, create_engine, migrate, schema_problem, short, sqlite_file
 from bridge.variables import check_environment, unknown_variables
 from bridge.web import create_app
 
@@ -34,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     env = read_environment()
     try:
+        _no_half_configured_bot(env)
         settings = load_settings(env)
         check_environment(env, adapters.option_models())
         logs.configure(settings.log_format, settings.log_level)
@@ -53,8 +57,21 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(code or 0)
 
 
+# OCS settings that only make sense with the key: without it the echo bot would answer, silently.
+_OCS_NEEDS_KEY = ("OCS_EXPERIMENT_ID", "OCS_EXPERIMENT_VERSION")
+
+
+def _no_half_configured_bot(env: Mapping[str, str]) -> None:
+    """A half-configured OCS bot is an error, as a half-configured channel is."""
+    if any(env.get(name) for name in ("BRIDGE_CONFIG", "BOT_BACKEND", "OCS_API_KEY", "OPENCX_API_KEY")):
+        return  # a chosen backend: load_settings says what it lacks
+    given = [name for name in _OCS_NEEDS_KEY if env.get(name)]
+    if given:
+        raise ConfigError(f"OCS_API_KEY: required when {given[0]} is set (without it the echo bot answers)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bridge", description="Messaging platforms <-> an OCS chatbot.")
+    parser = argparse.ArgumentParser(prog="chatbridge", description="Messaging platforms <-> an OCS chatbot.")
     parser.add_argument("--version", action="version", version=f"channel-bridge {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -81,16 +98,25 @@ def _parser() -> argparse.ArgumentParser:
     send.set_defaults(run=_send)
     participants = sub.add_parser("participants", help="the people the bridge serves")
     participants_sub = participants.add_subparsers(required=True, metavar="ACTION")
-    participants_sub.add_parser("list", help="list them").set_defaults(run=_participants_list)
+    listing = participants_sub.add_parser("list", help="list them (filters as GET /api/participants)")
+    listing.add_argument("--platform", help="telegram, sms, whatsapp, web, or a channel's name")
+    listing.add_argument("--identifier", help="the person's id on the platform")
+    listing.add_argument("--chatbot", help="a chatbot's id (its OCS experiment id)")
+    listing.set_defaults(run=_participants_list)
 
     telegram = sub.add_parser("telegram", help="Telegram webhook and long polling")
-    telegram.add_argument("--channel", help="the Telegram channel's name (default: every Telegram channel)")
+    channel_help = "the Telegram channel's name (default: every Telegram channel)"
+    telegram.add_argument("--channel", help=channel_help)
     tg_sub = telegram.add_subparsers(required=True, metavar="ACTION")
-    tg_sub.add_parser("set-webhook", help="register PUBLIC_URL/webhooks/{channel}").set_defaults(run=_tg_set)
-    tg_sub.add_parser("delete-webhook", help="remove the webhook").set_defaults(run=_tg_delete)
-    tg_sub.add_parser("poll", help="serve, taking Telegram updates by long polling").set_defaults(
-        run=_tg_poll
-    )
+    for action, run, text in (
+        ("set-webhook", _tg_set, "register PUBLIC_URL/webhooks/{channel}"),
+        ("delete-webhook", _tg_delete, "remove the webhook"),
+        ("poll", _tg_poll, "serve, taking Telegram updates by long polling"),
+    ):
+        # --channel before or after the action (SUPPRESS: absent here keeps what was given before)
+        action_parser = tg_sub.add_parser(action, help=text)
+        action_parser.add_argument("--channel", default=argparse.SUPPRESS, help=channel_help)
+        action_parser.set_defaults(run=run)
     return parser
 
 
@@ -130,6 +156,8 @@ def _run_http(
 
 
 def _worker(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
+    _existing_database(settings)
+
     async def run() -> None:
         runner = web.AppRunner(create_app(settings, channels, workers=True))
         await runner.setup()  # starts the core (and its workers) without listening
@@ -153,14 +181,32 @@ async def _until_signal() -> None:
 
 # database ---------------------------------------------------------------------------------------
 def _migrate(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
-    asyncio.run(migrate(settings.database_url))
-    print("database is up to date")
+    print(asyncio.run(migrate_and_say(settings.database_url)))
     return 0
 
 
+def _missing_sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite file DATABASE_URL names, when it does not exist (connecting would create it)."""
+    path = sqlite_file(settings.database_url)
+    return path.resolve() if path is not None and not path.exists() else None
+
+
+def _existing_database(settings: Settings) -> None:
+    """Only ``serve`` and ``migrate`` create a database: any other command run from another directory
+    would otherwise start an empty one there."""
+    missing = _missing_sqlite_file(settings)
+    if missing is not None:
+        raise ConfigError(
+            f"DATABASE_URL: no SQLite database at {missing} (`chatbridge serve` or `chatbridge migrate` "
+            "creates it); run this where the bridge's database is, or set DATABASE_URL"
+        )
+
+
 def _with_store(action: Callable[[Store], Awaitable[int]], settings: Settings) -> int:
+    _existing_database(settings)
+
     async def run() -> int:
-        if settings.is_sqlite:
+        if settings.is_sqlite:  # an older file is brought up to date, as `serve` would
             await migrate(settings.database_url)
         engine = create_engine(settings.database_url)
         store = Store(engine)
@@ -211,7 +257,10 @@ def _send(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
 
 
 def _participants_list(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
-    return _with_store(lambda store: commands.list_participants(store, channels), settings)
+    filters = {"platform": args.platform, "identifier": args.identifier, "chatbot": args.chatbot}
+    return _with_store(
+        lambda store: commands.list_participants(store, settings, channels, **filters), settings
+    )
 
 
 # check ------------------------------------------------------------------------------------------
@@ -239,18 +288,21 @@ def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
                     print(
                         f"FAIL  channel {name!r}: PUBLIC_URL is not set; {channel.kind} cannot reach "
                         f"{settings.base_url} with its webhooks"
-                        + (" (only `bridge telegram poll` works)" if channel.kind == "telegram" else "")
+                        + (" (only `chatbridge telegram poll` works)" if channel.kind == "telegram" else "")
                     )
         engine = create_engine(settings.database_url)
 
         async def database() -> str:
+            missing = _missing_sqlite_file(settings)
+            if missing is not None:  # not created here: the path shows a check run from elsewhere
+                return f"sqlite, no database at {missing} yet (`chatbridge serve` creates it at start)"
             try:
                 problem = await schema_problem(engine)
             except DATABASE_ERRORS as exc:
                 raise RuntimeError(f"unreachable ({short(exc)})") from None
             if problem is not None and not settings.is_sqlite:
                 raise RuntimeError(f"{engine.dialect.name} reachable, but the schema is {problem}")
-            state = "up to date" if problem is None else "migrated by `bridge serve` at start"
+            state = "up to date" if problem is None else "migrated by `chatbridge serve` at start"
             return f"{engine.dialect.name} reachable, schema {state}"
 
         await probe("database", database, (RuntimeError,))
@@ -263,7 +315,10 @@ def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
             finally:
                 await bot.stop()
         for name, channel in channels.items():
-            await probe(f"channel {name!r} ({channel.kind})", channel.check, (SendError,))
+            try:
+                await probe(f"channel {name!r} ({channel.kind})", channel.check, (SendError,))
+            finally:
+                await channel.stop()  # its client, opened by the check
         print("all good" if not problems else f"{problems} problem(s)")
         return 1 if problems else 0
 
@@ -272,22 +327,29 @@ def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
 
 # telegram ---------------------------------------------------------------------------------------
 def _telegram_channels(channels: dict[str, Channel], args: Args) -> list[Any]:
-    chosen = [c for c in channels.values() if c.kind == "telegram" and args.channel in (None, c.name)]
+    telegram = [c for c in channels.values() if c.kind == "telegram"]
+    if not telegram:
+        if read_environment().get(CONFIG):
+            raise ConfigError(f"{CONFIG}: no channel of type 'telegram' in the file")
+        raise ConfigError("TELEGRAM_BOT_TOKEN: not set, so there is no Telegram channel")
+    chosen = [c for c in telegram if args.channel in (None, c.name)]
     if not chosen:
-        raise SystemExit("bridge: no Telegram channel configured (set TELEGRAM_BOT_TOKEN)")
+        names = ", ".join(c.name for c in telegram)
+        raise ConfigError(f"--channel: no Telegram channel named {args.channel!r} (there is: {names})")
     return chosen
 
 
 def _tg_set(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
     from adapters.telegram.commands import set_webhook
 
+    chosen = _telegram_channels(channels, args)  # the token is what is missing first
     if not settings.public_url:
         raise ConfigError("PUBLIC_URL: required to register a webhook (Telegram cannot reach localhost)")
 
     async def action(channel: Any) -> str:
         return f"webhook set to {await set_webhook(channel, settings.base_url)}"
 
-    return _for_each_telegram(action, channels, args)
+    return _for_each_telegram(action, chosen)
 
 
 def _tg_delete(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
@@ -297,14 +359,11 @@ def _tg_delete(settings: Settings, channels: dict[str, Channel], args: Args) -> 
         await delete_webhook(channel)
         return "webhook deleted"
 
-    return _for_each_telegram(action, channels, args)
+    return _for_each_telegram(action, _telegram_channels(channels, args))
 
 
-def _for_each_telegram(
-    action: Callable[[Any], Awaitable[str]], channels: dict[str, Channel], args: Args
-) -> int:
+def _for_each_telegram(action: Callable[[Any], Awaitable[str]], chosen: list[Any]) -> int:
     """Run a one-off Bot API command on each chosen channel, then close their clients."""
-    chosen = _telegram_channels(channels, args)
 
     async def run() -> None:
         try:

@@ -17,7 +17,15 @@ from aiohttp import web
 from bridge.core import Core
 from bridge.errors import ConfigError
 from bridge.metrics import CONTENT_TYPE
-from bridge.store.db import DATABASE_ERRORS, migrate, schema_problem, short
+from bridge.store.db import (
+    DATABASE_ERRORS,
+    create_engine,
+    current_revisions,
+    migrate,
+    schema_problem,
+    short,
+    sqlite_file,
+)
 from bridge.typedefs import CORE
 
 log = structlog.get_logger("bridge.health")
@@ -53,7 +61,7 @@ async def _problems(core: Core) -> list[str]:
     except DATABASE_ERRORS as exc:
         return [f"database: unreachable ({type(exc).__name__})"]
     if not alive:
-        return [f"workers: none alive (no heartbeat in {within:g} s; is `bridge worker` running?)"]
+        return [f"workers: none alive (no heartbeat in {within:g} s; is `chatbridge worker` running?)"]
     return []
 
 
@@ -89,9 +97,31 @@ async def migrate_sqlite(url: str) -> None:
         ) from None
 
 
+async def migrate_and_say(url: str) -> str:
+    """``chatbridge migrate``: apply the migrations and say what that did (and where, for SQLite)."""
+    path = sqlite_file(url)
+    before = [] if path is not None and not path.exists() else await _revisions_at(url)
+    await migrate(url)
+    after = ", ".join(await _revisions_at(url))
+    where = f" in {path.resolve()}" if path is not None else ""
+    if not before:
+        return f"created the database schema{where} at revision {after}"
+    if ", ".join(before) == after:
+        return f"the database schema{where} is up to date (revision {after})"
+    return f"upgraded the database schema{where} from revision {', '.join(before)} to {after}"
+
+
+async def _revisions_at(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        return await current_revisions(engine)
+    finally:
+        await engine.dispose()
+
+
 async def database_ready(core: Core, *, log_every: float = 30.0) -> None:
     """Wait until the database answers at the code's schema (PostgreSQL may start after the bridge,
-    and is migrated by ``bridge migrate``). Retries with backoff; says so in one short line, at most
+    and is migrated by ``chatbridge migrate``). Retries with backoff; says so in one short line, at most
     every ``log_every`` seconds."""
     delay, last_log = 0.5, -log_every
     while True:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Ensure the system packages the tests need (Debian/Ubuntu): PostgreSQL server binaries (the tests
-# run their own initdb), Chromium (browser tests) and Node.js + npm. Does nothing when all are there.
+# run their own initdb), Chromium (browser tests), Node.js + npm and promtool (from the `prometheus`
+# package: it checks deploy/prometheus/alerts.yml). Does nothing when all are there.
 # As root it installs what is missing; otherwise it prints the command to run and fails.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ missing=()
 have_postgres || missing+=(postgresql)
 have chromium || missing+=(chromium)
 have npm || missing+=(nodejs npm)
+have promtool || missing+=(prometheus)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -29,3 +31,7 @@ fi
 echo "system-deps: installing ${missing[*]}" >&2
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+  # Only its promtool is wanted: the package's Prometheus server need not run on this machine.
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

@@ -1,4 +1,4 @@
-"""`bridge dead-letters`, `bridge send` and `bridge participants list`, run as real processes against
+"""`chatbridge dead-letters`, `send` and `participants list`, run as real processes against
 the database of a running bridge."""
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ async def test_send_and_participants_list_from_the_command_line(tmp_path):
         running_bridge(tmp_path / "b.db", tg, **ocs.env()) as bridge,
     ):
         await bridge.deliver(text_update("hi", chat_id=42))
-        await tg.wait_for(lambda: tg.texts(42) == ["bot: hi"])
+        await bridge.deliver(text_update("hello", chat_id=43) | {"update_id": 2})
+        await tg.wait_for(lambda: tg.texts(42) == ["bot: hi"] and tg.texts(43) == ["bot: hello"])
         env = {
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'b.db'}",
             "TELEGRAM_BOT_TOKEN": tg.token,
@@ -73,7 +74,19 @@ async def test_send_and_participants_list_from_the_command_line(tmp_path):
         await tg.wait_for(lambda: tg.texts(42) == ["bot: hi", "The library closes at 5"])
         unknown = await bridge_command("send", "fax", "42", "hi", env=env)
         assert unknown.returncode == 1 and "unknown channel 'fax'" in unknown.stderr
-        listed = await bridge_command("participants", "list", env=env)
-        assert listed.returncode == 0, listed.stderr
-        [line] = listed.stdout.splitlines()
-        assert line.split("\t")[1:4] == ["telegram", "telegram", "42"]
+
+        async def listed(*filters: str) -> list[list[str]]:
+            result = await bridge_command("participants", "list", *filters, env=env)
+            assert result.returncode == 0, result.stderr
+            return [line.split("\t") for line in result.stdout.splitlines()]
+
+        header, *rows = await listed()
+        assert header == ["id", "channel", "platform", "identifier", "name", "data", "schedules"]
+        assert [row[1:4] for row in rows] == [["telegram", "telegram", "42"], ["telegram", "telegram", "43"]]
+        _, *rows = await listed(
+            "--identifier", "43", "--platform", "telegram", "--chatbot", ocs.experiment_id
+        )
+        assert [row[3] for row in rows] == ["43"]
+        assert await listed("--platform", "sms") == [["no participants"]]
+        other = await bridge_command("participants", "list", "--chatbot", "nope", env=env)
+        assert other.returncode == 1 and f"(chatbots: {ocs.experiment_id})" in other.stderr

@@ -5,7 +5,8 @@ tests run as root (site-packages is then read-only to it, as in the image).
 The wheel is installed without its dependencies; the fresh environment reads them from the
 development environment's site-packages (a plain ``.pth`` path, so its editable install of this
 project is not activated): the same versions the rest of the suite runs against, in seconds rather
-than a minute of downloads. The test checks that ``bridge`` is imported from the wheel.
+than a minute of downloads. The test checks that ``bridge`` is imported from the wheel, and that the
+command is found by its name, ``chatbridge``, on the environment's ``PATH`` (not iproute2's ``bridge``).
 """
 
 from __future__ import annotations
@@ -88,15 +89,20 @@ def empty_dir(installed: Installed) -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def _env(port: int) -> dict[str, str]:
-    return {"PATH": "/usr/bin:/bin", "PORT": str(port), "LOG_FORMAT": "json", "HOME": "/nonexistent"}
+def _env(bin_dir: Path, port: int) -> dict[str, str]:
+    """As after `. venv/bin/activate`: the environment's bin directory first on PATH."""
+    path = f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin"  # where iproute2 puts its `bridge`
+    return {"PATH": path, "PORT": str(port), "LOG_FORMAT": "json", "HOME": "/nonexistent"}
 
 
 def _run(installed: Installed, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     bin_dir, as_user = installed
+    environ = _env(bin_dir, free_port()) | env
+    command = shutil.which("chatbridge", path=environ["PATH"])
+    assert command == str(bin_dir / "chatbridge"), f"chatbridge on PATH: {command}"
     return subprocess.run(
-        [str(bin_dir / "bridge"), *args],
-        cwd=cwd, env=_env(free_port()) | env, capture_output=True, text=True, timeout=60, **as_user,
+        ["chatbridge", *args],
+        cwd=cwd, env=environ, capture_output=True, text=True, timeout=60, **as_user,
     )  # fmt: skip
 
 
@@ -110,10 +116,13 @@ def test_the_installed_command_migrates_from_an_empty_directory(installed, empty
 
     version = _run(installed, empty_dir, "--version")
     assert version.returncode == 0 and version.stdout.startswith("channel-bridge "), version.stderr
+    assert not (bin_dir / "bridge").exists()  # the old name is gone: it is iproute2's command
 
+    missing = _run(installed, empty_dir, "dead-letters", "list")
+    assert missing.returncode == 2 and "chatbridge migrate" in missing.stderr
     migrated = _run(installed, empty_dir, "migrate")
     assert migrated.returncode == 0, migrated.stderr
-    assert "up to date" in migrated.stdout
+    assert migrated.stdout.startswith(f"created the database schema in {empty_dir / 'bridge.db'}")
     assert (empty_dir / "bridge.db").is_file()
     listed = _run(installed, empty_dir, "dead-letters", "list")
     assert (listed.returncode, listed.stdout.strip()) == (0, "no dead letters"), listed.stderr
@@ -125,7 +134,7 @@ async def test_the_installed_bridge_serves_the_widget_with_the_echo_bot(installe
     log = empty_dir / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(bin_dir / "bridge"), "serve"], cwd=empty_dir, env=_env(port), stdout=out,
+            ["chatbridge", "serve"], cwd=empty_dir, env=_env(bin_dir, port), stdout=out,
             stderr=subprocess.STDOUT, **as_user,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -1,4 +1,4 @@
-"""An operator's mistakes, as the `bridge` command meets them: one line naming the setting, exit
+"""An operator's mistakes, as the `chatbridge` command meets them: one line naming the setting, exit
 code 2, no traceback, no secret. And `bridge check` naming what it would otherwise ignore."""
 
 from __future__ import annotations
@@ -72,6 +72,13 @@ MISTAKES = [
      "channels.b.chatbot_id: 'x' is already the chatbot id of channel 'a'"),
     ("set-webhook without PUBLIC_URL", ["telegram", "set-webhook"],
      {"TELEGRAM_BOT_TOKEN": TG_TOKEN, "TELEGRAM_WEBHOOK_SECRET": TG_SECRET}, "PUBLIC_URL: required"),
+    ("set-webhook without a token (nor PUBLIC_URL)", ["telegram", "set-webhook"], {},
+     "TELEGRAM_BOT_TOKEN: not set, so there is no Telegram channel"),
+    ("--channel after the action, naming no channel", ["telegram", "poll", "--channel", "tg"],
+     {"TELEGRAM_BOT_TOKEN": TG_TOKEN, "TELEGRAM_WEBHOOK_SECRET": TG_SECRET},
+     "--channel: no Telegram channel named 'tg' (there is: telegram)"),
+    ("an OCS experiment without the key", ["check"], {"OCS_EXPERIMENT_ID": "e"},
+     "OCS_API_KEY: required when OCS_EXPERIMENT_ID is set (without it the echo bot answers)"),
     ("a bad sslmode", ["migrate"], {"DATABASE_URL": f"postgresql://u:{SECRET}@127.0.0.1:1/db?sslmode=always"},
      "DATABASE_URL: Value error, sslmode must be one of"),
     ("an SQLite file that cannot be created", ["serve"], {"DATABASE_URL": "sqlite:////proc/no/bridge.db"},
@@ -123,6 +130,7 @@ def test_an_unreachable_database_is_one_line(tmp_path, command):
 
 
 def test_check_names_misspelled_variables_and_a_missing_public_url(tmp_path):
+    (tmp_path / "bridge.db").touch()  # an empty database: `serve` would migrate it
     result = bridge(
         tmp_path,
         "check",
@@ -143,7 +151,7 @@ def test_check_names_misspelled_variables_and_a_missing_public_url(tmp_path):
     assert "WIDGET_THEME: unknown variable, ignored" in out
     assert "WORKER_ID" not in out
     assert "channel 'twilio': PUBLIC_URL is not set" in out
-    assert "schema migrated by `bridge serve` at start" in out
+    assert "schema migrated by `chatbridge serve` at start" in out
     assert SECRET not in out + result.stderr
 
 
@@ -160,3 +168,71 @@ def test_the_version(tmp_path):
 
     result = bridge(tmp_path, "--version")
     assert (result.returncode, result.stdout.strip()) == (0, f"channel-bridge {__version__}")
+
+
+def test_migrate_says_what_it_did(tmp_path):
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from bridge.store.db import MIGRATIONS, _alembic_config
+
+    database = tmp_path / "bridge.db"
+    head = ScriptDirectory(str(MIGRATIONS)).get_revision("head")
+    created = bridge(tmp_path, "migrate")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == f"created the database schema in {database} at revision {head.revision}"
+    again = bridge(tmp_path, "migrate")
+    assert (
+        again.stdout.strip() == f"the database schema in {database} is up to date (revision {head.revision})"
+    )
+    command.downgrade(_alembic_config(f"sqlite+aiosqlite:///{database}"), "-1")  # as the last release left it
+    upgraded = bridge(tmp_path, "migrate")
+    said = f"upgraded the database schema in {database} from revision {head.down_revision} to {head.revision}"
+    assert upgraded.stdout.strip() == said
+
+
+def test_commands_other_than_serve_and_migrate_create_no_database(tmp_path):
+    """Run from the wrong directory, they say which file they looked for instead of starting an empty one."""
+    here = "sqlite+aiosqlite:///./bridge.db"
+    missing = f"no SQLite database at {tmp_path / 'bridge.db'} (`chatbridge serve` or `chatbridge migrate`"
+    for command in (
+        ["participants", "list"],
+        ["dead-letters", "list"],
+        ["send", "web", "x", "hi"],
+        ["worker"],
+    ):
+        result = bridge(tmp_path, *command, DATABASE_URL=here)
+        assert result.returncode == 2, f"{command}: {result.stdout}{result.stderr}"
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"bridge: configuration error: DATABASE_URL: {missing} creates it); run this")
+    checked = bridge(tmp_path, "check", DATABASE_URL=here)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    said = f"ok    database: sqlite, no database at {tmp_path / 'bridge.db'} yet (`chatbridge serve` creates"
+    assert said in checked.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_says_plainly_that_services_cannot_be_reached_and_closes_its_clients(tmp_path):
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    result = bridge(
+        tmp_path,
+        "check",
+        PUBLIC_URL="https://bridge.example.org",
+        TELEGRAM_BOT_TOKEN=TG_TOKEN,
+        TELEGRAM_WEBHOOK_SECRET=TG_SECRET,
+        TELEGRAM_API_BASE_URL=nowhere,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=SECRET,
+        TWILIO_API_BASE_URL=nowhere,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert (
+        f"FAIL  channel 'telegram' (telegram): cannot reach Telegram at {nowhere} (ClientConnectorError)"
+        in output
+    )
+    assert (
+        f"FAIL  channel 'twilio' (twilio): cannot reach Twilio at {nowhere} (ClientConnectorError)" in output
+    )
+    assert "Unclosed" not in output and "Traceback" not in output
+    assert TG_TOKEN not in output and SECRET not in output

@@ -120,7 +120,15 @@ class TelegramChannel(Channel):
         return me
 
     async def check(self) -> str:
-        me = await self.learn_username()
+        """``getMe``: the bot's name, or a plain reason (never the token)."""
+        try:
+            me = await self.learn_username()
+        except SendError as exc:
+            failed = exc.__context__  # the Bot API's error, hidden by ``from None``
+            if isinstance(failed, tg.NetworkError) and not isinstance(failed, tg.BadRequest):
+                what = failed.message.removeprefix("aiohttp.")  # no answer at all: offline, DNS, timeout
+                raise SendError(f"cannot reach Telegram at {self.options.api_base_url} ({what})") from None
+            raise
         return f"Telegram bot @{me.username} (id {me.id})"
 
     # inbound ------------------------------------------------------------------------------------

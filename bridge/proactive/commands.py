@@ -1,4 +1,4 @@
-"""``bridge send`` and ``bridge participants list``: proactive work from the command line, against
+"""``chatbridge send`` and ``chatbridge participants list``: proactive work from the command line, against
 the database a running bridge uses (its workers deliver what is stored here)."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import sys
 from bridge.channel import Channel
 from bridge.errors import ApiError
 from bridge.proactive.messages import deliver
-from bridge.proactive.route import channel_named, conversation_of, identifier_on
+from bridge.proactive.route import channel_named, conversation_of, identifier_on, public_id
+from bridge.settings import Settings
 from bridge.store import Store, people
 
 
@@ -35,10 +36,29 @@ async def send(store: Store, channels: dict[str, Channel], name: str, identifier
     return 0
 
 
-async def list_participants(store: Store, channels: dict[str, Channel]) -> int:
-    """Every person of the configured channels: id, channel, platform, identifier, name, data, schedules."""
+async def list_participants(
+    store: Store,
+    settings: Settings,
+    channels: dict[str, Channel],
+    *,
+    platform: str | None = None,
+    identifier: str | None = None,
+    chatbot: str | None = None,
+) -> int:
+    """The people of the configured channels, filtered as ``GET /api/participants`` is, one a line
+    under a header: id, channel, platform, identifier, name, data keys, schedules."""
+    chosen = [c.name for c in channels.values() if chatbot in (None, public_id(settings, c.bot))]
+    if not chosen:
+        known = ", ".join(sorted({public_id(settings, c.bot) for c in channels.values()}))
+        print(f"bridge: no chatbot {chatbot!r} serves a channel (chatbots: {known})", file=sys.stderr)
+        return 1
+    if identifier is not None and platform is not None:
+        identifier = identifier_on(platform, identifier)
     after, count = 0, 0
-    while page := await people.participants(store, channels=list(channels), after=after, limit=500):
+    filters = {"platform": platform, "identifier": identifier}
+    while page := await people.participants(store, channels=chosen, after=after, limit=500, **filters):
+        if not count:
+            print("\t".join(("id", "channel", "platform", "identifier", "name", "data", "schedules")))
         for p in page:
             c = p.conversation
             data = ",".join(sorted(p.data)) or "-"

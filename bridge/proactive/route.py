@@ -14,6 +14,7 @@ from bridge.store import Store
 
 if TYPE_CHECKING:
     from bridge.core import Core
+    from bridge.settings import Settings
 
 # Platforms as OCS names them, and the kind of channel that serves them.
 PLATFORM_KINDS = {"sms": "twilio", "whatsapp": "twilio"}
@@ -28,7 +29,11 @@ class Route:
 
 def chatbot_id(core: Core, bot_name: str) -> str:
     """A bot's public id: its OCS experiment id, else its name (``default`` in the one-bot case)."""
-    bot = core.settings.bots.get(bot_name)
+    return public_id(core.settings, bot_name)
+
+
+def public_id(settings: Settings, bot_name: str) -> str:
+    bot = settings.bots.get(bot_name)
     return (bot.experiment_id if bot is not None else None) or bot_name
 
 

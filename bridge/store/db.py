@@ -132,21 +132,26 @@ def migrate_sync(url: str) -> None:
     """Apply every migration (Alembic ``upgrade head``)."""
     from alembic import command
 
-    if url.startswith("sqlite"):
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(_alembic_config(url), "head")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names (None: not SQLite, or a database in memory)."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
 
 
 async def migrate(url: str) -> None:
     await asyncio.to_thread(migrate_sync, url)
 
 
-async def schema_problem(engine: AsyncEngine) -> str | None:
-    """None when the database is at the code's schema; else what is wrong, in a few words.
-
-    It also tells whether the database answers at all (errors propagate)."""
+async def current_revisions(engine: AsyncEngine) -> list[str]:
+    """The migrations the database is at (none: not migrated). Errors propagate."""
 
     def read(connection: Any) -> list[str]:
         from sqlalchemy import inspect
@@ -156,10 +161,17 @@ async def schema_problem(engine: AsyncEngine) -> str | None:
         return [row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))]
 
     async with engine.connect() as connection:
-        revisions = await connection.run_sync(read)
+        return await connection.run_sync(read)
+
+
+async def schema_problem(engine: AsyncEngine) -> str | None:
+    """None when the database is at the code's schema; else what is wrong, in a few words.
+
+    It also tells whether the database answers at all (errors propagate)."""
+    revisions = await current_revisions(engine)
     head, known = _revisions()
     if not revisions:
-        return "not migrated (run `bridge migrate`)"
+        return "not migrated (run `chatbridge migrate`)"
     if head in revisions or any(r not in known for r in revisions):
         return None  # current, or a newer release migrated it (a rolling upgrade): a superset
-    return f"behind the code (at {', '.join(revisions)}, needs {head}; run `bridge migrate`)"
+    return f"behind the code (at {', '.join(revisions)}, needs {head}; run `chatbridge migrate`)"
