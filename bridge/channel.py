@@ -11,10 +11,10 @@ from aiohttp import web
 
 from bridge.errors import NotFound
 from bridge.model import Conversation, InboundMessage, Kind, Part, Person
+from bridge.settings import ChannelSettings, Texts
 
 if TYPE_CHECKING:
     from bridge.core import Core
-    from bridge.settings import ChannelSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,23 +93,6 @@ class Resumable:
             raise
         self._done.pop(part_id, None)
         return platform_id
-
-
-@dataclass
-class Texts:
-    """Short answers the bridge itself gives; configurable per channel."""
-
-    unsupported: str = "Sorry, I can only read text messages. Please write your message as text."
-    reset: str = "Your conversation has been reset. You can start a new one now."
-    welcome: str = "Hello! Send me a message and I will answer."
-    help: str = ""
-    apology: str = "Sorry, something went wrong and I could not answer that. Please try again later."
-    handoff: str = "A person from our team will answer you here shortly."
-
-    @classmethod
-    def from_settings(cls, values: Mapping[str, Any]) -> Texts:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in values.items() if k in known and v is not None})
 
 
 class Channel(abc.ABC):

@@ -47,7 +47,8 @@ MISTAKES = [
      "bots.support.api_key: required when backend is 'ocs'"),
     ("TOML OCS bot without experiment_id", ["check"], {"c": OCS_BOT + f'api_key = "{SECRET}"\n' + WEB},
      "bots.support.experiment_id: required when backend is 'ocs'"),
-    ("LOG_LEVEL=verbose", ["serve"], {"LOG_LEVEL": "verbose"}, "LOG_LEVEL: Input should be"),
+    ("LOG_LEVEL=verbose", ["serve"], {"LOG_LEVEL": "verbose"},
+     "LOG_LEVEL: must be 'debug', 'info', 'warning', 'error' or 'critical'"),
     ("TWILIO_AUTH_TOKEN alone", ["serve"], {"TWILIO_AUTH_TOKEN": SECRET},
      "TWILIO_ACCOUNT_SID: required when TWILIO_AUTH_TOKEN is set"),
     ("TELEGRAM_WEBHOOK_SECRET alone", ["serve"], {"TELEGRAM_WEBHOOK_SECRET": SECRET},
@@ -73,7 +74,7 @@ MISTAKES = [
     ("set-webhook without PUBLIC_URL", ["telegram", "set-webhook"],
      {"TELEGRAM_BOT_TOKEN": TG_TOKEN, "TELEGRAM_WEBHOOK_SECRET": TG_SECRET}, "PUBLIC_URL: required"),
     ("a bad sslmode", ["migrate"], {"DATABASE_URL": f"postgresql://u:{SECRET}@127.0.0.1:1/db?sslmode=always"},
-     "DATABASE_URL: Value error, sslmode must be one of"),
+     "DATABASE_URL: sslmode must be one of"),
     ("an SQLite file that cannot be created", ["serve"], {"DATABASE_URL": "sqlite:////proc/no/bridge.db"},
      "DATABASE_URL: cannot create or migrate the SQLite database"),
 ]  # fmt: skip
