@@ -161,3 +161,23 @@ def test_the_version(tmp_path):
 
     result = bridge(tmp_path, "--version")
     assert (result.returncode, result.stdout.strip()) == (0, f"channel-bridge {__version__}")
+
+
+def test_several_mistakes_are_each_named_on_their_own_line(tmp_path):
+    result = bridge(
+        tmp_path, "serve", PORT="eighty", LOG_LEVEL="verbose", OCS_API_KEY=SECRET, OCS_EXPERIMENT_VERSION="v2"
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        "bridge: configuration error: PORT: must be a whole number",
+        "bridge: configuration error: LOG_LEVEL: must be 'debug', 'info', 'warning', 'error' or 'critical'",
+        "bridge: configuration error: OCS_EXPERIMENT_VERSION: must be a whole number",
+    ]
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_variable_the_config_file_refers_to_is_not_reported(tmp_path):
+    config = toml(tmp_path, '[bots.support]\nbackend = "echo"\napi_key = "${OCS_SUPPORT_KEY}"\n' + WEB)
+    result = bridge(tmp_path, "check", BRIDGE_CONFIG=config, OCS_SUPPORT_KEY=SECRET)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OCS_SUPPORT_KEY" not in result.stdout + result.stderr

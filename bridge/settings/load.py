@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from bridge.errors import ConfigError
-from bridge.settings.models import BotSettings, Settings, Texts, WorkerSettings
+from bridge.settings.models import BotSettings, ChannelSettings, M, Settings, Texts, WorkerSettings
 from bridge.settings.problems import Loc, describe, did_you_mean, raise_all
 from bridge.settings.sources import (
     BOT_VARIABLES,
@@ -33,13 +33,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     from_file = bool(env.get(CONFIG))
     bots_and_channels = ConfigFileSource if from_file else OneBotSource
     values: dict[str, Any] = {}
+    problems: list[str] = []  # a file that cannot be used does not hide bad variables
     for source in (EnvironmentSource(Settings, env), bots_and_channels(Settings, env)):
-        values |= source()
+        try:
+            values |= source()
+        except ConfigError as exc:
+            problems += str(exc).splitlines()
+    across = list(_across(values, from_file))
     try:
         settings = Settings(**values)
     except ValidationError as exc:
-        raise ConfigError(describe(exc, _setting_name, _known_at)) from None
-    raise_all(_problems(settings, from_file))
+        lines = [*problems, *describe(exc, _setting_name, _known_at), *across]
+        raise ConfigError("\n".join(lines)) from None
+    raise_all([*problems, *across])
     return settings
 
 
@@ -55,19 +61,29 @@ def _known_at(loc: Loc) -> Iterable[str]:
     return list(model.model_fields) if model is not None else ()
 
 
-def _problems(settings: Settings, from_file: bool) -> Iterator[str]:
-    """What no single model can see: a bot's backend needs some fields, a channel needs its bot."""
+def _across(values: dict[str, Any], from_file: bool) -> Iterator[str]:
+    """What no single model sees: a bot's backend needs some fields, a channel needs its bot. Only
+    the bots and channels valid by themselves are checked (the others have their own lines)."""
     backend = "backend" if from_file else "BOT_BACKEND"
-    for bot_name, bot in settings.bots.items():
+    bot_names = values.get("bots", {})
+    for bot_name, bot in _each_valid(BotSettings, bot_names):
         for field in _REQUIRED.get(bot.backend, ()):
             if not getattr(bot, field):
                 where = f"bots.{bot_name}.{field}" if from_file else bot_variable(field, bot.backend)
                 yield f"{where}: required when {backend} is {bot.backend!r}"
-    for channel_name, channel in settings.channels.items():
-        if channel.bot not in settings.bots:
+    for channel_name, channel in _each_valid(ChannelSettings, values.get("channels", {})):
+        if channel.bot not in bot_names:
             where = f"channels.{channel_name}.bot" if from_file else "BOT_BACKEND"
             yield f"{where}: no bot named {channel.bot!r} is configured"
         if from_file:  # unknown TEXT_* variables are reported with the other unknown variables
             for key in sorted(set(channel.texts) - set(Texts.__dataclass_fields__)):
                 hint = did_you_mean(key, Texts.__dataclass_fields__)
                 yield f"channels.{channel_name}.texts.{key}: unknown text{hint}"
+
+
+def _each_valid(model: type[M], raw: dict[str, Any]) -> Iterator[tuple[str, M]]:
+    for name, value in raw.items():
+        try:
+            yield name, model.model_validate(value)
+        except ValidationError:
+            continue

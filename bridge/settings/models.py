@@ -110,7 +110,8 @@ class ChannelSettings(BaseModel):
             return model.model_validate(options)
         except ValidationError as exc:
             known = list(model.model_fields)
-            raise ConfigError(describe(exc, self._setting_name(name), lambda _: known)) from None
+            lines = describe(exc, self._setting_name(name), lambda _: known)
+            raise ConfigError("\n".join(lines)) from None
 
     def _setting_name(self, name: str) -> Callable[[Loc], str]:
         prefix = self.env_prefix

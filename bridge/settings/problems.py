@@ -57,21 +57,21 @@ def plain(error: ErrorDetails, known: Iterable[str] = ()) -> str:
 
 def describe(
     exc: ValidationError, name: Callable[[Loc], str], known: Callable[[Loc], Iterable[str]] = lambda _: ()
-) -> str:
+) -> list[str]:
     """Every error of ``exc``, one line each: ``SETTING: what is wrong``."""
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
         loc = error["loc"]
         where = name(loc) if loc else "settings"
         lines.append(f"{where}: {plain(error, known(loc[:-1]))}")
-    return "\n".join(dict.fromkeys(lines))
+    return lines
 
 
 def raise_all(problems: Iterable[str]) -> None:
-    """Raise one ``ConfigError`` holding every problem (one line each), if there is any."""
+    """Raise one ``ConfigError`` holding every problem (one line each, once), if there is any."""
     lines = list(dict.fromkeys(problems))
     if lines:
-        raise ConfigError("\n".join(lines))
+        raise ConfigError("\n".join(lines)) from None  # no chained error: it may hold a value
 
 
 def exit_on_config_error(exc: ConfigError) -> NoReturn:

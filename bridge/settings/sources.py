@@ -99,9 +99,6 @@ class _Source(PydanticBaseSettingsSource):
     def _variable(self, field: FieldInfo, skip: frozenset[str]) -> str | None:
         return next((v for v in variables_of(field) if v not in skip and self.environ.get(v)), None)
 
-    def __call__(self) -> dict[str, Any]:
-        raise NotImplementedError
-
 
 class EnvironmentSource(_Source):
     """The settings' own variables (``PORT``, ``WORKER_*`` ...): always from the environment."""
@@ -144,10 +141,9 @@ class ConfigFileSource(_Source):
             raise ConfigError(f"{CONFIG}: file {str(path)!r} not found") from None
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{CONFIG}: cannot read {str(path)!r}: {exc}") from None
-        raise_all(_section_problems(raw))
         missing: list[str] = []
         values = _expand(raw, self.environ, "", missing)
-        raise_all(missing)
+        raise_all([*_section_problems(raw), *missing])
         return values
 
 
