@@ -65,14 +65,14 @@ def _across(values: dict[str, Any], from_file: bool) -> Iterator[str]:
     """What no single model sees: a bot's backend needs some fields, a channel needs its bot. Only
     the bots and channels valid by themselves are checked (the others have their own lines)."""
     backend = "backend" if from_file else "BOT_BACKEND"
-    bot_names = values.get("bots", {})
-    for bot_name, bot in _each_valid(BotSettings, bot_names):
+    bots = values.get("bots", {})
+    for bot_name, bot in _each_valid(BotSettings, bots):
         for field in _REQUIRED.get(bot.backend, ()):
             if not getattr(bot, field):
                 where = f"bots.{bot_name}.{field}" if from_file else bot_variable(field, bot.backend)
                 yield f"{where}: required when {backend} is {bot.backend!r}"
     for channel_name, channel in _each_valid(ChannelSettings, values.get("channels", {})):
-        if channel.bot not in bot_names:
+        if channel.bot not in bots:
             where = f"channels.{channel_name}.bot" if from_file else "BOT_BACKEND"
             yield f"{where}: no bot named {channel.bot!r} is configured"
         if from_file:  # unknown TEXT_* variables are reported with the other unknown variables

@@ -29,7 +29,7 @@ ENV_CHANNELS = (
     ("twilio", "TWILIO_", "TWILIO_ACCOUNT_SID"),
     ("web", "WIDGET_", None),
 )
-# A variable OCS's bot reads and open.cx's does not, and the other way round.
+# The bot variables a backend does not read: both of a pair set the same field.
 _NOT_FOR = {
     "opencx": frozenset({"OCS_BASE_URL", "OCS_API_KEY", "OCS_EXPERIMENT_ID", "OCS_EXPERIMENT_VERSION"}),
     "ocs": frozenset({"OPENCX_BASE_URL", "OPENCX_API_KEY"}),
@@ -46,9 +46,9 @@ def variables_of(field: FieldInfo) -> list[str]:
     return [alias] if isinstance(alias, str) else []
 
 
-def variables(model: type[BaseModel]) -> dict[str, str]:
-    """Every variable of the model's own fields -> its field."""
-    return {var: name for name, field in model.model_fields.items() for var in variables_of(field)}
+def variables(model: type[BaseModel]) -> set[str]:
+    """Every variable of the model's own fields."""
+    return {var for field in model.model_fields.values() for var in variables_of(field)}
 
 
 def _not_for(backend: str) -> frozenset[str]:
@@ -61,8 +61,8 @@ def bot_variable(field: str, backend: str) -> str:
     return next(v for v in variables_of(BotSettings.model_fields[field]) if v not in _not_for(backend))
 
 
-SETTINGS_VARIABLES = set(variables(Settings)) | set(variables(WorkerSettings))  # never in the file
-BOT_VARIABLES = set(variables(BotSettings))
+SETTINGS_VARIABLES = variables(Settings) | variables(WorkerSettings)  # never in the file
+BOT_VARIABLES = variables(BotSettings)
 
 
 def read_environment() -> dict[str, str]:
