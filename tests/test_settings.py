@@ -185,11 +185,12 @@ def test_every_problem_of_the_config_file_is_named_by_its_key_path(tmp_path):
         "channels.s.bot: no bot named 'c' is configured",
         "channels.s.texts.welcom: unknown text (did you mean welcome?)",
     ]
-    config.write_text('[bots.a]\napi_key = "${KEY_A}"\nexperiment_id = "${ID_A}"\n[channel.x]\n')
+    config.write_text('[bots.a]\napi_key = "${KEY_A}"\nOCS_EXPERIMENT_ID = "${ID_A}"\n[channel.x]\n')
     assert errors({"BRIDGE_CONFIG": str(config), "WORKER_CONCURRENCY": "0"}) == [
         "channel: unknown section (did you mean channels?) (known: bots, channels)",
+        "bots.a.OCS_EXPERIMENT_ID: unknown setting (in the file it is experiment_id)",
         "bots.a.api_key: refers to environment variable KEY_A, which is not set",
-        "bots.a.experiment_id: refers to environment variable ID_A, which is not set",
+        "bots.a.OCS_EXPERIMENT_ID: refers to environment variable ID_A, which is not set",
         "WORKER_CONCURRENCY: must be greater than or equal to 1",
     ]
 

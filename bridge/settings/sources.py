@@ -143,11 +143,12 @@ class ConfigFileSource(_Source):
             raise ConfigError(f"{CONFIG}: cannot read {str(path)!r}: {exc}") from None
         missing: list[str] = []
         values = _expand(raw, self.environ, "", missing)
-        raise_all([*_section_problems(raw), *missing])
+        raise_all([*_file_problems(raw), *missing])
         return values
 
 
-def _section_problems(raw: dict[str, Any]) -> Iterator[str]:
+def _file_problems(raw: dict[str, Any]) -> Iterator[str]:
+    """Keys out of place: settings of the environment, unknown sections, variables' names as keys."""
     for key, value in raw.items():
         if key.upper() in SETTINGS_VARIABLES:
             yield f"{key}: set {key.upper()} in the environment; {CONFIG} holds bots and channels"
@@ -155,6 +156,11 @@ def _section_problems(raw: dict[str, Any]) -> Iterator[str]:
             yield f"{key}: unknown section{did_you_mean(key, _SECTIONS)} (known: bots, channels)"
         elif not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
             yield f"{key}: must be tables like [{key}.NAME]"
+    bots = raw.get("bots")
+    fields = {var: name for name, field in BotSettings.model_fields.items() for var in variables_of(field)}
+    for bot_name, bot in bots.items() if isinstance(bots, dict) else ():
+        for key in sorted(set(bot) & set(fields)) if isinstance(bot, dict) else ():
+            yield f"bots.{bot_name}.{key}: unknown setting (in the file it is {fields[key]})"
 
 
 def _expand(value: Any, env: Mapping[str, str], where: str, missing: list[str]) -> Any:
