@@ -6,14 +6,12 @@ import abc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from bridge.model import Conversation, Event, Kind, Part, Person, Received
-
-if TYPE_CHECKING:
-    from bridge.settings import BotSettings, ChannelSettings
+from bridge.settings import BotSettings, ChannelSettings, Texts
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,23 +94,6 @@ class Resumable:
             raise
         self._done.pop(part_id, None)
         return platform_id
-
-
-@dataclass
-class Texts:
-    """Short answers the bridge itself gives; configurable per channel."""
-
-    unsupported: str = "Sorry, I can only read text messages. Please write your message as text."
-    reset: str = "Your conversation has been reset. You can start a new one now."
-    welcome: str = "Hello! Send me a message and I will answer."
-    help: str = ""
-    apology: str = "Sorry, something went wrong and I could not answer that. Please try again later."
-    handoff: str = "A person from our team will answer you here shortly."
-
-    @classmethod
-    def from_settings(cls, values: Mapping[str, Any]) -> Texts:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in values.items() if k in known and v is not None})
 
 
 class Channel(abc.ABC):

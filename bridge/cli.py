@@ -9,7 +9,7 @@ import errno
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,6 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     env = read_environment()
     try:
-        _no_half_configured_bot(env)
         settings = load_settings(env)
         check_environment(env, adapters.option_models())
         logs.configure(settings.log_format, settings.log_level)
@@ -52,24 +51,12 @@ def main(argv: list[str] | None = None) -> None:
         exit_on_config_error(exc)
         return
     except DATABASE_ERRORS as exc:
-        print(f"bridge: database unreachable: {short(exc)}", file=sys.stderr)
+        print(f"chatbridge: database unreachable: {short(exc)}", file=sys.stderr)
         raise SystemExit(2) from None
     raise SystemExit(code or 0)
 
 
 # OCS settings that only make sense with the key: without it the echo bot would answer, silently.
-_OCS_NEEDS_KEY = ("OCS_EXPERIMENT_ID", "OCS_EXPERIMENT_VERSION")
-
-
-def _no_half_configured_bot(env: Mapping[str, str]) -> None:
-    """A half-configured OCS bot is an error, as a half-configured channel is."""
-    if any(env.get(name) for name in ("BRIDGE_CONFIG", "BOT_BACKEND", "OCS_API_KEY", "OPENCX_API_KEY")):
-        return  # a chosen backend: load_settings says what it lacks
-    given = [name for name in _OCS_NEEDS_KEY if env.get(name)]
-    if given:
-        raise ConfigError(f"OCS_API_KEY: required when {given[0]} is set (without it the echo bot answers)")
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatbridge", description="Messaging platforms <-> an OCS chatbot.")
     parser.add_argument("--version", action="version", version=f"channel-bridge {__version__}")
@@ -370,7 +357,7 @@ def _for_each_telegram(action: Callable[[Any], Awaitable[str]], chosen: list[Any
             for channel in chosen:
                 print(f"{channel.name}: {await action(channel)}")
         except SendError as exc:
-            raise SystemExit(f"bridge: Telegram refused: {exc.reason}") from None
+            raise SystemExit(f"chatbridge: Telegram refused: {exc.reason}") from None
         finally:
             for channel in chosen:
                 await channel.stop()

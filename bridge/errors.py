@@ -62,4 +62,4 @@ def error_detail(status: int, reason: str | None) -> str:
 
 
 class ConfigError(Exception):
-    """A bad or missing setting; the message is one line naming the setting, never its value."""
+    """Bad or missing settings: one line each, naming the setting, never its value."""

@@ -1,25 +1,32 @@
 """The environment as an operator wrote it: names the bridge does not know under its own prefixes
 ("did you mean"), channels configured by halves, and variables ``BRIDGE_CONFIG`` makes the bridge
 ignore. The known names come from the settings models (and the adapters' option models), so a
-new field is known as soon as it exists.
+new field is known as soon as it exists; a variable the ``BRIDGE_CONFIG`` file refers to is known.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 from pydantic import BaseModel
 
-from bridge.channel import Texts
-from bridge.errors import ConfigError
-from bridge.settings import BOT, CONFIG, ENV_CHANNELS, ENV_REF, TEXT_PREFIX, TOP, WORKER, did_you_mean
+from bridge.settings import Texts, did_you_mean
+from bridge.settings.problems import raise_all
+from bridge.settings.sources import (
+    BOT_VARIABLES,
+    CONFIG,
+    ENV_CHANNELS,
+    SETTINGS_VARIABLES,
+    TEXT_PREFIX,
+    config_references,
+)
 
 # Prefixes the bridge owns: an unknown name under one of them is most likely a typo.
 PREFIXES = ("TELEGRAM_", "TWILIO_", "OCS_", "OPENCX_", "WIDGET_", "WORKER_", "BRIDGE_", "TEXT_", "PROACTIVE_")
 # Platforms set names of their own under these (WORKER_ID, WORKER_CLASS ...): only names close to
 # one of ours are reported.
 LOOSE = ("WORKER_",)
+TEXT_VARIABLES = {f"{TEXT_PREFIX}{field.upper()}" for field in Texts.__dataclass_fields__}
 
 OptionModels = Mapping[str, type[BaseModel]]  # channel type -> its options model
 
@@ -34,8 +41,7 @@ def channel_variables(models: OptionModels) -> dict[str, set[str]]:
 
 
 def known_variables(models: OptionModels) -> set[str]:
-    names = set(TOP) | set(WORKER) | set(BOT) | {CONFIG}
-    names |= {f"{TEXT_PREFIX}{field.upper()}" for field in Texts.__dataclass_fields__}
+    names = SETTINGS_VARIABLES | BOT_VARIABLES | TEXT_VARIABLES | {CONFIG}
     for variables in channel_variables(models).values():
         names |= variables
     return names
@@ -43,7 +49,7 @@ def known_variables(models: OptionModels) -> set[str]:
 
 def unknown_variables(env: Mapping[str, str], models: OptionModels) -> list[str]:
     """One line per variable under our prefixes that nothing reads (never its value)."""
-    known = known_variables(models)
+    known = known_variables(models) | config_references(env)
     lines = []
     for name in sorted(env):
         if name in known or not name.startswith(PREFIXES):
@@ -56,31 +62,25 @@ def unknown_variables(env: Mapping[str, str], models: OptionModels) -> list[str]
 
 
 def check_environment(env: Mapping[str, str], models: OptionModels) -> None:
-    """Raise ``ConfigError`` for a channel configured by halves, or for bot and channel variables
-    that ``BRIDGE_CONFIG`` makes the bridge ignore (unless the file refers to them)."""
+    """Raise ``ConfigError`` for channels configured by halves, or for bot and channel variables
+    that ``BRIDGE_CONFIG`` makes the bridge ignore (unless the file refers to them); every one."""
     channels = channel_variables(models)
     set_ = {name for name, value in env.items() if value != ""}
     if env.get(CONFIG):
-        ignored = set(BOT) | {f"{TEXT_PREFIX}{f.upper()}" for f in Texts.__dataclass_fields__}
+        ignored = BOT_VARIABLES | TEXT_VARIABLES
         for variables in channels.values():
             ignored |= variables
-        leftovers = sorted((set_ & ignored) - _referenced(Path(env[CONFIG])))
-        if leftovers:
-            raise ConfigError(
-                f"{leftovers[0]}: ignored while BRIDGE_CONFIG is set (configure bots and channels in "
-                f"the file, which may refer to it as ${{{leftovers[0]}}})"
-            )
+        raise_all(
+            f"{name}: ignored while {CONFIG} is set (configure bots and channels in the file, which "
+            f"may refer to it as ${{{name}}})"
+            for name in sorted((set_ & ignored) - config_references(env))
+        )
         return
+    problems = []
     for _kind, prefix, enabler in ENV_CHANNELS:
         if enabler is None or enabler in set_:
             continue
         given = sorted(set_ & channels.get(prefix, set()))
         if given:
-            raise ConfigError(f"{enabler}: required when {given[0]} is set (or unset {prefix}*)")
-
-
-def _referenced(path: Path) -> set[str]:
-    try:
-        return set(ENV_REF.findall(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError):
-        return set()  # load_settings has said what is wrong with the file
+            problems.append(f"{enabler}: required when {given[0]} is set (or unset {prefix}*)")
+    raise_all(problems)

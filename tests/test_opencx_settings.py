@@ -28,7 +28,7 @@ def test_an_opencx_key_selects_open_cx_at_its_default_url():
         ({"BOT_BACKEND": "opencx"}, "OPENCX_API_KEY: required when BOT_BACKEND is 'opencx'"),
         (
             {"OPENCX_API_KEY": SECRET, "OPENCX_BASE_URL": "api.open.cx"},
-            "OPENCX_BASE_URL: Value error, must be an http(s) URL",
+            "OPENCX_BASE_URL: must be an http(s) URL",
         ),
         ({"OPENCX_API_KEY": SECRET, "OPENCX_RATE_LIMIT": "0"}, "OPENCX_RATE_LIMIT:"),
         ({"BOT_BACKEND": "cx"}, "BOT_BACKEND: must be 'ocs', 'opencx' or 'echo'"),

@@ -47,7 +47,8 @@ MISTAKES = [
      "bots.support.api_key: required when backend is 'ocs'"),
     ("TOML OCS bot without experiment_id", ["check"], {"c": OCS_BOT + f'api_key = "{SECRET}"\n' + WEB},
      "bots.support.experiment_id: required when backend is 'ocs'"),
-    ("LOG_LEVEL=verbose", ["serve"], {"LOG_LEVEL": "verbose"}, "LOG_LEVEL: Input should be"),
+    ("LOG_LEVEL=verbose", ["serve"], {"LOG_LEVEL": "verbose"},
+     "LOG_LEVEL: must be 'debug', 'info', 'warning', 'error' or 'critical'"),
     ("TWILIO_AUTH_TOKEN alone", ["serve"], {"TWILIO_AUTH_TOKEN": SECRET},
      "TWILIO_ACCOUNT_SID: required when TWILIO_AUTH_TOKEN is set"),
     ("TELEGRAM_WEBHOOK_SECRET alone", ["serve"], {"TELEGRAM_WEBHOOK_SECRET": SECRET},
@@ -80,7 +81,7 @@ MISTAKES = [
     ("an OCS experiment without the key", ["check"], {"OCS_EXPERIMENT_ID": "e"},
      "OCS_API_KEY: required when OCS_EXPERIMENT_ID is set (without it the echo bot answers)"),
     ("a bad sslmode", ["migrate"], {"DATABASE_URL": f"postgresql://u:{SECRET}@127.0.0.1:1/db?sslmode=always"},
-     "DATABASE_URL: Value error, sslmode must be one of"),
+     "DATABASE_URL: sslmode must be one of"),
     ("an SQLite file that cannot be created", ["serve"], {"DATABASE_URL": "sqlite:////proc/no/bridge.db"},
      "DATABASE_URL: cannot create or migrate the SQLite database"),
 ]  # fmt: skip
@@ -104,7 +105,7 @@ def test_each_mistake_gives_one_line_and_exit_code_2(tmp_path):
         assert result.returncode == 2, f"{what}: exit {result.returncode}\n{output}"
         said = [text for text in result.stderr.splitlines() if not text.startswith("{")]  # not a log line
         assert len(said) == 1, f"{what}: not one line\n{output}"
-        assert said[0].startswith(f"bridge: configuration error: {line}"), f"{what}: {result.stderr}"
+        assert said[0].startswith(f"chatbridge: configuration error: {line}"), f"{what}: {result.stderr}"
         assert "Traceback" not in output and SECRET not in output, what
 
 
@@ -125,7 +126,7 @@ def test_an_unreachable_database_is_one_line(tmp_path, command):
     result = bridge(tmp_path, *command, DATABASE_URL=url)
     assert result.returncode == 2, result.stdout + result.stderr
     [line] = result.stderr.splitlines()
-    assert line.startswith("bridge: database unreachable:")
+    assert line.startswith("chatbridge: database unreachable:")
     assert "Traceback" not in result.stdout and SECRET not in result.stdout + result.stderr
 
 
@@ -204,7 +205,9 @@ def test_commands_other_than_serve_and_migrate_create_no_database(tmp_path):
         result = bridge(tmp_path, *command, DATABASE_URL=here)
         assert result.returncode == 2, f"{command}: {result.stdout}{result.stderr}"
         [line] = result.stderr.splitlines()
-        assert line.startswith(f"bridge: configuration error: DATABASE_URL: {missing} creates it); run this")
+        assert line.startswith(
+            f"chatbridge: configuration error: DATABASE_URL: {missing} creates it); run this"
+        )
     checked = bridge(tmp_path, "check", DATABASE_URL=here)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     said = f"ok    database: sqlite, no database at {tmp_path / 'bridge.db'} yet (`chatbridge serve` creates"
@@ -236,3 +239,24 @@ def test_check_says_plainly_that_services_cannot_be_reached_and_closes_its_clien
     )
     assert "Unclosed" not in output and "Traceback" not in output
     assert TG_TOKEN not in output and SECRET not in output
+
+
+def test_several_mistakes_are_each_named_on_their_own_line(tmp_path):
+    result = bridge(
+        tmp_path, "serve", PORT="eighty", LOG_LEVEL="verbose", OCS_API_KEY=SECRET, OCS_EXPERIMENT_VERSION="v2"
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        "chatbridge: configuration error: PORT: must be a whole number",
+        "chatbridge: configuration error: LOG_LEVEL: must be 'debug', 'info', 'warning', 'error' "
+        "or 'critical'",
+        "chatbridge: configuration error: OCS_EXPERIMENT_VERSION: must be a whole number",
+    ]
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_variable_the_config_file_refers_to_is_not_reported(tmp_path):
+    config = toml(tmp_path, '[bots.support]\nbackend = "echo"\napi_key = "${OCS_SUPPORT_KEY}"\n' + WEB)
+    result = bridge(tmp_path, "check", BRIDGE_CONFIG=config, OCS_SUPPORT_KEY=SECRET)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OCS_SUPPORT_KEY" not in result.stdout + result.stderr

@@ -101,7 +101,7 @@ def test_the_command_prints_one_line_and_exits_non_zero(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "bridge: configuration error: OCS_EXPERIMENT_ID: required when BOT_BACKEND is 'ocs'"
+        "chatbridge: configuration error: OCS_EXPERIMENT_ID: required when BOT_BACKEND is 'ocs'"
     ]
     assert SECRET not in result.stdout + result.stderr
 
@@ -149,3 +149,95 @@ def test_known_variables_follow_the_models():
     known = known_variables(option_models())
     assert {"PORT", "DATA_DIR", "OCS_READ_TIMEOUT", "WORKER_SHUTDOWN_GRACE", "TEXT_APOLOGY"} <= known
     assert {"TELEGRAM_RATE_PER_CHAT", "TWILIO_REQUEST_TIMEOUT", "WIDGET_ATTACHMENT_LINKS"} <= known
+
+
+def errors(env: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert SECRET not in str(info.value)
+    return str(info.value).splitlines()
+
+
+def test_every_bad_variable_is_named_in_plain_words_one_line_each():
+    env = {"PORT": "eighty", "DEMO_PAGE": "maybe", "LOG_LEVEL": "verbose", "WORKER_CONCURRENCY": "0"}
+    env |= {"OCS_API_KEY": SECRET, "OCS_EXPERIMENT_ID": "e", "OCS_EXPERIMENT_VERSION": "v2"}
+    assert errors(env) == [
+        "PORT: must be a whole number",
+        "DEMO_PAGE: must be on or off (true/false, yes/no, 1/0)",
+        "LOG_LEVEL: must be 'debug', 'info', 'warning', 'error' or 'critical'",
+        "OCS_EXPERIMENT_VERSION: must be a whole number",
+        "WORKER_CONCURRENCY: must be greater than or equal to 1",
+    ]
+
+
+def test_every_problem_of_the_config_file_is_named_by_its_key_path(tmp_path):
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        '[bots.a]\nbackend = "ocs"\napikey = "k"\nversion = 0\n[bots.b]\nbackend = "ocs"\n'
+        '[channels.s]\ntype = "web"\nbot = "c"\ntexts = { welcom = "hi" }\n'
+    )
+    assert errors({"BRIDGE_CONFIG": str(config), "PORT": "eighty"}) == [
+        "PORT: must be a whole number",
+        "bots.a.version: must be greater than or equal to 1",
+        "bots.a.apikey: unknown setting (did you mean api_key?)",
+        "bots.b.api_key: required when backend is 'ocs'",
+        "bots.b.experiment_id: required when backend is 'ocs'",
+        "channels.s.bot: no bot named 'c' is configured",
+        "channels.s.texts.welcom: unknown text (did you mean welcome?)",
+    ]
+    config.write_text('[bots.a]\napi_key = "${KEY_A}"\nOCS_EXPERIMENT_ID = "${ID_A}"\n[channel.x]\n')
+    assert errors({"BRIDGE_CONFIG": str(config), "WORKER_CONCURRENCY": "0"}) == [
+        "channel: unknown section (did you mean channels?) (known: bots, channels)",
+        "bots.a.OCS_EXPERIMENT_ID: unknown setting (in the file it is experiment_id)",
+        "bots.a.api_key: refers to environment variable KEY_A, which is not set",
+        "bots.a.OCS_EXPERIMENT_ID: refers to environment variable ID_A, which is not set",
+        "WORKER_CONCURRENCY: must be greater than or equal to 1",
+    ]
+
+
+def test_every_bad_channel_option_is_named():
+    from adapters import build_channels
+
+    env = {"TWILIO_ACCOUNT_SID": "nope", "TWILIO_AUTH_TOKEN": SECRET, "TWILIO_FROM_NUMBER": "5551234"}
+    with pytest.raises(ConfigError) as info:
+        build_channels(load_settings(env))
+    assert str(info.value).splitlines() == [
+        "TWILIO_ACCOUNT_SID: not a Twilio Account SID (expected AC followed by 32 hex digits)",
+        "TWILIO_FROM_NUMBER: must be an E.164 number like +15551234567 (or whatsapp:+15551234567)",
+    ]
+
+
+def test_a_variable_the_config_file_refers_to_is_known(tmp_path):
+    from adapters import option_models
+    from bridge.variables import check_environment, unknown_variables
+
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        '[bots.support]\nbackend = "ocs"\napi_key = "${OCS_SUPPORT_KEY}"\nexperiment_id = "e"\n'
+    )
+    env = {"BRIDGE_CONFIG": str(config), "OCS_SUPPORT_KEY": SECRET, "OCS_SUPORT_KEY": "a typo"}
+    assert unknown_variables(env, option_models()) == [
+        "OCS_SUPORT_KEY: unknown variable, ignored (did you mean OCS_SUPPORT_KEY?)"
+    ]
+    check_environment(env, option_models())
+    assert load_settings(env).bots["support"].api_key.get_secret_value() == SECRET
+
+    with pytest.raises(ConfigError) as info:  # bot and channel variables the file ignores: every one
+        check_environment(env | {"OCS_API_KEY": SECRET, "TELEGRAM_BOT_TOKEN": "1:a"}, option_models())
+    assert [line.split(":")[0] for line in str(info.value).splitlines()] == [
+        "OCS_API_KEY",
+        "TELEGRAM_BOT_TOKEN",
+    ]
+
+
+def test_the_settings_import_nothing_of_the_runtime():
+    ours = "m for m in sys.modules if m.startswith(('bridge', 'adapters'))"
+    code = f"import sys, bridge.settings; print(*({ours}))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    loaded = result.stdout.split()
+    runtime = [
+        m
+        for m in loaded
+        if m not in ("bridge", "bridge.errors") and m.split(".")[:2] != ["bridge", "settings"]
+    ]
+    assert "bridge.settings" in loaded and runtime == []

@@ -20,15 +20,16 @@ async def send(store: Store, channels: dict[str, Channel], name: str, identifier
         channel = channel_named(channels, name)
         conversation = await conversation_of(store, channel, identifier_on(name, identifier))
     except ApiError as exc:
-        print(f"bridge: {exc.detail}", file=sys.stderr)
+        print(f"chatbridge: {exc.detail}", file=sys.stderr)
         return 1
     if await people.is_blocked(store, conversation.id):
         print(
-            "bridge: this person blocked the bot or opted out: nothing can be sent to them", file=sys.stderr
+            "chatbridge: this person blocked the bot or opted out: nothing can be sent to them",
+            file=sys.stderr,
         )
         return 1
     if not text.strip():
-        print("bridge: the text is empty", file=sys.stderr)
+        print("chatbridge: the text is empty", file=sys.stderr)
         return 1
     message = deliver(channel.name, conversation.person, f"cli:{secrets.token_urlsafe(16)}", text)
     accepted = await store.accept(message, unblock=False)
@@ -50,7 +51,7 @@ async def list_participants(
     chosen = [c.name for c in channels.values() if chatbot in (None, public_id(settings, c.bot))]
     if not chosen:
         known = ", ".join(sorted({public_id(settings, c.bot) for c in channels.values()}))
-        print(f"bridge: no chatbot {chatbot!r} serves a channel (chatbots: {known})", file=sys.stderr)
+        print(f"chatbridge: no chatbot {chatbot!r} serves a channel (chatbots: {known})", file=sys.stderr)
         return 1
     if identifier is not None and platform is not None:
         identifier = identifier_on(platform, identifier)

@@ -9,9 +9,11 @@ from typing import Any, Protocol
 
 import sqlalchemy
 from sqlalchemy import Engine, event, pool, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from bridge.settings.database import postgres_ssl
 
 
 class Reader(Protocol):
@@ -31,27 +33,6 @@ def short(exc: BaseException) -> str:
 
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
-# libpq's sslmode (what managed databases hand out) and ``ssl=true`` -> asyncpg's ``ssl`` argument.
-_SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
-_SSL_FLAGS = {"true": "require", "1": "require", "on": "require", "false": "disable", "0": "disable"}
-
-
-def postgres_ssl(url: str) -> tuple[URL, dict[str, Any]]:
-    """The URL without ``sslmode``/``ssl`` and the ``connect_args`` asyncpg needs for them.
-
-    Raises ``ValueError`` for a mode asyncpg does not know."""
-    parsed = make_url(url)
-    query = dict(parsed.query)
-    mode = query.pop("sslmode", None) or query.pop("ssl", None)
-    query.pop("ssl", None)
-    if mode is None:
-        return parsed, {}
-    mode = str(mode).lower()
-    mode = _SSL_FLAGS.get(mode, mode)
-    if mode not in _SSL_MODES:
-        raise ValueError(f"sslmode must be one of {', '.join(sorted(_SSL_MODES))}")
-    return parsed.set(query=query), {"ssl": mode}
 
 
 def create_engine(url: str) -> AsyncEngine:
