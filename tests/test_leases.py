@@ -1,5 +1,6 @@
 """Leases as a person notices them: a bot slower than several leases still answers each message
-once, whether other conversations keep the store busy or another worker waits for the lease."""
+once, whether other conversations keep the store busy, the store stalls, or another worker waits
+for the lease."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+from sqlalchemy import func, select
+
 from bridge.settings import BotSettings
 from bridge.store.queue import dead_letters
+from bridge.store.tables import ConversationRow, utcnow
 from bridge.worker import Worker
 from fakes.ocs import FakeOCS
 from tests.conftest import Harness, eventually, ocs_bot
@@ -33,28 +37,38 @@ def patient(ocs: FakeOCS) -> BotSettings:
     return ocs_bot(ocs, read_timeout=2 * SLOW)
 
 
-def bot_turns(ocs: FakeOCS) -> Counter[str]:
-    """How many times each message text was put to the bot."""
-    return Counter(
-        call.json["message"]
-        for call in ocs.calls
-        if call.path.endswith("incoming_message") and isinstance(call.json, dict)
-    )
+async def ask_slowly(h: Harness, people: int) -> None:
+    """``people`` people each ask the slow bot; once it is thinking about every question."""
+    await asyncio.gather(*(h.say(f"slow{n}", f"slow {n}") for n in range(people)))
+    await eventually(lambda: h.ocs.answering == people, 10, "the bot thinking")
 
 
-async def settled(h: Harness, answers: int, *others: Worker) -> None:
-    """Wait until ``answers`` parts went out and nothing is left running or waiting: a message
-    answered twice would show by then."""
+async def answered_once(h: Harness, people: int, fast: int = 0, *others: Worker) -> None:
+    """Once nothing is left running or waiting (a message answered twice would show by then):
+    each slow person got their one answer, ``fast`` fast messages theirs, the bot saw each
+    message once, and nothing ended as a dead letter."""
+    workers = [*h.core.workers, *others]
 
     async def idle() -> bool:
         backlog = await h.core.store.backlog()
-        return backlog.depth == 0 and not any(worker.active for worker in [*h.core.workers, *others])
+        return backlog.depth == 0 and not any(worker.active for worker in workers)
 
+    answers = people + fast
     await eventually(lambda: len(h.channel.sent) >= answers and h.ocs.answering == 0, 4 * SLOW, "answers")
     deadline = asyncio.get_running_loop().time() + 10
     while not await idle():
         assert asyncio.get_running_loop().time() < deadline, "the bridge never settled"
         await asyncio.sleep(0.05)
+    for n in range(people):
+        assert h.channel.texts_to(f"slow{n}") == [f"bot: slow {n}"]
+    assert len(h.channel.sent) == answers
+    turns = Counter(
+        call.json["message"]
+        for call in h.ocs.calls
+        if call.path.endswith("incoming_message") and isinstance(call.json, dict)
+    )
+    assert turns == Counter({f"slow {n}": 1 for n in range(people)} | ({"hi": fast} if fast else {}))
+    assert await dead_letters(h.core.store) == []
 
 
 async def test_a_bot_slower_than_three_leases_answers_each_message_once_under_load(bridge, fake_ocs):
@@ -62,39 +76,44 @@ async def test_a_bot_slower_than_three_leases_answers_each_message_once_under_lo
     the store busy: each gets one answer, and the bot saw each message once."""
     slow_and_fast(fake_ocs)
     h = await bridge(bot=patient(fake_ocs), worker={"lease_seconds": LEASE})
-    await asyncio.gather(*(h.say(f"slow{n}", f"slow {n}") for n in range(20)))
-    slow_answered = lambda: all(h.channel.texts_to(f"slow{n}") for n in range(20))  # noqa: E731
+    await ask_slowly(h, 20)
     sent = 0
-    while not slow_answered():  # the store stays loaded until every slow answer is in
+    while not all(h.channel.texts_to(f"slow{n}") for n in range(20)):  # loaded until they are answered
         await asyncio.gather(*(h.say(f"fast{(sent + n) % 100}", "hi") for n in range(50)))
         sent += 50
     assert sent >= 200, "the load did not last"
-    await settled(h, 20 + sent)
-    for n in range(20):
-        assert h.channel.texts_to(f"slow{n}") == [f"bot: slow {n}"]
-    assert len(h.channel.sent) == 20 + sent
-    assert bot_turns(fake_ocs) == Counter({"hi": sent} | {f"slow {n}": 1 for n in range(20)})
-    assert await dead_letters(h.core.store) == []
+    await answered_once(h, 20, sent)
+
+
+async def test_a_store_stalled_longer_than_a_lease_still_runs_each_conversation_once(bridge, fake_ocs):
+    """The store stalls (another writer holds it) while the bot thinks, until the leases ran out:
+    the worker's next claim finds its own conversations free and takes them again. Each still runs
+    once: one bot turn, one answer (before, each ran a second time, which found the bot still
+    answering, retried until it gave up, and sent the apology instead)."""
+    slow_and_fast(fake_ocs)
+    h = await bridge(bot=patient(fake_ocs), worker={"lease_seconds": LEASE})
+    await ask_slowly(h, 5)
+    async with h.core.store.reading() as session:
+        until = await session.scalar(select(func.max(ConversationRow.lease_until)))
+    async with h.core.store.writing():
+        await eventually(lambda: utcnow() > until, 2 * LEASE, "the leases to run out")
+    assert fake_ocs.answering == 5  # the bot is still thinking
+    await answered_once(h, 5)
 
 
 async def test_a_second_worker_never_takes_a_conversation_whose_lease_is_renewed(bridge, fake_ocs):
     """One worker asks the slow bot; another one, idle, polls for work all along. The renewals
     keep the conversation with the first: one bot turn, one answer (without them, the second
-    worker takes it over after a lease and asks the bot again, or gives up with an apology)."""
+    worker takes it over after a lease, finds the bot still answering, and gives up with an
+    apology)."""
     slow_and_fast(fake_ocs)
-    h = await bridge(
-        bot=patient(fake_ocs), worker={"lease_seconds": LEASE, "concurrency": 1}
-    )  # the first takes no more
-    await h.say("p", "slow question")
-    await eventually(lambda: fake_ocs.answering == 1, 10, "the first worker asking the bot")
+    h = await bridge(bot=patient(fake_ocs), worker={"lease_seconds": LEASE, "concurrency": 1})
+    await ask_slowly(h, 1)  # the first worker asks, and takes no more work meanwhile
     second = Worker(h.core, owner="second")
     polling: asyncio.Task[Any] = asyncio.create_task(second.run())
     try:
         await eventually(lambda: second.running, 5, "the second worker")
-        await settled(h, 1, second)
+        await answered_once(h, 1, 0, second)
     finally:
         await second.stop(1)
         await polling
-    assert h.channel.texts_to("p") == ["bot: slow question"]
-    assert bot_turns(fake_ocs) == Counter({"slow question": 1})
-    assert await dead_letters(h.core.store) == []

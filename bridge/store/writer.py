@@ -3,13 +3,13 @@
 Every caller hands ``Writer`` a small operation (SQL on a connection, nothing else: a plain
 function, no awaiting inside) and awaits its result. Whatever queued up while the previous
 transaction ran goes into the next one, committed once: under a burst, hundreds of webhooks and
-worker outcomes cost a few commits instead of hundreds. Three lanes, taken in order: lease
-renewals first (a late renewal lets another worker take a conversation still being answered, so
-it never queues behind a batch: it is in the very next transaction), then urgent operations
-(storing an inbound message before its webhook is acknowledged, so acknowledgements never queue
-behind the workers' writes), then the rest. If an operation fails, the transaction is rolled back
-and each operation of the batch runs again in a transaction of its own, so one bad write fails
-only its own caller.
+worker outcomes cost a few commits instead of hundreds. Lease renewals never queue behind them (a
+late one lets another worker take a conversation still being answered): they have a short
+transaction of their own, the very next one, however many writes wait. Of the rest, urgent
+operations (storing an inbound message before its webhook is acknowledged) go first, so
+acknowledgements never queue behind the workers' writes. If an operation fails, the transaction is
+rolled back and each operation of the batch runs again in a transaction of its own, so one bad
+write fails only its own caller.
 
 One transaction runs at a time. SQLite has one writer anyway: each transaction runs whole in a
 thread of its own with a plain ``sqlite3`` connection (one hand-off per batch rather than one per
@@ -50,12 +50,11 @@ class Writer:
         self._lease: deque[_Pending] = deque()
         self._urgent: deque[_Pending] = deque()
         self._normal: deque[_Pending] = deque()
-        self._lanes = (self._lease, self._urgent, self._normal)  # taken in this order
         self._running: asyncio.Task[None] | None = None
 
     async def __call__(self, operation: Operation[T], *, urgent: bool = False, lease: bool = False) -> T:
         """Run ``operation`` in the next shared transaction; its result once that has committed.
-        ``lease``: a lease renewal, ahead of everything; ``urgent``: ahead of the rest."""
+        ``lease``: a lease renewal, in the very next transaction; ``urgent``: ahead of the rest."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)  # a cancelled caller's failure is not "never retrieved"
         lane = self._lease if lease else self._urgent if urgent else self._normal
@@ -73,7 +72,7 @@ class Writer:
             self.sqlite.dispose()
 
     def _kick(self) -> None:
-        if self._running is None and any(self._lanes):
+        if self._running is None and (self._lease or self._urgent or self._normal):
             self._running = asyncio.create_task(self._flush(self._take()), name="store-writer")
             self._running.add_done_callback(self._done)
 
@@ -82,8 +81,10 @@ class Writer:
         self._kick()
 
     def _take(self) -> list[_Pending]:
+        if self._lease:  # renewals alone: a short transaction, whatever else is queued
+            return [self._lease.popleft() for _ in range(len(self._lease))]
         batch: list[_Pending] = []
-        for queue in self._lanes:
+        for queue in (self._urgent, self._normal):
             while queue and len(batch) < MAX_BATCH:
                 batch.append(queue.popleft())
         return batch
