@@ -99,7 +99,8 @@ class Worker:
             self.active.pop(conversation_id, None)
             if conversation_id in self._retaken:
                 self._retaken.discard(conversation_id)
-                self._start(conversation_id, self._resume(conversation_id))
+                if not self.stopping:  # (stopping: the lease runs out, another process resumes)
+                    self._start(conversation_id, self._resume(conversation_id))
             self.wakeup.set()
 
         task.add_done_callback(done)
@@ -115,8 +116,8 @@ class Worker:
             await ConversationRun(self, claim).run()
 
     async def _heartbeat(self) -> None:
-        """Renew the leases (first: an urgent write, see ``Queue.renew``), then say this worker is
-        alive; one failing does not stop the other, nor the next round."""
+        """Renew the leases (in the very next write transaction: see ``Queue.renew``), then say
+        this worker is alive; one failing does not stop the other, nor the next round."""
         while True:
             await asyncio.sleep(self.config.lease_seconds / 4)
             if self.active:

@@ -101,13 +101,20 @@ async def test_a_store_stalled_longer_than_a_lease_still_runs_each_conversation_
     await answered_once(h, 5)
 
 
-async def test_a_second_worker_never_takes_a_conversation_whose_lease_is_renewed(bridge, fake_ocs):
+async def test_a_second_worker_never_takes_a_conversation_whose_lease_is_renewed(
+    bridge, fake_ocs, monkeypatch
+):
     """One worker asks the slow bot; another one, idle, polls for work all along. The renewals
-    keep the conversation with the first: one bot turn, one answer (without them, the second
-    worker takes it over after a lease, finds the bot still answering, and gives up with an
-    apology)."""
+    keep the conversation with the first, even while the heartbeat's other write fails: one bot
+    turn, one answer (without them, the second worker takes it over after a lease, finds the bot
+    still answering, and gives up with an apology)."""
     slow_and_fast(fake_ocs)
     h = await bridge(bot=patient(fake_ocs), worker={"lease_seconds": LEASE, "concurrency": 1})
+
+    async def beat_fails(owner: str) -> None:
+        raise ConnectionError("worker_heartbeats unavailable")
+
+    monkeypatch.setattr(h.core.store, "beat", beat_fails)
     await ask_slowly(h, 1)  # the first worker asks, and takes no more work meanwhile
     second = Worker(h.core, owner="second")
     polling: asyncio.Task[Any] = asyncio.create_task(second.run())
