@@ -124,3 +124,23 @@ async def test_a_second_worker_never_takes_a_conversation_whose_lease_is_renewed
     finally:
         await second.stop(1)
         await polling
+
+
+async def test_a_conversation_taken_again_as_its_run_ends_is_answered(bridge):
+    """A run lets go of its conversation just as the same worker's claim takes it again (one
+    transaction): the claim cannot start a second run beside the first, yet once the first ends
+    the conversation is not left held with nobody running it."""
+    h = await bridge()
+    await h.core.workers[0].stop(0)  # the worker is driven by hand here
+    worker = Worker(h.core, owner="by-hand")
+    await h.say("p", "hello")
+    [claim] = await worker.queue.claim(10)
+    ending = asyncio.Event()
+    worker._start(claim.conversation.id, ending.wait())  # a run still ending
+    await worker.queue.release(claim.conversation.id, run_at=utcnow())  # it let go...
+    for again in await worker.queue.claim(10):  # ...and the next claim took the conversation again
+        worker._spawn(again)
+    assert list(worker.active) == [claim.conversation.id]
+    ending.set()
+    assert await h.replies("p", 1) == ["bot: hello"]
+    await eventually(lambda: not worker.active, 5, "the run to end")
