@@ -99,7 +99,7 @@ class Worker:
             self.active.pop(conversation_id, None)
             if conversation_id in self._retaken:
                 self._retaken.discard(conversation_id)
-                if not self.stopping:  # (stopping: the lease runs out, another process resumes)
+                if not self.stopping:  # (stopping: the lease runs out for another worker)
                     self._start(conversation_id, self._resume(conversation_id))
             self.wakeup.set()
 

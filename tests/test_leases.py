@@ -93,9 +93,9 @@ async def test_a_store_stalled_longer_than_a_lease_still_runs_each_conversation_
     slow_and_fast(fake_ocs)
     h = await bridge(bot=patient(fake_ocs), worker={"lease_seconds": LEASE})
     await ask_slowly(h, 5)
-    async with h.core.store.reading() as session:
-        until = await session.scalar(select(func.max(ConversationRow.lease_until)))
-    async with h.core.store.writing():
+    async with h.core.store.writing():  # nothing else writes until the leases ran out
+        async with h.core.store.reading() as session:
+            until = await session.scalar(select(func.max(ConversationRow.lease_until)))
         await eventually(lambda: utcnow() > until, 2 * LEASE, "the leases to run out")
     assert fake_ocs.answering == 5  # the bot is still thinking
     await answered_once(h, 5)
