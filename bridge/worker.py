@@ -5,7 +5,12 @@ scarcer: one process holds up to ``WORKER_CONCURRENCY`` of them, and what bounds
 flight to a bot backend is that bot's own ``max_in_flight`` (a semaphore here, the size of its
 HTTP connection pool there). A conversation that has to wait (a retry, a backoff, a flood limit
 longer than a moment) is let go with the time to come back, holding nothing. One heartbeat
-statement renews every lease this worker holds.
+statement renews every lease this worker holds, ahead of every other write of the process.
+
+A conversation runs once per process: a claim that returns a conversation already running here
+only took its own lease again (it ran out while a renewal was late, or the run let go in that same
+transaction); the run keeps going, and once it ends the conversation is read again and resumed if
+this worker still holds it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -42,6 +48,7 @@ class Worker:
         self.active: dict[int, asyncio.Task[None]] = {}
         self.stopping = False
         self.running = False
+        self._retaken: set[int] = set()  # running conversations claimed again (see ``_spawn``)
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._last_claim_warning = -CLAIM_WARNING_EVERY
 
@@ -77,25 +84,51 @@ class Worker:
 
     def _spawn(self, claim: Claim) -> None:
         conversation_id = claim.conversation.id
-        run = ConversationRun(self, claim)
-        task = asyncio.create_task(run.run(), name=f"conversation-{conversation_id}")
+        if conversation_id in self.active:
+            # Our own lease, taken again (it ran out while the run was busy, or the run let go in the
+            # transaction of this claim): the run keeps going; once it ends, what is held is resumed.
+            self._retaken.add(conversation_id)
+            return
+        self._start(conversation_id, ConversationRun(self, claim).run())
+
+    def _start(self, conversation_id: int, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name=f"conversation-{conversation_id}")
         self.active[conversation_id] = task
 
         def done(_: asyncio.Task[None]) -> None:
             self.active.pop(conversation_id, None)
+            if conversation_id in self._retaken:
+                self._retaken.discard(conversation_id)
+                if not self.stopping:  # (stopping: the lease runs out for another worker)
+                    self._start(conversation_id, self._resume(conversation_id))
             self.wakeup.set()
 
         task.add_done_callback(done)
 
+    async def _resume(self, conversation_id: int) -> None:
+        """Run a conversation claimed again while its run was ending, if this worker still holds it."""
+        try:
+            claim = await self.queue.reload(conversation_id)
+        except Exception:
+            log.exception("could not resume a conversation", conversation=conversation_id)
+            return
+        if claim is not None:
+            await ConversationRun(self, claim).run()
+
     async def _heartbeat(self) -> None:
+        """Renew the leases (in the very next write transaction: see ``Queue.renew``), then say
+        this worker is alive; one failing does not stop the other, nor the next round."""
         while True:
             await asyncio.sleep(self.config.lease_seconds / 4)
+            if self.active:
+                try:
+                    await self.queue.renew()
+                except Exception:
+                    log.exception("lease renewal failed")
             try:
                 await self.core.store.beat(self.queue.owner)  # /readyz: workers alive anywhere
-                if self.active:
-                    await self.queue.renew()
             except Exception:
-                log.exception("lease renewal failed")
+                log.exception("heartbeat failed")
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; let in-flight conversations finish for ``grace`` seconds, then release them."""

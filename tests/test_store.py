@@ -123,3 +123,20 @@ async def test_message_state_is_merged_into_the_conversation(store):
     conversation = await store.conversation("chan", "a")
     assert conversation.id == accepted.conversation_id
     assert conversation.state == {"to": "+1555", "lang": "fr"}
+
+
+async def test_a_lease_renewal_commits_before_every_write_queued_ahead_of_it(store):
+    """Hundreds of webhooks and worker writes wait: the renewal is in the very next transaction,
+    so only the write already under way commits before it."""
+    await store.accept(message("held", "held"))
+    queue = Queue(store, "w", 30)
+    [claim] = await queue.claim(1)
+    committed: list[str] = []
+    writes = [asyncio.ensure_future(store.accept(message(f"p{n}", str(n)))) for n in range(600)]
+    writes += [asyncio.ensure_future(queue.set_session(claim.conversation.id, f"s{n}")) for n in range(20)]
+    renewal = asyncio.ensure_future(queue.renew())
+    for write in writes:
+        write.add_done_callback(lambda _: committed.append("write"))
+    renewal.add_done_callback(lambda _: committed.append("renewal"))
+    await asyncio.gather(renewal, *writes)
+    assert committed.index("renewal") <= 1

@@ -156,12 +156,13 @@ class Queue:
         return claims[0] if claims else None
 
     async def renew(self) -> None:
-        """Keep every lease of this worker alive (one statement, however many it holds)."""
+        """Keep every lease of this worker alive (one statement, however many it holds), in the
+        very next transaction: ahead of every write queued (see ``Writer``)."""
 
         def renew(connection: Connection) -> None:
             connection.execute(_RENEW, {"q_owner": self.owner, "q_until": utcnow() + self.lease})
 
-        await self.store.writer(renew)
+        await self.store.writer(renew, lease=True)
 
     async def release(
         self, conversation_id: int, *, seq: int | None = None, run_at: datetime | None = None

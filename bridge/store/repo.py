@@ -6,7 +6,6 @@ connection kept in the module of its topic (``events``, ``handoff``, ``follow``,
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
@@ -60,10 +59,10 @@ class Store:
             # SQLite has one writer at a time (the Writer's thread); readers run beside it (WAL)
             # in plain deferred transactions.
             self._reader = sessionmaker(engine.execution_options(readonly=True))
-            self.writer = Writer(engine, sqlite_writer_engine(engine), asyncio.Lock())
+            self.writer = Writer(engine, sqlite_writer_engine(engine))
         else:
             self._reader = sessionmaker(engine)
-            self.writer = Writer(engine, None, None)
+            self.writer = Writer(engine, None)
         self.inbound = Inbound(self.is_postgres)
 
     async def close(self) -> None:
