@@ -10,9 +10,8 @@ from bridge.errors import ConfigError
 from bridge.settings import load_settings
 from fakes.channel import RecordingChannel
 from fakes.ocs_records import FakeSession
-from tests.conftest import Harness, eventually
+from tests.harness import Harness, eventually
 from tests.widget import MakeClient, answer, send, start
-from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
 
 FAST = {"proactive_poll_seconds": 0.1}
 

@@ -10,7 +10,7 @@ import aiohttp
 from fakes.ocs import FakeOCS
 from fakes.server import free_port
 from fakes.telegram import FakeTelegram, text_update
-from tests.conftest import eventually
+from tests.harness import eventually
 from tests.proc import BridgeProcess, migrate, post_update, relay_env
 
 CHAT = 301

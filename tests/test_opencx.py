@@ -12,7 +12,7 @@ import pytest
 from bridge.settings import BotSettings
 from bridge.store.queue import dead_letters
 from fakes.opencx import CxSession, FakeOpenCx
-from tests.conftest import Harness, eventually
+from tests.harness import Harness, eventually
 
 SECRET = "cx-events-secret"
 FAST = {"proactive_poll_seconds": 0.2}

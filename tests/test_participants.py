@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from fakes.channel import RecordingChannel
-from tests.conftest import Harness
+from tests.harness import Harness
 
 KEY = {"X-api-key": "k3y"}
 FAST = {"bridge_api_key": "k3y", "worker": {"poll_interval": 0.05}}

@@ -8,7 +8,7 @@ import dataclasses
 from bridge.channel import SendError, Unreachable
 from bridge.store.queue import dead_letters, revive
 from fakes.channel import RecordingChannel
-from tests.conftest import eventually, ocs_bot
+from tests.harness import eventually, ocs_bot
 
 
 def incoming(ocs) -> list:  # the messages OCS received through the API channel

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bridge.channel import Unreachable
-from tests.conftest import Harness, eventually
+from tests.harness import Harness, eventually
 
 KEY = {"X-api-key": "k3y"}
 

@@ -1,4 +1,4 @@
-"""Shared helpers for the web channel's Chat API tests: the app on SQLite, and the widget's requests."""
+"""Shared helpers for the web channel's Chat API tests: the widget's requests (``make_client``: conftest)."""
 
 from __future__ import annotations
 
@@ -7,44 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import FormData
-from aiohttp.test_utils import TestClient, TestServer
-
-from adapters.web import WebChannel, install
-from bridge.channel import Channel
-from bridge.settings import load_settings
-from bridge.web import create_app
+from aiohttp.test_utils import TestClient
 
 MakeClient = Callable[..., Awaitable[TestClient]]
 ORIGIN = "https://shop.example.org"
-
-
-@pytest.fixture(name="make_client")
-async def make_client_fixture(tmp_path: Path) -> AsyncIterator[MakeClient]:
-    """``await make_client(WIDGET_EMBED_KEY=...)``: the bridge with its web channel, on SQLite."""
-    clients: list[TestClient] = []
-
-    async def make(**env: str) -> TestClient:
-        environ = {
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bridge.db",
-            "PUBLIC_URL": "http://bridge.test",
-            "WIDGET_ALLOWED_ORIGINS": ORIGIN,
-            "WIDGET_UPLOADS_DIR": str(tmp_path / "uploads"),
-            **env,
-        }
-        settings = load_settings(environ)
-        channels: dict[str, Channel] = {
-            name: WebChannel(name, cs) for name, cs in settings.channels.items() if cs.type == "web"
-        }
-        client = TestClient(TestServer(create_app(settings, channels, plugins=[install])))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
 
 
 async def start(client: TestClient, chatbot_id: str = "web", **headers: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import pytest
 from fakes.ocs import FakeOCS
 from fakes.ocs_records import FakeSession
 from tests.widget import MakeClient, answer, send, start
-from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
 
 
 async def test_a_message_gets_the_bots_answer(make_client: MakeClient) -> None:

@@ -23,7 +23,7 @@ from fakes.ocs import FakeOCS
 from fakes.ocs_records import FakeSession
 
 CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
