@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -137,6 +138,33 @@ def build_channels(
     return channels
 
 
+async def idle(core: Core, timeout: float = 10.0, *, settled: bool = False) -> None:
+    """Until no work is due (messages, reply parts, conversations), no conversation runs and the
+    store's writer has nothing queued or running: whatever was on its way has arrived. (The
+    follower and the schedules, which wake on their own, are not work until they find some.)
+    With ``settled``, nothing may be pending for later either (no retry to come): a failure was final."""
+
+    async def quiet() -> bool:
+        writer = core.store.writer
+        if writer._urgent or writer._normal or writer._running:  # nothing public says so
+            return False
+        if any(worker.active for worker in core.workers):
+            return False
+        now = utcnow() + timedelta(days=365 if settled else 0)
+        due = (
+            (MessageRow, (MessageRow.status == "pending") & (MessageRow.next_attempt_at <= now)),
+            (PartRow, (PartRow.status == "pending") & (PartRow.next_attempt_at <= now)),
+            (ConversationRow, ConversationRow.next_run_at <= now),
+        )
+        async with core.store.reading() as session:
+            for table, where in due:
+                if await session.scalar(select(func.count()).select_from(table).where(where)):
+                    return False
+        return True
+
+    await eventually(quiet, timeout, "the bridge to be idle")
+
+
 @dataclass
 class Harness:
     """A running bridge and the fakes it talks to."""
@@ -162,29 +190,9 @@ class Harness:
     def public_url(self) -> str:
         return self.settings.base_url
 
-    async def idle(self, timeout: float = 10.0) -> None:
-        """Until no work is due (messages, reply parts, conversations), no conversation runs and the
-        store's writer has nothing queued or running: whatever was on its way has arrived."""
-        await eventually(self._idle, timeout, "the bridge to be idle")
-
-    async def _idle(self) -> bool:
-        writer = self.core.store.writer
-        if writer._urgent or writer._normal or writer._running:
-            return False
-        if any(worker.active for worker in self.core.workers):
-            return False
-        now = utcnow()
-        due_messages = (MessageRow.status == "pending") & (MessageRow.next_attempt_at <= now)
-        due_parts = (PartRow.status == "pending") & (PartRow.next_attempt_at <= now)
-        async with self.core.store.reading() as session:
-            for table, due in (
-                (MessageRow, due_messages),
-                (PartRow, due_parts),
-                (ConversationRow, ConversationRow.next_run_at <= now),
-            ):
-                if await session.scalar(select(func.count()).select_from(table).where(due)):
-                    return False
-        return True
+    async def idle(self, timeout: float = 10.0, *, settled: bool = False) -> None:
+        """Until whatever was on its way has arrived (see ``idle``)."""
+        await idle(self.core, timeout, settled=settled)
 
     # the recording test channel ---------------------------------------------------------------------
     async def say(self, sender: str, text: str, *, id: str | None = None, **extra: Any) -> int:

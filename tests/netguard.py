@@ -7,6 +7,7 @@ code under test caught the error and carried on.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 from collections.abc import Iterator
@@ -67,7 +68,10 @@ class Guard:
             original_connect(sock, address)
 
         def connect_ex(sock: socket.socket, address: Any) -> int:
-            guard.check_address("connect to", sock.family, address)
+            try:
+                guard.check_address("connect to", sock.family, address)
+            except NetworkBlocked:
+                return errno.ECONNREFUSED  # connect_ex answers with a code
             return original_connect_ex(sock, address)
 
         def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:

@@ -37,6 +37,13 @@ async def chatting(h: Harness, cx: FakeOpenCx, who: str = "ada") -> CxSession:
     return session
 
 
+async def read_again(h: Harness, cx: FakeOpenCx, session_id: str) -> None:
+    """Until the follower read the session's history a few more times and delivered what it found."""
+    reads = cx.history_reads.get(session_id, 0)
+    await eventually(lambda: cx.history_reads.get(session_id, 0) >= reads + 3, what="more history reads")
+    await h.idle()
+
+
 async def event(h: Harness, name: str, session_id: str, **how: Any) -> int:
     body = {"event": name, "organization_id": "org-1", "data": {"conversation_id": session_id}}
     response = await h.client.post("/bot-events/default", params={"secret": SECRET}, json=body, **how)
@@ -95,7 +102,7 @@ async def test_handoff_notice_once_and_agent_replies_by_webhook_once_in_order(br
     cx.agent_says(session.id, "Your refund is on its way.")
     assert await event(h, "conversation.agent_response", session.id) == 200
     await h.replies("ada", 5)
-    await asyncio.sleep(0.5)
+    await h.idle()
     assert h.channel.texts_to("ada") == [
         "ai: hi",
         HANDOFF,
@@ -105,7 +112,7 @@ async def test_handoff_notice_once_and_agent_replies_by_webhook_once_in_order(br
     ]
     await h.say("ada", "thanks")
     await eventually(lambda: cx.received(session.id)[-1:] == ["thanks"], what="sent to open.cx")
-    await asyncio.sleep(0.3)
+    await h.idle()
     assert h.channel.texts_to("ada")[-1] == "Your refund is on its way."  # no second notice
     assert len(cx.sessions) == 1
 
@@ -119,7 +126,7 @@ async def test_agent_replies_arrive_by_the_history_alone_with_events_off(bridge,
     for n in range(5):
         cx.agent_says(session.id, f"agent {n}")
     await h.replies("ada", 7, timeout=15)
-    await asyncio.sleep(0.6)  # more reads: nothing again
+    await read_again(h, cx, session.id)  # more reads: nothing again
     assert h.channel.texts_to("ada")[2:] == [f"agent {n}" for n in range(5)]
     assert await event(h, "conversation.agent_response", session.id) == 404  # events are off
 
@@ -183,13 +190,12 @@ async def test_closed_in_the_history_then_a_new_session(bridge, cx: FakeOpenCx):
     cx.agent_says(session.id, "Done.")
     cx.close(session.id)
     await h.replies("ada", 3)
-    for _ in range(100):  # the follower lets the closed session go
+
+    async def let_go() -> bool:  # the follower lets the closed session go
         conversation = await h.core.store.conversation("test", "ada")
-        if conversation is not None and conversation.session_id is None:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the closed session was kept")
+        return conversation is not None and conversation.session_id is None
+
+    await eventually(let_go, what="the closed session to be let go")
     await h.say("ada", "hello again")
     assert (await h.replies("ada", 4))[3] == "ai: hello again"
     assert len(cx.sessions) == 2
@@ -237,11 +243,11 @@ async def test_an_agent_taking_over_in_the_inbox_is_followed_from_its_event(brid
     assert await event(h, "conversation.agent_response", session.id) == 200
     assert await event(h, "conversation.handoff_to_human", session.id) == 200
     assert await h.replies("ada", 2) == ["ai: hi", "Hi, I'm taking over."]
-    await asyncio.sleep(0.5)
+    await h.idle()
     assert h.channel.texts_to("ada") == ["ai: hi", "Hi, I'm taking over."]
     await h.say("ada", "ok")  # now handed off: sent, no AI answer expected
     await eventually(lambda: cx.received(session.id)[-1:] == ["ok"], what="sent to open.cx")
-    await asyncio.sleep(0.3)
+    await h.idle()
     assert h.channel.texts_to("ada") == ["ai: hi", "Hi, I'm taking over."]
 
 

@@ -17,8 +17,8 @@ from bridge.settings import BotSettings
 from fakes import twilio
 from fakes.opencx import FakeOpenCx
 from fakes.telegram import FakeTelegram, text_update
-from tests.harness import platform_bridge
-from tests.widget import MakeClient, answer, send, start
+from tests.harness import eventually, platform_bridge
+from tests.widget import MakeClient, answer, poll, send, start
 
 ROOT = Path(__file__).parent.parent
 
@@ -56,12 +56,8 @@ async def test_widget_round_trip(make_client: MakeClient, cx: FakeOpenCx) -> Non
     [session] = cx.sessions.values()
     assert session.custom_data["platform"] == "web" and cx.received(session.id) == ["Bonjour", "human"]
     cx.agent_says(session.id, "Bonjour, ici Sam.")
-    for _ in range(100):  # the widget's poll shows the agent's reply
-        response = await client.get(f"/api/chat/{sid}/poll/")
-        contents = [m["content"] for m in (await response.json())["messages"]]
-        if contents:
-            break
-        await asyncio.sleep(0.1)
+    polled = await eventually(lambda: poll(client, sid), what="the agent's reply on the widget's poll")
+    contents = [m["content"] for m in polled["messages"]]
     assert contents == ["Bonjour, ici Sam."]
 
 

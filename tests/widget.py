@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
+from tests.harness import eventually
+
 MakeClient = Callable[..., Awaitable[TestClient]]
 ORIGIN = "https://shop.example.org"
 
@@ -34,14 +36,21 @@ async def send(client: TestClient, session_id: str, text: str, **headers: str) -
 
 async def answer(client: TestClient, session_id: str, task_id: str, **headers: str) -> dict[str, Any]:
     """Poll like the widget (but faster) until the task is no longer processing."""
-    for _ in range(200):
+
+    async def done() -> dict[str, Any] | None:
         response = await client.get(f"/api/chat/{session_id}/{task_id}/poll/", headers=headers)
         assert response.status == 200, await response.text()
-        body = await response.json()
-        if body["status"] != "processing":
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError("the task never completed")
+        body: dict[str, Any] = await response.json()
+        return None if body["status"] == "processing" else body
+
+    result: dict[str, Any] = await eventually(done, what="the task to complete")
+    return result
+
+
+async def poll(client: TestClient, session_id: str, **params: str) -> dict[str, Any] | None:
+    """The widget's history poll; None while it shows no message."""
+    body: dict[str, Any] = await (await client.get(f"/api/chat/{session_id}/poll/", params=params)).json()
+    return body if body["messages"] else None
 
 
 async def send_with(client: TestClient, sid: str, body: dict[str, Any]) -> str:

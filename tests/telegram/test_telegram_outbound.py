@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import time
@@ -153,7 +152,7 @@ async def test_chat_not_found_is_final(bridge: Harness, tg: FakeTelegram) -> Non
     tg.fail("sendMessage", 400, CHAT_NOT_FOUND, when=lambda p: p.get("chat_id") == "77", times=None)
     await bridge.deliver_update(text_update("one", chat_id=77))
     await tg.wait_for(lambda: len(tg.calls("sendMessage", 77)) == 1)
-    await asyncio.sleep(0.5)  # a retryable failure would have been retried several times by now
+    await bridge.idle(settled=True)  # final: no retry to come
     assert len(tg.calls("sendMessage", 77)) == 1
 
 
@@ -182,7 +181,7 @@ async def test_the_token_is_never_logged(
     with structlog.testing.capture_logs() as events:
         await bridge.deliver_update(text_update("hello"))
         await tg.wait_for(lambda: len(tg.calls("sendMessage", 42)) == 1)
-        await asyncio.sleep(0.2)
+        await bridge.idle()
     assert TOKEN not in caplog.text
     assert TOKEN.split(":")[1] not in repr(events)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -152,7 +151,7 @@ async def test_duplicate_update_gets_one_answer(bridge: Harness, tg: FakeTelegra
     await bridge.deliver_update(update)  # Telegram retried: same update_id
     await tg.wait_for(lambda: tg.texts(42) == ["bot: only once"])
     await bridge.deliver_update(update)
-    await asyncio.sleep(0.3)
+    await bridge.idle()
     assert tg.texts(42) == ["bot: only once"]
     assert relayed(ocs) == ["only once"]
 
@@ -277,11 +276,11 @@ async def test_blocked_person_is_not_sent_to_again(tmp_path: Path, tg: FakeTeleg
         tg.block(77)
         await bridge.deliver_update(text_update("one", chat_id=77))
         await tg.wait_for(lambda: len(tg.calls("sendMessage", 77)) == 1)
-        await asyncio.sleep(0.3)
+        await bridge.idle()  # the block is noted
         response = await bridge.client.post(
             "/api/trigger_bot", json={**trigger, "identifier": "77"}, headers={"X-api-key": "k"}
         )
         assert response.status == 400
-        await asyncio.sleep(0.5)
+        await bridge.idle()
         assert tg.texts(42) == ["bot: hi"]
         assert len(tg.calls("sendMessage", 77)) == 1  # the 403 itself; nothing after it

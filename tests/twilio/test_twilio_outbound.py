@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from fakes.twilio import (
     status,
     whatsapp,
 )
-from tests.harness import Harness, platform_bridge
+from tests.harness import Harness, eventually, platform_bridge
 
 PERSON = "+15551230001"
 WA_PERSON = "whatsapp:+15551230001"
@@ -61,13 +60,6 @@ async def blocked(bridge: Harness) -> bool:
         return bool(await session.scalar(select(ConversationRow.blocked)))
 
 
-async def eventually(check: Any, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 # send errors --------------------------------------------------------------------------------------
 async def test_opted_out_on_send_is_not_sent_again(bridge: Harness, tw: FakeTwilio) -> None:
     tw.opt_out(PERSON)  # STOP reached Twilio but not the bridge
@@ -75,7 +67,7 @@ async def test_opted_out_on_send_is_not_sent_again(bridge: Harness, tw: FakeTwil
     await tw.wait_for(lambda: len(tw.attempts(PERSON)) == 1)
     await eventually(lambda: blocked(bridge))
     await trigger(bridge, PERSON, status=400)  # blocked: refused at once
-    await asyncio.sleep(0.4)
+    await bridge.idle(settled=True)
     assert [a.status for a in tw.attempts(PERSON)] == [400]  # the 21610 itself, nothing after it
 
 
@@ -95,7 +87,7 @@ async def test_throttled_or_server_error_is_retried_once_sent(
     tw.fail(code, times=2)
     await bridge.deliver_form(sms("busy?"))
     await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: busy?"])
-    await asyncio.sleep(0.2)
+    await bridge.idle()
     http_status = 429 if code == 20429 else 500
     assert [a.status for a in tw.attempts(PERSON)] == [http_status, http_status, 201]
     assert tw.bodies(PERSON) == ["bot: busy?"]
@@ -107,7 +99,7 @@ async def test_invalid_number_is_unreachable(bridge: Harness, tw: FakeTwilio) ->
     await tw.wait_for(lambda: len(tw.attempts(PERSON)) == 1)
     await eventually(lambda: blocked(bridge))
     await trigger(bridge, PERSON, status=400)
-    await asyncio.sleep(0.4)
+    await bridge.idle(settled=True)
     assert len(tw.attempts(PERSON)) == 1
 
 
@@ -141,7 +133,7 @@ async def test_sms_links_that_do_not_fit_go_next_and_a_retry_resumes(
     tw.rules.append(Rule(20500, second_call_fails, times=1))
     await bridge.deliver_form(sms("report please"))
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 2)
-    await asyncio.sleep(0.2)
+    await bridge.idle()
     bodies = tw.bodies(PERSON)
     assert bodies[0] == text.strip() and bodies[1].startswith("report.pdf: ")
     assert [a.status for a in tw.attempts(PERSON)] == [201, 500, 201]  # the link message was retried
@@ -205,7 +197,7 @@ async def test_failed_status_with_opt_out_blocks_the_person(bridge: Harness, tw:
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
     await bridge.report(status(tw.sent()[0].sid, "failed", error_code="21610"))
     await trigger(bridge, PERSON, status=400)
-    await asyncio.sleep(0.4)
+    await bridge.idle(settled=True)
     assert len(tw.attempts(PERSON)) == 1
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -190,7 +189,7 @@ async def test_retried_message_sid_gets_one_answer(bridge: Harness, tw: FakeTwil
     await bridge.deliver_form(form)  # Twilio retried: same MessageSid
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
     await bridge.deliver_form(form)
-    await asyncio.sleep(0.3)
+    await bridge.idle()
     assert tw.bodies(PERSON) == ["bot: only once"]
     assert relayed(ocs) == ["only once"]
 
@@ -202,7 +201,7 @@ async def test_long_answer_is_split_in_order(bridge: Harness, tw: FakeTwilio, oc
     ocs.reply = lambda text, session: answer
     await bridge.deliver_form(sms("tell me everything"))
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 3)
-    await asyncio.sleep(0.2)
+    await bridge.idle()
     bodies = tw.bodies(PERSON)
     assert len(bodies) == 3 and all(len(b) <= 1600 for b in bodies)
     assert " ".join(bodies).split() == answer.split()  # in order, no word cut
@@ -221,11 +220,11 @@ async def test_stop_blocks_until_start(bridge: Harness, tw: FakeTwilio, ocs: Fak
     }
     response = await bridge.client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k"})
     assert response.status == 400 and "opted out" in (await response.json())["detail"]
-    await asyncio.sleep(0.4)
+    await bridge.idle(settled=True)
     assert len(tw.attempts(PERSON)) == 1  # nothing tried after STOP
     assert relayed(ocs) == ["hello"]  # STOP never reached the bot
     await bridge.deliver_form(sms("are you there?"))  # writing is not opting in: SMS needs START
-    await asyncio.sleep(0.4)
+    await bridge.idle(settled=True)
     assert len(tw.attempts(PERSON)) == 1 and relayed(ocs) == ["hello"]
     tw.opt_in(PERSON)
     await bridge.deliver_form(sms("START"))
@@ -242,7 +241,7 @@ async def test_stop_as_the_very_first_message_holds(
     await bridge.deliver_form(sms(word))  # the bridge has never heard from this person
     tw.opt_out(PERSON)
     await bridge.deliver_form(sms("hello?"))
-    await asyncio.sleep(0.4)
+    await bridge.idle(settled=True)
     assert tw.attempts(PERSON) == [] and relayed(ocs) == []  # no bot call, no send
     tw.opt_in(PERSON)
     await bridge.deliver_form(sms("START"))
@@ -289,7 +288,7 @@ async def test_logs_mask_numbers_and_never_carry_the_token(bridge: Harness, tw: 
         tw.fail(20003)  # the next send: wrong credentials
         await bridge.deliver_form(sms("again"))
         await tw.wait_for(lambda: len(tw.attempts(PERSON)) == 2)
-        await asyncio.sleep(0.1)
+        await bridge.idle()
     text = str(logs)
     assert any(entry["event"] == "twilio.sent" for entry in logs)
     assert "0001" in text and PERSON not in text and OUR_NUMBER not in text

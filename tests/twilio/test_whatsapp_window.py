@@ -3,7 +3,6 @@ message waits for their answer, then goes out first."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -52,14 +51,14 @@ async def test_63016_sends_the_template_and_the_held_message_follows_the_next_me
     assert invitation.template == TEMPLATE and invitation.variables == {"1": "Ada Lovelace"}
     assert invitation.body == "" and invitation.sender == "whatsapp:+14155238886"
     await trigger(bridge, WA, "And a second note")
-    await asyncio.sleep(0.6)
+    await bridge.idle()
     assert [s.template or s.body for s in tw.sent(WA)] == ["bot: hello", TEMPLATE]  # held, template once
     assert await dead_letters(bridge.client.app[CORE].store) == []
     tw.outside_window.discard(WA)
     await bridge.deliver_form(whatsapp("hi, what is it?"))
     expected = ["bot: hello", TEMPLATE, "Your results are ready", "And a second note", "bot: hi, what is it?"]
     await tw.wait_for(lambda: len(tw.sent(WA)) == len(expected))
-    await asyncio.sleep(0.4)
+    await bridge.idle()
     assert [s.template or s.body for s in tw.sent(WA)] == expected
 
 
@@ -75,7 +74,7 @@ async def test_no_message_for_24_hours_sends_the_template_without_trying_free_fo
         conversation.state = {**conversation.state, "whatsapp_written_at": two_days_ago}
     await trigger(bridge, WA, "We miss you")
     await tw.wait_for(lambda: len(tw.attempts(WA)) == 2)
-    await asyncio.sleep(0.3)
+    await bridge.idle()
     assert [(s.status, s.template) for s in tw.attempts(WA)] == [(201, ""), (201, TEMPLATE)]
 
 
@@ -83,7 +82,7 @@ async def test_a_person_who_never_wrote_gets_the_template_first(bridge: Harness,
     tw.templates[TEMPLATE] = {}  # a template without variables gets none
     await trigger(bridge, NEWCOMER, "Welcome to the course")
     await tw.wait_for(lambda: len(tw.attempts(NEWCOMER)) == 1)
-    await asyncio.sleep(0.3)
+    await bridge.idle()
     [invitation] = tw.attempts(NEWCOMER)
     assert invitation.template == TEMPLATE and "ContentVariables" not in invitation.params
     await bridge.deliver_form(whatsapp("hello?", sender=NEWCOMER))
@@ -104,11 +103,11 @@ async def test_63016_in_a_status_callback_sends_the_template_and_holds_the_messa
     await tw.wait_for(lambda: tw.bodies(WA) == ["bot: hello", "Your results are ready"])
     await bridge.report(status(tw.sent(WA)[-1].sid, "failed", error_code="63016"))
     await tw.wait_for(lambda: tw.sent(WA)[-1].template == TEMPLATE)
-    await asyncio.sleep(0.4)
+    await bridge.idle()
     assert len(tw.sent(WA)) == 3 and await dead_letters(bridge.client.app[CORE].store) == []
     await bridge.deliver_form(whatsapp("what results?"))
     await tw.wait_for(lambda: len(tw.sent(WA)) == 5)
-    await asyncio.sleep(0.3)
+    await bridge.idle()
     assert [s.template or s.body for s in tw.sent(WA)][2:] == [
         TEMPLATE,
         "Your results are ready",
