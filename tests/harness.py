@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import MultiDict
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from bridge.channel import Channel
 from bridge.core import Core
@@ -151,14 +151,20 @@ async def idle(core: Core, timeout: float = 10.0, *, settled: bool = False) -> N
         if any(worker.active for worker in core.workers):
             return False
         now = utcnow() + timedelta(days=365 if settled else 0)
-        due = (
-            (MessageRow, (MessageRow.status == "pending") & (MessageRow.next_attempt_at <= now)),
-            (PartRow, (PartRow.status == "pending") & (PartRow.next_attempt_at <= now)),
-            (ConversationRow, ConversationRow.next_run_at <= now),
-        )
+        later = select(ConversationRow.id).where(ConversationRow.next_run_at > now)  # e.g. held parts
+
+        def pending(table: type[MessageRow] | type[PartRow]) -> Select[int]:
+            where = (
+                table.status == "pending",
+                table.next_attempt_at <= now,
+                table.conversation_id.not_in(later),
+            )
+            return select(func.count()).select_from(table).where(*where)
+
+        conversations = select(func.count()).where(ConversationRow.next_run_at <= now)
         async with core.store.reading() as session:
-            for table, where in due:
-                if await session.scalar(select(func.count()).select_from(table).where(where)):
+            for count in (pending(MessageRow), pending(PartRow), conversations):
+                if await session.scalar(count):
                     return False
         return True
 
