@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from bridge.settings import BotSettings, load_settings
 from fakes.channel import RecordingChannel
 from fakes.ocs import FakeOCS
+from fakes.opencx import FakeOpenCx
 from fakes.telegram import FakeTelegram
 from fakes.twilio import FakeTwilio
 from tests.harness import Harness, make_settings, ocs_bot, start_bridge
@@ -73,6 +74,18 @@ def tw_prefix() -> str:
 @pytest.fixture
 async def tw(tw_prefix: str) -> AsyncIterator[FakeTwilio]:
     async with FakeTwilio(prefix=tw_prefix) as server:
+        yield server
+
+
+@pytest.fixture
+def cx_prefix() -> str:
+    """The fake Open.cx API's path prefix (a module overrides it: every call must keep it)."""
+    return ""
+
+
+@pytest.fixture
+async def cx(cx_prefix: str) -> AsyncIterator[FakeOpenCx]:
+    async with FakeOpenCx(prefix=cx_prefix) as server:
         yield server
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,9 +19,8 @@ HANDOFF = "A person from our team will answer you here shortly."
 
 
 @pytest.fixture
-async def cx() -> AsyncIterator[FakeOpenCx]:
-    async with FakeOpenCx(prefix="/cx-proxy") as server:  # a path prefix: every call must keep it
-        yield server
+def cx_prefix() -> str:
+    return "/cx-proxy"  # a path prefix: every call must keep it
 
 
 def cx_bot(cx: FakeOpenCx, **overrides: Any) -> BotSettings:

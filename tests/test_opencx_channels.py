@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,6 @@ from tests.harness import eventually, platform_bridge
 from tests.widget import MakeClient, answer, poll, send, start
 
 ROOT = Path(__file__).parent.parent
-
-
-@pytest.fixture
-async def cx() -> AsyncIterator[FakeOpenCx]:
-    async with FakeOpenCx() as server:
-        yield server
 
 
 async def test_telegram_round_trip(tmp_path: Path, cx: FakeOpenCx) -> None:

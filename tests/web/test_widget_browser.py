@@ -12,7 +12,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -53,16 +53,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-async def ocs() -> AsyncIterator[FakeOCS]:
+@pytest.fixture(autouse=True)
+def answers_with_a_file(ocs: FakeOCS) -> None:
     def reply(text: str, session: FakeSession) -> tuple[str, list[tuple[str, Path | bytes]]]:
         return f"You said *{text}*. Read [the guide](https://example.org/guide).", [
             ("report.pdf", b"%PDF-1.4")
         ]
 
-    async with FakeOCS() as server:
-        server.reply = reply
-        yield server
+    ocs.reply = reply
 
 
 @pytest.fixture
