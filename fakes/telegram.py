@@ -15,18 +15,16 @@ scripted per method: 429 with ``retry_after``, 403 blocked, 400 bad markup, 400 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from aiohttp import ClientResponse, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
 
 from fakes.server import serve_locally
 
@@ -253,7 +251,7 @@ def _error(status: int, description: str, parameters: dict[str, Any] | None = No
     return web.json_response(body, status=status)
 
 
-# a running bridge wired to this fake ------------------------------------------------------------
+# recorded updates ------------------------------------------------------------------------------
 SECRET = "s3cret-Token_for-tests"
 PAYLOADS = Path(__file__).resolve().parents[1] / "tests" / "payloads" / "telegram"  # recorded
 _update_ids = itertools.count(700_000_000)
@@ -274,49 +272,3 @@ def text_update(text: str, chat_id: int = 42) -> dict[str, Any]:
     update = payload("text", text=text)
     update["message"]["chat"]["id"] = update["message"]["from"]["id"] = chat_id
     return update
-
-
-@dataclass
-class Bridge:
-    """The real HTTP app (real SQLite, real workers) with its Telegram channel on the fake."""
-
-    client: TestClient
-    tg: FakeTelegram
-    channel: Any
-
-    async def post(self, update: dict[str, Any], secret: str | None = SECRET) -> ClientResponse:
-        headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
-        return await self.client.post("/webhooks/telegram", json=update, headers=headers)
-
-    async def deliver(self, update: dict[str, Any]) -> None:
-        response = await self.post(update)
-        assert response.status == 200, await response.text()
-
-
-@contextlib.asynccontextmanager
-async def running_bridge(database: Path, tg: FakeTelegram, **env: str) -> AsyncIterator[Bridge]:
-    from adapters.telegram import TelegramChannel
-    from bridge.settings import load_settings
-    from bridge.web import create_app
-
-    environ = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-        "PUBLIC_URL": "https://bridge.example.org",
-        "TELEGRAM_BOT_TOKEN": tg.token,
-        "TELEGRAM_WEBHOOK_SECRET": SECRET,
-        "TELEGRAM_API_BASE_URL": tg.url,
-        "TELEGRAM_RATE_PER_CHAT": "1000",
-        "WORKER_POLL_INTERVAL": "0.05",
-        "WORKER_RETRY_BASE": "0.05",
-        "WORKER_RETRY_MAX": "0.2",
-        "WORKER_SHUTDOWN_GRACE": "1",
-        **env,
-    }
-    settings = load_settings(environ)
-    channel = TelegramChannel("telegram", settings.channels["telegram"])
-    client = TestClient(TestServer(create_app(settings, {"telegram": channel})))
-    await client.start_server()
-    try:
-        yield Bridge(client, tg, channel)
-    finally:
-        await client.close()

@@ -1,4 +1,4 @@
-"""A fake Twilio REST API over real HTTP (127.0.0.1, port 0), and a bridge wired to it.
+"""A fake Twilio REST API over real HTTP (127.0.0.1, port 0).
 
 ``POST {prefix}/2010-04-01/Accounts/{sid}/Messages.json`` records every call (form parameters,
 repeated ``MediaUrl`` kept, basic-auth user) and answers 201 with a message resource, or a
@@ -18,20 +18,18 @@ variables ``GET {prefix}/v1/Content/{sid}`` answers like Twilio's Content API)::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from aiohttp import BasicAuth, ClientResponse, hdrs, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import BasicAuth, hdrs, web
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
@@ -309,73 +307,6 @@ def status(sid: str, state: str, error_code: str | None = None) -> MultiDict[str
     return form
 
 
-# a running bridge wired to this fake ------------------------------------------------------------
-PUBLIC_URL = "https://bridge.example.org"
-Unsigned = object()
-
-
-@dataclass
-class Bridge:
-    """The real HTTP app (real SQLite, real workers) with its Twilio channel on the fake."""
-
-    client: TestClient[Any, Any]
-    tw: FakeTwilio
-    channel: Any
-    public_url: str
-
-    async def post(
-        self,
-        form: MultiDict[str],
-        *,
-        path: str = "/webhooks/twilio",
-        signature: str | object | None = None,
-        signed_url: str | None = None,
-        token: str = AUTH_TOKEN,
-        content_type: str = FORM,
-    ) -> ClientResponse:
-        """Post ``form`` signed like Twilio (over ``PUBLIC_URL + path`` unless told otherwise)."""
-        from urllib.parse import urlencode
-
-        headers = {"Content-Type": content_type}
-        if signature is None:
-            headers["X-Twilio-Signature"] = sign(signed_url or self.public_url + path, form, token)
-        elif isinstance(signature, str):
-            headers["X-Twilio-Signature"] = signature
-        return await self.client.post(path, data=urlencode(list(form.items())), headers=headers)
-
-    async def deliver(self, form: MultiDict[str], path: str = "/webhooks/twilio") -> None:
-        response = await self.post(form, path=path)
-        assert response.status == 200, await response.text()
-
-    async def report(self, form: MultiDict[str]) -> None:
-        await self.deliver(form, path="/webhooks/twilio/status")
-
-
-def bridge_env(tw: FakeTwilio, public_url: str = PUBLIC_URL) -> dict[str, str]:
-    return {
-        "PUBLIC_URL": public_url,
-        "TWILIO_ACCOUNT_SID": tw.account_sid,
-        "TWILIO_AUTH_TOKEN": tw.auth_token,
-        "TWILIO_API_BASE_URL": tw.url,
-        "WORKER_POLL_INTERVAL": "0.05",
-        "WORKER_RETRY_BASE": "0.05",
-        "WORKER_RETRY_MAX": "0.2",
-        "WORKER_SHUTDOWN_GRACE": "1",
-    }
-
-
-@contextlib.asynccontextmanager
-async def running_bridge(database: Path, tw: FakeTwilio, **env: str) -> AsyncIterator[Bridge]:
-    from adapters import build_channels
-    from bridge.settings import load_settings
-    from bridge.web import create_app
-
-    environ = {"DATABASE_URL": f"sqlite+aiosqlite:///{database}", **bridge_env(tw), **env}
-    settings = load_settings(environ)
-    channels = {"twilio": build_channels(settings)["twilio"]}
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings, channels)))
-    await client.start_server()
-    try:
-        yield Bridge(client, tw, channels["twilio"], settings.base_url)
-    finally:
-        await client.close()
+# a bridge's webhooks --------------------------------------------------------------------------------
+PUBLIC_URL = "https://bridge.example.org"  # what the bridges in the tests sign their webhooks for
+Unsigned = object()  # ``Harness.post_form(signature=Unsigned)``: no signature header

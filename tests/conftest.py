@@ -1,46 +1,28 @@
-"""Shared fixtures: the fake OCS server, a bridge app with a recording channel, waiting helpers."""
+"""Shared fixtures: the fake OCS server, a bridge app with a recording channel, PostgreSQL, and a guard
+that fails any test reaching beyond loopback. Platform fixtures are in each folder's ``conftest.py``."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from bridge.channel import Channel
-from bridge.core import Core
-from bridge.settings import BotSettings, ChannelSettings, Settings, WorkerSettings
-from bridge.typedefs import CORE
-from bridge.web import create_app
-from fakes.channel import SECRET, RecordingChannel
+from bridge.settings import BotSettings, load_settings
+from fakes.channel import RecordingChannel
 from fakes.ocs import FakeOCS
+from fakes.opencx import FakeOpenCx
+from fakes.telegram import FakeTelegram
+from fakes.twilio import FakeTwilio
+from tests.harness import Harness, make_settings, ocs_bot, start_bridge
+from tests.netguard import network_guard as network_guard  # autouse: every test, nothing beyond loopback
+from tests.widget import ORIGIN, MakeClient
 
-FAST_WORKER = {
-    "poll_interval": 0.05,
-    "retry_base": 0.05,
-    "retry_max": 0.2,
-    "lease_seconds": 5,
-    "shutdown_grace": 1,
-}
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Wait until ``check()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+pytest_plugins = ["pytester"]  # tests/test_netguard.py runs a test that must fail
 
 
 @pytest.fixture
@@ -55,76 +37,78 @@ def ocs(fake_ocs: FakeOCS) -> FakeOCS:
     return fake_ocs
 
 
-def ocs_bot(ocs: FakeOCS, **overrides: Any) -> BotSettings:
-    values: dict[str, Any] = {
-        "backend": "ocs",
-        "base_url": ocs.url,
-        "api_key": ocs.api_key,
-        "experiment_id": ocs.experiment_id,
-        "read_timeout": 5,
-    }
-    return BotSettings(**(values | overrides))
+@pytest.fixture
+async def bridge(tmp_path: Path, fake_ocs: FakeOCS) -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
+    """``await bridge(channel=..., bot=..., worker={...}, **settings)`` -> a started Harness with the
+    recording test channel."""
+    async with contextlib.AsyncExitStack() as stack:
 
+        async def start(
+            channel: RecordingChannel | None = None, bot: BotSettings | None = None, **values: Any
+        ) -> Harness:
+            channel = channel or RecordingChannel()
+            settings = make_settings(tmp_path, bot or ocs_bot(fake_ocs), {channel.name: channel}, **values)
+            return await stack.enter_async_context(start_bridge(settings, [channel], ocs=fake_ocs))
 
-def make_settings(tmp_path: Path, bot: BotSettings, channels: dict[str, Channel], **values: Any) -> Settings:
-    worker = FAST_WORKER | values.pop("worker", {})
-    return Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}",
-        bots={"default": bot},
-        channels={name: ChannelSettings(type=c.kind) for name, c in channels.items()},
-        worker=WorkerSettings(**worker),
-        **values,
-    )
-
-
-@dataclass
-class Harness:
-    """A running bridge (real HTTP app, real SQLite) with a recording channel and the fake OCS."""
-
-    client: TestClient[Any, Any]
-    channel: RecordingChannel
-    ocs: FakeOCS
-
-    @property
-    def core(self) -> Core:
-        return self.client.app[CORE]  # type: ignore[index]
-
-    async def say(self, sender: str, text: str, *, id: str | None = None, **extra: Any) -> int:
-        """Post one message to the test channel's webhook; the HTTP status."""
-        self._n = getattr(self, "_n", 0) + 1
-        body = {"id": id or f"u{self._n}", "from": sender, "text": text, **extra}
-        response = await self.client.post(
-            f"/webhooks/{self.channel.name}", data=json.dumps(body), headers={"X-Test-Secret": SECRET}
-        )
-        return response.status
-
-    async def replies(self, sender: str, count: int, timeout: float = 10.0) -> list[str]:
-        """Wait until ``sender`` got ``count`` parts; return all their texts."""
-        await eventually(
-            lambda: len(self.channel.texts_to(sender)) >= count, timeout, f"{count} replies to {sender}"
-        )
-        return self.channel.texts_to(sender)
+        yield start
 
 
 @pytest.fixture
-async def bridge(tmp_path: Path, fake_ocs: FakeOCS) -> AsyncIterator[Callable[..., Any]]:
-    """``await bridge(channel=..., bot=..., worker={...}, **settings)`` -> a started Harness."""
-    clients: list[TestClient[Any, Any]] = []
+def tg_prefix() -> str:
+    """The fake Bot API's path prefix (a module overrides it: every call must keep it)."""
+    return ""
 
-    async def start(
-        channel: RecordingChannel | None = None, bot: BotSettings | None = None, **values: Any
-    ) -> Harness:
-        channel = channel or RecordingChannel()
-        settings = make_settings(tmp_path, bot or ocs_bot(fake_ocs), {channel.name: channel}, **values)
-        app: web.Application = create_app(settings, {channel.name: channel})
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
-        await client.start_server()
-        clients.append(client)
-        return Harness(client, channel, fake_ocs)
 
-    yield start
-    for client in clients:
-        await client.close()
+@pytest.fixture
+async def tg(tg_prefix: str) -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(prefix=tg_prefix) as server:
+        yield server
+
+
+@pytest.fixture
+def tw_prefix() -> str:
+    """The fake Twilio API's path prefix (a module overrides it: every call must keep it)."""
+    return ""
+
+
+@pytest.fixture
+async def tw(tw_prefix: str) -> AsyncIterator[FakeTwilio]:
+    async with FakeTwilio(prefix=tw_prefix) as server:
+        yield server
+
+
+@pytest.fixture
+def cx_prefix() -> str:
+    """The fake Open.cx API's path prefix (a module overrides it: every call must keep it)."""
+    return ""
+
+
+@pytest.fixture
+async def cx(cx_prefix: str) -> AsyncIterator[FakeOpenCx]:
+    async with FakeOpenCx(prefix=cx_prefix) as server:
+        yield server
+
+
+@pytest.fixture
+async def make_client(tmp_path: Path) -> AsyncIterator[MakeClient]:
+    """``await make_client(WIDGET_EMBED_KEY=...)``: the bridge with its web channel, on SQLite."""
+    from adapters.web import install
+
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(**env: str) -> TestClient[Any, Any]:
+            environ = {
+                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bridge.db",
+                "PUBLIC_URL": "http://bridge.test",
+                "WIDGET_ALLOWED_ORIGINS": ORIGIN,
+                "WIDGET_UPLOADS_DIR": str(tmp_path / "uploads"),
+                **env,
+            }
+            settings = load_settings(environ)
+            running = start_bridge(settings, kinds=["web"], plugins=[install])
+            return (await stack.enter_async_context(running)).client
+
+        yield make
 
 
 @pytest.fixture(scope="session")

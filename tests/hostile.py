@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 import adapters
@@ -20,10 +20,10 @@ from bridge import redact
 from bridge.settings import Settings, load_settings
 from bridge.store.tables import ConversationRow, MessageRow, PartRow
 from bridge.typedefs import CORE
-from bridge.web import create_app
 from fakes.telegram import SECRET as TELEGRAM_SECRET
 from fakes.telegram import FakeTelegram
-from fakes.twilio import FakeTwilio, bridge_env
+from fakes.twilio import FakeTwilio
+from tests.harness import build_channels, environment, start_bridge
 
 API_KEY = "bridge-api-key-for-hostile-tests"
 EMBED_KEY = "embed-key-for-hostile-tests"
@@ -70,29 +70,26 @@ async def every_channel(tmp_path: Path, *, workers: bool = False) -> AsyncIterat
     """The bridge (echo bot) with all channels on fake Telegram and Twilio servers."""
     async with FakeTelegram() as tg, FakeTwilio() as tw:
         uploads = tmp_path / "uploads"
-        environ = {
-            **bridge_env(tw),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}",
-            "BRIDGE_API_KEY": API_KEY,
-            "OPENCX_WEBHOOK_SECRET": EVENTS_SECRET,  # POST /bot-events/default takes events
-            "TELEGRAM_BOT_TOKEN": tg.token,
-            "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
-            "TELEGRAM_API_BASE_URL": tg.url,
-            "WIDGET_EMBED_KEY": EMBED_KEY,
-            "WIDGET_ALLOWED_ORIGINS": ORIGIN,
-            "WIDGET_UPLOADS_ENABLED": "true",
-            "WIDGET_UPLOADS_DIR": str(uploads),
-            "WIDGET_MAX_UPLOAD_BYTES": "20000",
-            "WIDGET_IP_RATE": "1000000",  # every request comes from 127.0.0.1
-            "WIDGET_SESSION_RATE": "1000000",
-        }
+        environ = environment(
+            tmp_path / "bridge.db",
+            tg=tg,
+            tw=tw,
+            BRIDGE_API_KEY=API_KEY,
+            OPENCX_WEBHOOK_SECRET=EVENTS_SECRET,  # POST /bot-events/default takes events
+            WIDGET_EMBED_KEY=EMBED_KEY,
+            WIDGET_ALLOWED_ORIGINS=ORIGIN,
+            WIDGET_UPLOADS_ENABLED="true",
+            WIDGET_UPLOADS_DIR=str(uploads),
+            WIDGET_MAX_UPLOAD_BYTES="20000",
+            WIDGET_IP_RATE="1000000",  # every request comes from 127.0.0.1
+            WIDGET_SESSION_RATE="1000000",
+        )
         settings = load_settings(environ)
-        channels = adapters.build_channels(settings)
+        channels = build_channels(settings)
         redact.hide_secrets(settings, channels.values())
-        app = create_app(settings, channels, plugins=adapters.plugins(), workers=workers)
-        client: TestClient[Any, Any] = TestClient(TestServer(app))
-        await client.start_server()
-        try:
+        running = start_bridge(settings, channels.values(), plugins=adapters.plugins(), workers=workers)
+        async with running as bridge:
+            client = bridge.client
             target = Target(client, settings, uploads, tg, tw)
             response = await client.post(
                 "/api/chat/start/",
@@ -103,5 +100,3 @@ async def every_channel(tmp_path: Path, *, workers: bool = False) -> AsyncIterat
             started = await response.json()
             target.session_id, target.session_token = started["session_id"], started["session_token"]
             yield target
-        finally:
-            await client.close()

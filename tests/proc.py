@@ -103,3 +103,30 @@ async def post_update(http: aiohttp.ClientSession, url: str, update: dict[str, A
         f"{url}/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
     ) as response:
         assert response.status == 200, await response.text()
+
+
+async def settled(database_url: str) -> bool:
+    """Seen from outside the processes, in their database: no message or reply part pending, no
+    conversation with work to come or leased. Nothing more will be sent."""
+    from sqlalchemy import func, select
+
+    from bridge.store.db import create_engine
+    from bridge.store.tables import ConversationRow, MessageRow, PartRow
+
+    waiting = (
+        (MessageRow, MessageRow.status == "pending"),
+        (PartRow, PartRow.status == "pending"),
+        (
+            ConversationRow,
+            ConversationRow.next_run_at.is_not(None) | ConversationRow.lease_owner.is_not(None),
+        ),
+    )
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            for table, where in waiting:
+                if await connection.scalar(select(func.count()).select_from(table).where(where)):
+                    return False
+    finally:
+        await engine.dispose()
+    return True

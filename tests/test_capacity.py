@@ -4,13 +4,10 @@ the figures are in ``make bench``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from fakes.ocs import FakeOCS
-from fakes.telegram import FakeTelegram, running_bridge, text_update
-from tests.conftest import eventually, ocs_bot
+from fakes.telegram import text_update
+from tests.harness import eventually, ocs_bot, platform_bridge
 
 
 async def test_nothing_caps_the_answers_in_flight_below_three_hundred(bridge, fake_ocs: FakeOCS):
@@ -38,22 +35,16 @@ async def test_the_in_flight_setting_bounds_the_requests_to_the_bot(bridge, fake
     assert fake_ocs.max_answering == 20  # reached, never passed
 
 
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
-
-
 async def test_a_conversation_waiting_on_telegram_429_holds_up_nobody(tmp_path, tg, fake_ocs):
     """One worker slot only: the conversation that must wait 3 s lets it go, so the others are
     answered meanwhile; then it gets its answer, once."""
     tg.fail("sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3, when=_to(42))
     env = {**fake_ocs.env(), "WORKER_CONCURRENCY": "1"}
-    async with running_bridge(tmp_path / "b.db", tg, **env) as bridge:
-        await bridge.deliver(text_update("first", chat_id=42))
+    async with platform_bridge(tmp_path / "b.db", tg=tg, **env) as bridge:
+        await bridge.deliver_update(text_update("first", chat_id=42))
         await tg.wait_for(lambda: any(c.status == 429 for c in tg.log), timeout=5)
         for chat in range(43, 48):
-            await bridge.deliver(text_update(f"hi {chat}", chat_id=chat))
+            await bridge.deliver_update(text_update(f"hi {chat}", chat_id=chat))
         await tg.wait_for(lambda: all(tg.texts(chat) for chat in range(43, 48)), timeout=2.5)
         assert tg.texts(42) == []  # still waiting out its retry_after
         await tg.wait_for(lambda: tg.texts(42) == ["bot: first"], timeout=8)

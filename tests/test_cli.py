@@ -52,15 +52,16 @@ async def test_dead_letters_are_listed_and_retried_from_the_command_line(bridge,
 
 async def test_send_and_participants_list_from_the_command_line(tmp_path):
     from fakes.ocs import FakeOCS
-    from fakes.telegram import SECRET, FakeTelegram, running_bridge, text_update
+    from fakes.telegram import SECRET, FakeTelegram, text_update
+    from tests.harness import platform_bridge
 
     async with (
         FakeOCS() as ocs,
         FakeTelegram() as tg,
-        running_bridge(tmp_path / "b.db", tg, **ocs.env()) as bridge,
+        platform_bridge(tmp_path / "b.db", tg=tg, **ocs.env()) as bridge,
     ):
-        await bridge.deliver(text_update("hi", chat_id=42))
-        await bridge.deliver(text_update("hello", chat_id=43) | {"update_id": 2})
+        await bridge.deliver_update(text_update("hi", chat_id=42))
+        await bridge.deliver_update(text_update("hello", chat_id=43) | {"update_id": 2})
         await tg.wait_for(lambda: tg.texts(42) == ["bot: hi"] and tg.texts(43) == ["bot: hello"])
         env = {
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'b.db'}",

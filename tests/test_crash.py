@@ -9,8 +9,8 @@ import aiohttp
 from fakes.ocs import FakeOCS
 from fakes.server import free_port
 from fakes.telegram import FakeTelegram, text_update
-from tests.conftest import eventually
-from tests.proc import BridgeProcess, post_update, relay_env
+from tests.harness import eventually
+from tests.proc import BridgeProcess, post_update, relay_env, settled
 
 CHATS = (101, 102, 103, 104)
 PER_CHAT = 3
@@ -53,7 +53,7 @@ async def test_sigkill_while_ocs_is_slow(tmp_path):
                 await eventually(
                     lambda chat=chat: len(tg.texts(chat)) >= PER_CHAT, 30, f"answers in chat {chat}"
                 )
-            await asyncio.sleep(1.5)  # anything sent twice would show up by now
+            await eventually(lambda: settled(env["DATABASE_URL"]), 10, "nothing left to send")
             for chat in CHATS:
                 assert tg.texts(chat) == expected, second.output()
             # and OCS took each turn once: answers in flight at the crash were recovered, not resent

@@ -6,15 +6,24 @@ import asyncio
 
 import pytest
 
+from bridge.core import Core
 from bridge.errors import ConfigError
 from bridge.settings import load_settings
+from bridge.typedefs import CORE
 from fakes.channel import RecordingChannel
+from fakes.ocs import FakeOCS
 from fakes.ocs_records import FakeSession
-from tests.conftest import Harness, eventually
+from tests.harness import Harness, eventually, idle
 from tests.widget import MakeClient, answer, send, start
-from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
 
 FAST = {"proactive_poll_seconds": 0.1}
+
+
+async def read_again(ocs: FakeOCS, core: Core, session_id: str) -> None:
+    """Until the follower read the session's history a few more times and delivered what it found."""
+    reads = ocs.history_reads(session_id)
+    await eventually(lambda: ocs.history_reads(session_id) >= reads + 3, what="more history reads")
+    await idle(core)
 
 
 async def chatting(h: Harness) -> FakeSession:
@@ -33,7 +42,7 @@ async def test_a_message_ocs_wrote_by_itself_is_delivered_once_and_two_in_order(
     h.ocs.says(session.id, "Reminder: exam at 9")
     h.ocs.says(session.id, "Bring a pencil", files=[("map.png", b"\x89PNG")])
     await h.replies("ada", 4)
-    await asyncio.sleep(0.5)  # several more reads: nothing is delivered again
+    await read_again(h.ocs, h.core, session.id)  # nothing is delivered again
     assert h.channel.texts_to("ada") == [
         "bot: hi",
         "Are you still there?",
@@ -52,7 +61,7 @@ async def test_nothing_is_repeated_or_skipped_across_a_restart(bridge):
     first.ocs.says(session.id, "Reminder two")  # while no bridge runs
     second = await bridge(channel=RecordingChannel(), **FAST)
     assert await second.replies("ada", 1) == ["Reminder two"]
-    await asyncio.sleep(0.5)
+    await read_again(second.ocs, second.core, session.id)
     assert second.channel.texts_to("ada") == ["Reminder two"]
 
 
@@ -87,15 +96,14 @@ async def test_the_widget_shows_them_on_its_history_poll(make_client: MakeClient
     [session] = fake_ocs.sessions.values()
     fake_ocs.says(session.id, "Time for a break?")
     since = first["message"]["created_at"]
-    for _ in range(250):
-        polled = await (await client.get(f"/api/chat/{sid}/poll/", params={"since": since})).json()
-        if polled["messages"]:
-            break
-        await asyncio.sleep(0.02)
-    assert [m["content"] for m in polled["messages"]] == ["Time for a break?"]
-    await asyncio.sleep(0.4)
-    polled = await (await client.get(f"/api/chat/{sid}/poll/", params={"since": since})).json()
-    assert [m["content"] for m in polled["messages"]] == ["Time for a break?"]
+
+    async def polled() -> list[str]:
+        body = await (await client.get(f"/api/chat/{sid}/poll/", params={"since": since})).json()
+        return [m["content"] for m in body["messages"]]
+
+    assert await eventually(polled, what="the message on the poll") == ["Time for a break?"]
+    await read_again(fake_ocs, client.app[CORE], session.id)
+    assert await polled() == ["Time for a break?"]
 
 
 async def test_proactive_poll_seconds_0_turns_the_follower_off(bridge):

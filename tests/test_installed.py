@@ -11,7 +11,6 @@ command is found by its name, ``chatbridge``, on the environment's ``PATH`` (not
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pwd
 import shutil
@@ -27,6 +26,7 @@ import aiohttp
 import pytest
 
 from fakes.server import free_port
+from tests.harness import eventually
 from tests.proc import ROOT
 from tests.widget import answer, send, start
 
@@ -140,17 +140,16 @@ async def test_the_installed_bridge_serves_the_widget_with_the_echo_bot(installe
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(base_url=url, timeout=aiohttp.ClientTimeout(total=5)) as http:
-            for _ in range(300):
+
+            async def ready() -> bool:
                 assert process.poll() is None, log.read_text()
                 try:
                     async with http.get("/readyz") as response:
-                        if response.status == 200:
-                            break
+                        return response.status == 200
                 except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(f"never ready:\n{log.read_text()}")
+                    return False
+
+            await eventually(ready, 30, "the installed bridge to be ready")
             async with http.get("/") as page:
                 assert page.status == 200 and "open-chat-studio-widget" in await page.text()
             session_id = (await start(http))["session_id"]  # type: ignore[arg-type]

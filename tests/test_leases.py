@@ -11,11 +11,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bridge.settings import BotSettings
-from bridge.store.queue import dead_letters
 from bridge.store.tables import ConversationRow, utcnow
 from bridge.worker import Worker
 from fakes.ocs import FakeOCS
-from tests.conftest import Harness, eventually, ocs_bot
+from tests.harness import Harness, eventually, ocs_bot
 
 LEASE = 2.0  # the shortest lease the settings allow
 SLOW = 3.25 * LEASE  # the slow bot's answers take longer than three leases
@@ -68,7 +67,7 @@ async def answered_once(h: Harness, people: int, fast: int = 0, *others: Worker)
         if call.path.endswith("incoming_message") and isinstance(call.json, dict)
     )
     assert turns == Counter({f"slow {n}": 1 for n in range(people)} | ({"hi": fast} if fast else {}))
-    assert await dead_letters(h.core.store) == []
+    assert await h.core.store.dead_letters() == []
 
 
 async def test_a_bot_slower_than_three_leases_answers_each_message_once_under_load(bridge, fake_ocs):

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import pytest
 
 from fakes.ocs import FakeOCS
 from fakes.server import free_port
 from fakes.telegram import FakeTelegram, text_update
-from tests.conftest import eventually
-from tests.proc import BridgeProcess, migrate, post_update, relay_env
+from tests.harness import eventually
+from tests.proc import BridgeProcess, migrate, post_update, relay_env, settled
 
 CHATS = range(201, 209)
 PER_CHAT = 5
@@ -60,7 +58,7 @@ async def test_processes_share_the_work_on_postgresql(fresh_postgres, tmp_path, 
                 await eventually(
                     lambda chat=chat: len(tg.texts(chat)) >= PER_CHAT, 60, f"answers in chat {chat}"
                 )
-            await asyncio.sleep(1)
+            await eventually(lambda: settled(fresh_postgres), 10, "nothing left to send")
             for chat in CHATS:
                 assert tg.texts(chat) == [f"bot: m{n}" for n in range(PER_CHAT)]
             assert sum(len(ocs.messages(s)) for s in ocs.sessions) == len(CHATS) * PER_CHAT

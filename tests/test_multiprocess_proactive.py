@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -10,8 +9,8 @@ import aiohttp
 from fakes.ocs import FakeOCS
 from fakes.server import free_port
 from fakes.telegram import FakeTelegram, text_update
-from tests.conftest import eventually
-from tests.proc import BridgeProcess, migrate, post_update, relay_env
+from tests.harness import eventually
+from tests.proc import BridgeProcess, migrate, post_update, relay_env, settled
 
 CHAT = 301
 
@@ -57,7 +56,9 @@ async def test_two_worker_processes_fire_a_schedule_and_deliver_an_ocs_message_o
             [session] = ocs.sessions.values()
             ocs.says(session.id, "Are you still there?")
             await eventually(lambda: len(tg.texts(CHAT)) == 3, 30, "the message OCS wrote by itself")
-            await asyncio.sleep(2)  # both workers kept following and firing meanwhile
+            reads = ocs.history_reads(session.id)  # both workers keep following and firing meanwhile
+            await eventually(lambda: ocs.history_reads(session.id) >= reads + 10, 30, "more history reads")
+            await eventually(lambda: settled(fresh_postgres), 10, "nothing left to send")
             assert tg.texts(CHAT) == ["bot: hi", "bot: Check in", "Are you still there?"]
             assert ocs.messages(session.id) == ["hi", "Check in"]
             reads = [w.log_path.read_text().count("schedule fired") for w in workers]

@@ -3,13 +3,13 @@ the log, quiet probes, and pseudonyms that tell people apart."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from structlog.testing import capture_logs
 
 from bridge.logs import mask
 from fakes.channel import SECRET
+from tests.harness import eventually
 
 
 async def test_metrics_expose_process_http_backlog_and_build_series(bridge):
@@ -41,14 +41,13 @@ async def test_the_oldest_pending_age_grows_while_work_waits(bridge):
     h = await bridge()
     h.ocs.latency = 1.5
     await h.say("+15550000002", "slow")
-    text = ""
-    for _ in range(50):
+
+    async def grown() -> str | None:
         text = await (await h.client.get("/metrics")).text()
         age = float(re.search(r"^bridge_oldest_pending_age_seconds (\S+)$", text, re.M)[1])  # type: ignore[index]
-        if age >= 0.5:
-            break
-        await asyncio.sleep(0.05)
-    assert age >= 0.5, text
+        return text if age >= 0.5 else None
+
+    text = await eventually(grown, 2.5, "the oldest pending age to reach 0.5 s")
     assert re.search(r"^bridge_queue_depth [1-9]", text, re.M)
 
 

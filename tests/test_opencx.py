@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from bridge.settings import BotSettings
 from fakes.opencx import CxSession, FakeOpenCx
-from tests.conftest import Harness, eventually
+from tests.harness import Harness, eventually
 
 SECRET = "cx-events-secret"
 FAST = {"proactive_poll_seconds": 0.2}
@@ -19,9 +18,8 @@ HANDOFF = "A person from our team will answer you here shortly."
 
 
 @pytest.fixture
-async def cx() -> AsyncIterator[FakeOpenCx]:
-    async with FakeOpenCx(prefix="/cx-proxy") as server:  # a path prefix: every call must keep it
-        yield server
+def cx_prefix() -> str:
+    return "/cx-proxy"  # a path prefix: every call must keep it
 
 
 def cx_bot(cx: FakeOpenCx, **overrides: Any) -> BotSettings:
@@ -34,6 +32,13 @@ async def chatting(h: Harness, cx: FakeOpenCx, who: str = "ada") -> CxSession:
     await h.replies(who, 1)
     [session] = [s for s in cx.sessions.values() if s.custom_data["user_id"] == who]
     return session
+
+
+async def read_again(h: Harness, cx: FakeOpenCx, session_id: str) -> None:
+    """Until the follower read the session's history a few more times and delivered what it found."""
+    reads = cx.history_reads.get(session_id, 0)
+    await eventually(lambda: cx.history_reads.get(session_id, 0) >= reads + 3, what="more history reads")
+    await h.idle()
 
 
 async def event(h: Harness, name: str, session_id: str, **how: Any) -> int:
@@ -94,7 +99,7 @@ async def test_handoff_notice_once_and_agent_replies_by_webhook_once_in_order(br
     cx.agent_says(session.id, "Your refund is on its way.")
     assert await event(h, "conversation.agent_response", session.id) == 200
     await h.replies("ada", 5)
-    await asyncio.sleep(0.5)
+    await h.idle()
     assert h.channel.texts_to("ada") == [
         "ai: hi",
         HANDOFF,
@@ -104,7 +109,7 @@ async def test_handoff_notice_once_and_agent_replies_by_webhook_once_in_order(br
     ]
     await h.say("ada", "thanks")
     await eventually(lambda: cx.received(session.id)[-1:] == ["thanks"], what="sent to open.cx")
-    await asyncio.sleep(0.3)
+    await h.idle()
     assert h.channel.texts_to("ada")[-1] == "Your refund is on its way."  # no second notice
     assert len(cx.sessions) == 1
 
@@ -118,7 +123,7 @@ async def test_agent_replies_arrive_by_the_history_alone_with_events_off(bridge,
     for n in range(5):
         cx.agent_says(session.id, f"agent {n}")
     await h.replies("ada", 7, timeout=15)
-    await asyncio.sleep(0.6)  # more reads: nothing again
+    await read_again(h, cx, session.id)  # more reads: nothing again
     assert h.channel.texts_to("ada")[2:] == [f"agent {n}" for n in range(5)]
     assert await event(h, "conversation.agent_response", session.id) == 404  # events are off
 
@@ -182,13 +187,12 @@ async def test_closed_in_the_history_then_a_new_session(bridge, cx: FakeOpenCx):
     cx.agent_says(session.id, "Done.")
     cx.close(session.id)
     await h.replies("ada", 3)
-    for _ in range(100):  # the follower lets the closed session go
+
+    async def let_go() -> bool:  # the follower lets the closed session go
         conversation = await h.core.store.conversation("test", "ada")
-        if conversation is not None and conversation.session_id is None:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the closed session was kept")
+        return conversation is not None and conversation.session_id is None
+
+    await eventually(let_go, what="the closed session to be let go")
     await h.say("ada", "hello again")
     assert (await h.replies("ada", 4))[3] == "ai: hello again"
     assert len(cx.sessions) == 2
@@ -236,11 +240,11 @@ async def test_an_agent_taking_over_in_the_inbox_is_followed_from_its_event(brid
     assert await event(h, "conversation.agent_response", session.id) == 200
     assert await event(h, "conversation.handoff_to_human", session.id) == 200
     assert await h.replies("ada", 2) == ["ai: hi", "Hi, I'm taking over."]
-    await asyncio.sleep(0.5)
+    await h.idle()
     assert h.channel.texts_to("ada") == ["ai: hi", "Hi, I'm taking over."]
     await h.say("ada", "ok")  # now handed off: sent, no AI answer expected
     await eventually(lambda: cx.received(session.id)[-1:] == ["ok"], what="sent to open.cx")
-    await asyncio.sleep(0.3)
+    await h.idle()
     assert h.channel.texts_to("ada") == ["ai: hi", "Hi, I'm taking over."]
 
 

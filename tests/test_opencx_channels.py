@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,25 +15,19 @@ from bridge.model import Conversation, Person
 from bridge.settings import BotSettings
 from fakes import twilio
 from fakes.opencx import FakeOpenCx
-from fakes.telegram import FakeTelegram, running_bridge, text_update
-from tests.widget import MakeClient, answer, send, start
-from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
+from fakes.telegram import FakeTelegram, text_update
+from tests.harness import eventually, platform_bridge
+from tests.widget import MakeClient, answer, poll, send, start
 
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.fixture
-async def cx() -> AsyncIterator[FakeOpenCx]:
-    async with FakeOpenCx() as server:
-        yield server
-
-
 async def test_telegram_round_trip(tmp_path: Path, cx: FakeOpenCx) -> None:
     env = cx.env() | {"PROACTIVE_POLL_SECONDS": "0.2"}
-    async with FakeTelegram() as tg, running_bridge(tmp_path / "b.db", tg, **env) as bridge:
-        await bridge.deliver(text_update("Hello, support!"))
+    async with FakeTelegram() as tg, platform_bridge(tmp_path / "b.db", tg=tg, **env) as bridge:
+        await bridge.deliver_update(text_update("Hello, support!"))
         await tg.wait_for(lambda: tg.texts(42) == ["ai: Hello, support!"])
-        await bridge.deliver(text_update("a human please"))
+        await bridge.deliver_update(text_update("a human please"))
         await tg.wait_for(lambda: len(tg.texts(42)) == 2)
         [session] = cx.sessions.values()
         assert session.contact["name"] == "Ada Lovelace" and "phone_number" not in session.contact
@@ -56,20 +49,16 @@ async def test_widget_round_trip(make_client: MakeClient, cx: FakeOpenCx) -> Non
     [session] = cx.sessions.values()
     assert session.custom_data["platform"] == "web" and cx.received(session.id) == ["Bonjour", "human"]
     cx.agent_says(session.id, "Bonjour, ici Sam.")
-    for _ in range(100):  # the widget's poll shows the agent's reply
-        response = await client.get(f"/api/chat/{sid}/poll/")
-        contents = [m["content"] for m in (await response.json())["messages"]]
-        if contents:
-            break
-        await asyncio.sleep(0.1)
+    polled = await eventually(lambda: poll(client, sid), what="the agent's reply on the widget's poll")
+    contents = [m["content"] for m in polled["messages"]]
     assert contents == ["Bonjour, ici Sam."]
 
 
 async def test_whatsapp_round_trip_with_the_phone_number_and_an_agent(tmp_path: Path, cx: FakeOpenCx) -> None:
     env = cx.env() | {"PROACTIVE_POLL_SECONDS": "0.2"}
     person = "whatsapp:+15551230001"
-    async with twilio.FakeTwilio() as tw, twilio.running_bridge(tmp_path / "w.db", tw, **env) as bridge:
-        await bridge.deliver(twilio.whatsapp("I need a human"))
+    async with twilio.FakeTwilio() as tw, platform_bridge(tmp_path / "w.db", tw=tw, **env) as bridge:
+        await bridge.deliver_form(twilio.whatsapp("I need a human"))
         await tw.wait_for(lambda: len(tw.bodies(person)) == 1)
         [session] = cx.sessions.values()
         assert session.contact["phone_number"] == "+15551230001"

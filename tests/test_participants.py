@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from fakes.channel import RecordingChannel
-from tests.conftest import Harness
+from tests.harness import Harness
 
 KEY = {"X-api-key": "k3y"}
 FAST = {"bridge_api_key": "k3y", "worker": {"poll_interval": 0.05}}
@@ -129,7 +129,7 @@ async def test_a_schedule_fires_once_at_its_date_in_the_persons_session(bridge):
     await asyncio.sleep(0.5)
     assert h.channel.texts_to("ada") == ["bot: hi"]  # not before its date
     assert await h.replies("ada", 2) == ["bot: hi", "bot: Ask how the homework went"]
-    await asyncio.sleep(0.5)
+    await h.idle()
     assert len(h.channel.texts_to("ada")) == 2
     [session] = h.ocs.sessions.values()
     assert h.ocs.messages(session.id) == ["hi", "Ask how the homework went"]
@@ -148,7 +148,7 @@ async def test_a_schedule_survives_a_restart(bridge):
     await asyncio.sleep(1.2)
     second = await bridge(channel=RecordingChannel(), **FAST)
     assert await second.replies("ada", 1) == ["bot: Remind about the exam"]
-    await asyncio.sleep(0.5)
+    await second.idle()
     assert second.channel.texts_to("ada") == ["bot: Remind about the exam"]
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bridge.store.db import create_engine
 from fakes.server import free_port
+from tests.harness import eventually
 from tests.proc import ROOT, BridgeProcess
 
 
@@ -103,17 +104,11 @@ async def test_readyz_is_503_while_the_database_is_unreachable_with_a_short_rate
 
 
 async def eventually_status(url: str, wanted: int, timeout: float = 30) -> tuple[int, dict[str, Any]]:
-    result: list[tuple[int, dict[str, Any]]] = []
+    async def answered() -> tuple[int, dict[str, Any]] | None:
+        result = await ready(url)
+        return result if result[0] == wanted else None
 
-    async def check() -> bool:
-        result[:] = [await ready(url)]
-        return result[0][0] == wanted
-
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"{url}/readyz stayed {result[0]}"
-        await asyncio.sleep(0.2)
-    return result[0]
+    return await eventually(answered, timeout, f"{url}/readyz to answer {wanted}")  # type: ignore[no-any-return]
 
 
 async def eventually_ready(url: str) -> None:

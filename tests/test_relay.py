@@ -7,7 +7,7 @@ import dataclasses
 
 from bridge.channel import SendError, Unreachable
 from fakes.channel import RecordingChannel
-from tests.conftest import eventually, ocs_bot
+from tests.harness import eventually, ocs_bot
 
 
 def incoming(ocs) -> list:  # the messages OCS received through the API channel
@@ -64,7 +64,7 @@ async def test_platform_retry_of_the_same_message_is_answered_once(bridge):
     assert await h.say("carol", "hi", id="update-7") == 200
     assert await h.say("carol", "hi", id="update-7") == 200
     await h.replies("carol", 1)
-    await asyncio.sleep(0.5)
+    await h.idle()
     assert h.channel.texts_to("carol") == ["bot: hi"]
     assert len(incoming(h.ocs)) == 1
 
@@ -74,7 +74,7 @@ async def test_503_then_success_gives_exactly_one_answer(bridge):
     h.ocs.fail_next(503)
     await h.say("dan", "hello")
     assert await h.replies("dan", 1) == ["bot: hello"]
-    await asyncio.sleep(0.3)
+    await h.idle()
     assert h.channel.texts_to("dan") == ["bot: hello"]
     [session] = h.ocs.sessions.values()
     assert h.ocs.messages(session.id) == ["hello"]
@@ -106,7 +106,7 @@ async def test_500_gives_one_apology_and_a_dead_letter_that_can_be_retried(bridg
     await h.say("fay", "hello")
     [apology] = await h.replies("fay", 1)
     assert "Sorry" in apology
-    await asyncio.sleep(0.3)
+    await h.idle()
     assert len(incoming(h.ocs)) == 1  # not retried blindly: OCS may have stored the turn
     [letter] = await h.core.store.dead_letters()
     assert letter.ref.startswith("in-") and "500" in letter.reason
@@ -191,7 +191,7 @@ async def test_wrong_secret_and_malformed_input_store_nothing(bridge):
     response = await h.client.post("/webhooks/test", data=big, headers={"X-Test-Secret": "s3cret"})
     assert response.status == 413
     assert "detail" in await response.json()
-    await asyncio.sleep(0.2)
+    await h.idle()
     assert h.ocs.calls == [] and h.channel.sent == []
 
 
@@ -205,7 +205,7 @@ async def test_send_failures_retry_in_order_and_unreachable_person_is_not_sent_t
     h.channel.failures = [Unreachable("blocked by the user")]
     await h.say("max", "three")
     await eventually(lambda: h.channel.failures == [], what="the blocked send")
-    await asyncio.sleep(0.3)
+    await h.idle(settled=True)  # not to be tried again
     assert h.channel.texts_to("max") == ["bot: one", "bot: two"]
     conversation = await h.core.store.conversation("test", "max")
     assert conversation is not None

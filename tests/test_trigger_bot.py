@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bridge.channel import Unreachable
-from tests.conftest import Harness, eventually
+from tests.harness import Harness, eventually
 
 KEY = {"X-api-key": "k3y"}
 
@@ -80,7 +80,7 @@ async def test_validation_errors_use_ocs_wording(bridge, changes, detail):
     h = await bridge(bridge_api_key="k3y")
     answer = await trigger(h, 400, **changes)
     assert answer == {"detail": detail}
-    await asyncio.sleep(0.1)
+    await h.idle()
     assert h.channel.sent == [] and h.ocs.sessions == {}
 
 
@@ -134,7 +134,7 @@ async def test_idempotency_key_makes_a_retried_call_deliver_once(bridge):
     assert again["session_id"] == first["session_id"] and len(h.ocs.sessions) == 1
     await trigger(h, headers={"Idempotency-Key": "another"}, message_text="Good luck")
     assert await h.replies("ada", 2) == ["Exam tomorrow", "Good luck"]
-    await asyncio.sleep(0.3)
+    await h.idle()
     assert h.channel.texts_to("ada") == ["Exam tomorrow", "Good luck"]
 
 
@@ -143,7 +143,7 @@ async def test_a_person_who_blocked_the_bot_is_a_400(bridge):
     h.channel.failures = [Unreachable("bot was blocked by the user")]
     await h.say("ada", "hi")
     await eventually(lambda: h.channel.failures == [], what="the failed send")
-    await asyncio.sleep(0.2)
+    await h.idle()  # the block is noted
     answer = await trigger(h, 400)
     assert "blocked the bot or opted out" in answer["detail"]
 
@@ -162,7 +162,7 @@ async def test_500_triggers_to_100_people_16_at_a_time_arrive_once_in_order(brid
     expected = [f"m{n}" if n % 2 == 0 else f"bot: p{n}" for n in range(rounds)]
     for person in people:
         assert await h.replies(person, rounds, timeout=60) == expected
-    await asyncio.sleep(0.3)
+    await h.idle()
     assert len(h.channel.sent) == len(people) * rounds
 
 

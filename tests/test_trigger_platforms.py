@@ -7,9 +7,8 @@ import pytest
 
 from fakes.ocs import FakeOCS
 from fakes.telegram import FakeTelegram
-from fakes.telegram import running_bridge as telegram_bridge
 from fakes.twilio import FakeTwilio
-from fakes.twilio import running_bridge as twilio_bridge
+from tests.harness import platform_bridge
 
 
 def trigger(identifier: str, platform: str, **more: str) -> dict[str, str]:
@@ -19,7 +18,7 @@ def trigger(identifier: str, platform: str, **more: str) -> dict[str, str]:
 async def test_message_text_to_a_telegram_person(tmp_path, ocs: FakeOCS) -> None:
     async with (
         FakeTelegram() as tg,
-        telegram_bridge(tmp_path / "b.db", tg, **ocs.env(), BRIDGE_API_KEY="k") as bridge,
+        platform_bridge(tmp_path / "b.db", tg=tg, **ocs.env(), BRIDGE_API_KEY="k") as bridge,
     ):
         body = trigger("4242", "telegram", message_text="Class moved to room 5")
         response = await bridge.client.post("/api/trigger_bot", json=body, headers={"X-api-key": "k"})
@@ -39,7 +38,7 @@ async def test_message_text_to_an_sms_or_whatsapp_person(
     tmp_path, ocs, platform, identifier, to, sender
 ) -> None:
     env = {**ocs.env(), "BRIDGE_API_KEY": "k", "TWILIO_FROM_NUMBER": "+15550001111"}
-    async with FakeTwilio() as tw, twilio_bridge(tmp_path / "b.db", tw, **env) as bridge:
+    async with FakeTwilio() as tw, platform_bridge(tmp_path / "b.db", tw=tw, **env) as bridge:
         body = trigger(identifier, platform, message_text="Your parcel is ready")
         response = await bridge.client.post("/api/trigger_bot", json=body, headers={"X-api-key": "k"})
         assert response.status == 200, await response.text()

@@ -1,4 +1,4 @@
-"""Shared helpers for the web channel's Chat API tests: the app on SQLite, and the widget's requests."""
+"""Shared helpers for the web channel's Chat API tests: the widget's requests (``make_client``: conftest)."""
 
 from __future__ import annotations
 
@@ -7,44 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import FormData
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from adapters.web import WebChannel, install
-from bridge.channel import Channel
-from bridge.settings import load_settings
-from bridge.web import create_app
+from tests.harness import eventually
 
 MakeClient = Callable[..., Awaitable[TestClient]]
 ORIGIN = "https://shop.example.org"
-
-
-@pytest.fixture(name="make_client")
-async def make_client_fixture(tmp_path: Path) -> AsyncIterator[MakeClient]:
-    """``await make_client(WIDGET_EMBED_KEY=...)``: the bridge with its web channel, on SQLite."""
-    clients: list[TestClient] = []
-
-    async def make(**env: str) -> TestClient:
-        environ = {
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bridge.db",
-            "PUBLIC_URL": "http://bridge.test",
-            "WIDGET_ALLOWED_ORIGINS": ORIGIN,
-            "WIDGET_UPLOADS_DIR": str(tmp_path / "uploads"),
-            **env,
-        }
-        settings = load_settings(environ)
-        channels: dict[str, Channel] = {
-            name: WebChannel(name, cs) for name, cs in settings.channels.items() if cs.type == "web"
-        }
-        client = TestClient(TestServer(create_app(settings, channels, plugins=[install])))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
 
 
 async def start(client: TestClient, chatbot_id: str = "web", **headers: str) -> dict[str, Any]:
@@ -67,14 +36,21 @@ async def send(client: TestClient, session_id: str, text: str, **headers: str) -
 
 async def answer(client: TestClient, session_id: str, task_id: str, **headers: str) -> dict[str, Any]:
     """Poll like the widget (but faster) until the task is no longer processing."""
-    for _ in range(200):
+
+    async def done() -> dict[str, Any] | None:
         response = await client.get(f"/api/chat/{session_id}/{task_id}/poll/", headers=headers)
         assert response.status == 200, await response.text()
-        body = await response.json()
-        if body["status"] != "processing":
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError("the task never completed")
+        body: dict[str, Any] = await response.json()
+        return None if body["status"] == "processing" else body
+
+    result: dict[str, Any] = await eventually(done, what="the task to complete")
+    return result
+
+
+async def poll(client: TestClient, session_id: str, **params: str) -> dict[str, Any] | None:
+    """The widget's history poll; None while it shows no message."""
+    body: dict[str, Any] = await (await client.get(f"/api/chat/{session_id}/poll/", params=params)).json()
+    return body if body["messages"] else None
 
 
 async def send_with(client: TestClient, sid: str, body: dict[str, Any]) -> str:

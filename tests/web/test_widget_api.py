@@ -3,7 +3,6 @@ and routes. Origins, keys, tokens, rate limits and uploads are in test_widget_se
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,8 +10,8 @@ import pytest
 
 from fakes.ocs import FakeOCS
 from fakes.ocs_records import FakeSession
-from tests.widget import MakeClient, answer, send, start
-from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
+from tests.harness import eventually
+from tests.widget import MakeClient, answer, poll, send, start
 
 
 async def test_a_message_gets_the_bots_answer(make_client: MakeClient) -> None:
@@ -53,11 +52,8 @@ async def test_history_poll_shows_proactive_messages_and_never_an_answer_twice(
     assert response.status == 200
     # the task poll already showed "echo: one": the 30-second poll adds only the reminder
     since = first["message"]["created_at"]
-    for _ in range(200):  # the worker delivers it to the store: the poll shows it once it is there
-        polled = await (await client.get(f"/api/chat/{sid}/poll/", params={"since": since})).json()
-        if polled["messages"]:
-            break
-        await asyncio.sleep(0.02)
+    # the worker delivers it to the store: the poll shows it once it is there
+    polled = await eventually(lambda: poll(client, sid, since=since), what="the reminder on the poll")
     assert [m["content"] for m in polled["messages"]] == ["A reminder"]
     assert polled["session_status"] == "active" and polled["has_more"] is False
     everything = await (await client.get(f"/api/chat/{sid}/poll/")).json()
@@ -75,11 +71,7 @@ async def test_an_answer_the_widget_never_fetched_reaches_it_through_history(
     polled = await (await client.get(f"/api/chat/{sid}/poll/")).json()
     assert polled["messages"] == []  # the task poll may still fetch it: not shown here yet
     monkeypatch.setattr(adapters.web.routes, "TASK_POLL_WINDOW", timedelta(0))  # ...until it gave up
-    for _ in range(100):  # the echo bot answers meanwhile
-        polled = await (await client.get(f"/api/chat/{sid}/poll/")).json()
-        if polled["messages"]:
-            break
-        await asyncio.sleep(0.05)
+    polled = await eventually(lambda: poll(client, sid), what="the echo bot's answer on the poll")
     assert [m["content"] for m in polled["messages"]] == ["echo: lost in a page reload"]
 
 

@@ -3,8 +3,6 @@ an operator sees it), never a 400 that loses the message; only a request that ca
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,23 +10,12 @@ import structlog.testing
 
 from bridge.store.inbound import Inbound
 from fakes.ocs import FakeOCS
-from fakes.telegram import Bridge, FakeTelegram, running_bridge, text_update
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as server:
-        yield server
-
-
-@pytest.fixture
-async def bridge(tmp_path: Path, tg: FakeTelegram, ocs: FakeOCS) -> AsyncIterator[Bridge]:
-    async with running_bridge(tmp_path / "bridge.db", tg, **ocs.env()) as running:
-        yield running
+from fakes.telegram import FakeTelegram, text_update
+from tests.harness import Harness
 
 
 async def test_a_failure_inside_accept_is_500_and_the_retry_is_stored_once(
-    bridge: Bridge,
+    bridge: Harness,
     tg: FakeTelegram,
     ocs: FakeOCS,
     monkeypatch: pytest.MonkeyPatch,
@@ -45,20 +32,20 @@ async def test_a_failure_inside_accept_is_500_and_the_retry_is_stored_once(
     monkeypatch.setattr(Inbound, "receive", failing_once)
     update = text_update("Is anyone there?")
     with structlog.testing.capture_logs() as logs:
-        response = await bridge.post(update)
+        response = await bridge.post_update(update)
     assert response.status == 500  # Telegram retries a 5xx; a 4xx would lose the message
     assert "detail" in await response.json()
     errors = [e for e in logs if e["log_level"] == "error"]
     assert errors and errors[0].get("exc_info"), "the failure is logged with its traceback"
 
-    await bridge.deliver(update)  # Telegram's retry of the same update
-    await bridge.deliver(update)  # and once more, as it may
+    await bridge.deliver_update(update)  # Telegram's retry of the same update
+    await bridge.deliver_update(update)  # and once more, as it may
     await tg.wait_for(lambda: tg.texts(42) == ["bot: Is anyone there?"])
     [session] = ocs.sessions.values()
     assert ocs.messages(session.id) == ["Is anyone there?"]  # stored once, answered once
 
 
-async def test_an_unreadable_update_is_400(bridge: Bridge) -> None:
-    response = await bridge.post({"update_id": 7, "message": {"message_id": 1}})
+async def test_an_unreadable_update_is_400(bridge: Harness) -> None:
+    response = await bridge.post_update({"update_id": 7, "message": {"message_id": 1}})
     assert response.status == 400
     assert "detail" in await response.json()

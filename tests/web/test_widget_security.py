@@ -22,7 +22,6 @@ from tests.widget import (
     stored_files,
     upload_html,
 )
-from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
 
 
 # origins and CORS ------------------------------------------------------------------------------------

@@ -3,50 +3,43 @@ message waits for their answer, then goes out first."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from bridge.typedefs import CORE
-from fakes.ocs import FakeOCS
-from fakes.twilio import Bridge, FakeTwilio, running_bridge, status, whatsapp
+from fakes.twilio import FakeTwilio, status, whatsapp
+from tests.harness import Harness
 
 TEMPLATE = "HX" + "ab" * 16
 WA = "whatsapp:+15551230001"
 NEWCOMER = "whatsapp:+15559990002"
 
 
-@pytest.fixture
-async def tw() -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio() as server:
-        server.templates[TEMPLATE] = {"1": "there"}
-        yield server
+@pytest.fixture(autouse=True)
+def template(tw: FakeTwilio) -> None:
+    tw.templates[TEMPLATE] = {"1": "there"}
 
 
 @pytest.fixture
-async def bridge(tmp_path: Path, tw: FakeTwilio, ocs: FakeOCS) -> AsyncIterator[Bridge]:
-    env = {
+def bridge_env() -> dict[str, str]:
+    return {
         "BRIDGE_API_KEY": "k",
         "TWILIO_WHATSAPP_TEMPLATE_SID": TEMPLATE,
         "TWILIO_FROM_NUMBER": "+14155238886",
     }
-    async with running_bridge(tmp_path / "bridge.db", tw, **ocs.env(), **env) as running:
-        yield running
 
 
-async def trigger(bridge: Bridge, identifier: str, text: str) -> None:
+async def trigger(bridge: Harness, identifier: str, text: str) -> None:
     body = {"identifier": identifier, "platform": "whatsapp", "experiment": "exp-1", "message_text": text}
     response = await bridge.client.post("/api/trigger_bot", json=body, headers={"X-api-key": "k"})
     assert response.status == 200, await response.text()
 
 
 async def test_63016_sends_the_template_and_the_held_message_follows_the_next_message_once(
-    bridge: Bridge, tw: FakeTwilio
+    bridge: Harness, tw: FakeTwilio
 ) -> None:
-    await bridge.deliver(whatsapp("hello"))
+    await bridge.deliver_form(whatsapp("hello"))
     await tw.wait_for(lambda: tw.bodies(WA) == ["bot: hello"])
     tw.outside_window.add(WA)  # a day and more passes (Twilio says so; the bridge's note may be late)
     await trigger(bridge, WA, "Your results are ready")
@@ -55,21 +48,21 @@ async def test_63016_sends_the_template_and_the_held_message_follows_the_next_me
     assert invitation.template == TEMPLATE and invitation.variables == {"1": "Ada Lovelace"}
     assert invitation.body == "" and invitation.sender == "whatsapp:+14155238886"
     await trigger(bridge, WA, "And a second note")
-    await asyncio.sleep(0.6)
+    await bridge.idle()
     assert [s.template or s.body for s in tw.sent(WA)] == ["bot: hello", TEMPLATE]  # held, template once
     assert await bridge.client.app[CORE].store.dead_letters() == []
     tw.outside_window.discard(WA)
-    await bridge.deliver(whatsapp("hi, what is it?"))
+    await bridge.deliver_form(whatsapp("hi, what is it?"))
     expected = ["bot: hello", TEMPLATE, "Your results are ready", "And a second note", "bot: hi, what is it?"]
     await tw.wait_for(lambda: len(tw.sent(WA)) == len(expected))
-    await asyncio.sleep(0.4)
+    await bridge.idle()
     assert [s.template or s.body for s in tw.sent(WA)] == expected
 
 
 async def test_no_message_for_24_hours_sends_the_template_without_trying_free_form(
-    bridge: Bridge, tw: FakeTwilio
+    bridge: Harness, tw: FakeTwilio
 ) -> None:
-    await bridge.deliver(whatsapp("hello"))
+    await bridge.deliver_form(whatsapp("hello"))
     await tw.wait_for(lambda: tw.bodies(WA) == ["bot: hello"])
     two_days_ago = (datetime.now(UTC) - timedelta(days=2)).isoformat()
     store = bridge.client.app[CORE].store
@@ -80,18 +73,18 @@ async def test_no_message_for_24_hours_sends_the_template_without_trying_free_fo
     )
     await trigger(bridge, WA, "We miss you")
     await tw.wait_for(lambda: len(tw.attempts(WA)) == 2)
-    await asyncio.sleep(0.3)
+    await bridge.idle()
     assert [(s.status, s.template) for s in tw.attempts(WA)] == [(201, ""), (201, TEMPLATE)]
 
 
-async def test_a_person_who_never_wrote_gets_the_template_first(bridge: Bridge, tw: FakeTwilio) -> None:
+async def test_a_person_who_never_wrote_gets_the_template_first(bridge: Harness, tw: FakeTwilio) -> None:
     tw.templates[TEMPLATE] = {}  # a template without variables gets none
     await trigger(bridge, NEWCOMER, "Welcome to the course")
     await tw.wait_for(lambda: len(tw.attempts(NEWCOMER)) == 1)
-    await asyncio.sleep(0.3)
+    await bridge.idle()
     [invitation] = tw.attempts(NEWCOMER)
     assert invitation.template == TEMPLATE and "ContentVariables" not in invitation.params
-    await bridge.deliver(whatsapp("hello?", sender=NEWCOMER))
+    await bridge.deliver_form(whatsapp("hello?", sender=NEWCOMER))
     await tw.wait_for(lambda: len(tw.sent(NEWCOMER)) == 3)
     assert [s.template or s.body for s in tw.sent(NEWCOMER)] == [
         TEMPLATE,
@@ -101,19 +94,19 @@ async def test_a_person_who_never_wrote_gets_the_template_first(bridge: Bridge, 
 
 
 async def test_63016_in_a_status_callback_sends_the_template_and_holds_the_message(
-    bridge: Bridge, tw: FakeTwilio
+    bridge: Harness, tw: FakeTwilio
 ) -> None:
-    await bridge.deliver(whatsapp("hello"))
+    await bridge.deliver_form(whatsapp("hello"))
     await tw.wait_for(lambda: tw.bodies(WA) == ["bot: hello"])
     await trigger(bridge, WA, "Your results are ready")  # Twilio takes it, then cannot deliver it
     await tw.wait_for(lambda: tw.bodies(WA) == ["bot: hello", "Your results are ready"])
     await bridge.report(status(tw.sent(WA)[-1].sid, "failed", error_code="63016"))
     await tw.wait_for(lambda: tw.sent(WA)[-1].template == TEMPLATE)
-    await asyncio.sleep(0.4)
+    await bridge.idle()
     assert len(tw.sent(WA)) == 3 and await bridge.client.app[CORE].store.dead_letters() == []
-    await bridge.deliver(whatsapp("what results?"))
+    await bridge.deliver_form(whatsapp("what results?"))
     await tw.wait_for(lambda: len(tw.sent(WA)) == 5)
-    await asyncio.sleep(0.3)
+    await bridge.idle()
     assert [s.template or s.body for s in tw.sent(WA)][2:] == [
         TEMPLATE,
         "Your results are ready",

@@ -7,12 +7,11 @@ must work offline.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -21,9 +20,10 @@ import pytest
 from adapters.web.demo import VENDOR_DIR, WIDGET_ENTRY
 from fakes.ocs import FakeOCS
 from fakes.ocs_records import FakeSession
+from tests.harness import eventually
 
 CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -53,16 +53,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-async def ocs() -> AsyncIterator[FakeOCS]:
+@pytest.fixture(autouse=True)
+def answers_with_a_file(ocs: FakeOCS) -> None:
     def reply(text: str, session: FakeSession) -> tuple[str, list[tuple[str, Path | bytes]]]:
         return f"You said *{text}*. Read [the guide](https://example.org/guide).", [
             ("report.pdf", b"%PDF-1.4")
         ]
 
-    async with FakeOCS() as server:
-        server.reply = reply
-        yield server
+    ocs.reply = reply
 
 
 @pytest.fixture
@@ -97,15 +95,18 @@ def bridge_url(tmp_path: Path, ocs: FakeOCS, widget_files: None) -> Iterator[str
 
 async def wait_ready(url: str, log: Path) -> None:
     async with aiohttp.ClientSession() as http:
-        for _ in range(100):
+
+        async def healthy() -> bool:
             try:
                 async with http.get(f"{url}/healthz") as response:
-                    if response.status == 200:
-                        return
+                    return response.status == 200
             except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"bridge serve did not start:\n{log.read_text()[-3000:]}")
+                return False
+
+        try:
+            await eventually(healthy, 10, "bridge serve to start")
+        except AssertionError:
+            raise AssertionError(f"bridge serve did not start:\n{log.read_text()[-3000:]}") from None
 
 
 async def test_chat_in_a_real_browser(bridge_url: str, ocs: FakeOCS, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,16 @@ import pytest
 from adapters.telegram.commands import poll
 from bridge.typedefs import CORE
 from fakes.ocs import FakeOCS
-from fakes.telegram import SECRET, TOKEN, FakeTelegram, running_bridge, text_update
+from fakes.telegram import SECRET, TOKEN, FakeTelegram, text_update
+from tests.harness import platform_bridge
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 OTHER_SETTINGS = ("TELEGRAM_", "OCS_", "TWILIO_", "BRIDGE_", "WIDGET_", "TEXT_")
 
 
 @pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram(prefix="/proxy/telegram") as server:
-        yield server
+def tg_prefix() -> str:
+    return "/proxy/telegram"
 
 
 async def bridge_cli(tg: FakeTelegram, tmp_path: Path, *args: str, **env: str) -> tuple[int, str]:
@@ -101,7 +100,9 @@ async def test_bad_telegram_settings_are_named(tg: FakeTelegram, tmp_path: Path)
 
 
 async def test_poll_mode_answers_a_message(tg: FakeTelegram, fake_ocs: FakeOCS, tmp_path: Path) -> None:
-    async with running_bridge(tmp_path / "b.db", tg, **fake_ocs.env(), TELEGRAM_POLL_TIMEOUT="1") as bridge:
+    async with platform_bridge(
+        tmp_path / "b.db", tg=tg, **fake_ocs.env(), TELEGRAM_POLL_TIMEOUT="1"
+    ) as bridge:
         stop = asyncio.Event()
         polling = asyncio.create_task(poll(bridge.channel, bridge.client.app[CORE], stop))
         await tg.wait_for(lambda: bool(tg.calls("getUpdates")))

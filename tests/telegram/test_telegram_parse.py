@@ -14,7 +14,7 @@ from adapters.telegram import parse
 from bridge.errors import BadRequest
 from bridge.model import Blocked, ChatMoved, Kind, Person, Received
 
-PAYLOADS = Path(__file__).parent / "payloads" / "telegram"
+PAYLOADS = Path(__file__).parents[1] / "payloads" / "telegram"
 RULES = parse.Rules(channel="telegram", bot_id=123456789, username="bridge_test_bot")
 GROUP = -1001234567890
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -15,16 +13,15 @@ from fakes.ocs_records import Attachment, FakeSession, ReplyResult
 from fakes.twilio import (
     ACCOUNT_SID,
     AUTH_TOKEN,
-    Bridge,
     FakeTwilio,
     Unsigned,
     payload,
-    running_bridge,
     sign,
     sms,
     status,
     whatsapp,
 )
+from tests.harness import Harness, platform_bridge
 from tests.rawhttp import raw_request
 
 PERSON = "+15551230001"
@@ -33,23 +30,16 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
 @pytest.fixture
-async def tw() -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio(prefix="/twilio-proxy") as server:  # a path prefix: every call keeps it
-        yield server
-
-
-@pytest.fixture
-async def bridge(tmp_path: Path, tw: FakeTwilio, ocs: FakeOCS) -> AsyncIterator[Bridge]:
-    async with running_bridge(tmp_path / "bridge.db", tw, **ocs.env(), BRIDGE_API_KEY="k") as running:
-        yield running
+def tw_prefix() -> str:
+    return "/twilio-proxy"  # a path prefix: every call keeps it
 
 
 def relayed(ocs: FakeOCS) -> list[str]:
     return [c.json["message"] for c in ocs.calls if c.path.endswith("/incoming_message")]
 
 
-async def test_sms_round_trip(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
-    response = await bridge.post(sms("Hello, bot!", to=OUR_NUMBER))
+async def test_sms_round_trip(bridge: Harness, tw: FakeTwilio, ocs: FakeOCS) -> None:
+    response = await bridge.post_form(sms("Hello, bot!", to=OUR_NUMBER))
     assert response.status == 200
     assert response.content_type == "text/xml"
     assert await response.text() == EMPTY_TWIML
@@ -60,19 +50,19 @@ async def test_sms_round_trip(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> N
     assert sent.params["StatusCallback"] == "https://bridge.example.org/webhooks/twilio/status"
     assert "MediaUrl" not in sent.params
     # the next message, to another of our numbers, continues the session and is answered from it
-    await bridge.deliver(sms("And again", to="+15550009999"))
+    await bridge.deliver_form(sms("And again", to="+15550009999"))
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 2)
     assert tw.sent(PERSON)[1].sender == "+15550009999"
     [session] = ocs.sessions.values()
     assert ocs.messages(session.id) == ["Hello, bot!", "And again"]
 
 
-async def test_whatsapp_round_trip_with_media(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
+async def test_whatsapp_round_trip_with_media(bridge: Harness, tw: FakeTwilio, ocs: FakeOCS) -> None:
     def reply(text: str, session: FakeSession) -> ReplyResult:
         return f"bot: {text}", [("chart.png", b"\x89PNG fake"), ("notes.pdf", b"%PDF-1.4")]
 
     ocs.reply = reply
-    await bridge.deliver(whatsapp("Show me the chart"))
+    await bridge.deliver_form(whatsapp("Show me the chart"))
     await tw.wait_for(lambda: len(tw.sent("whatsapp:+15551230001")) == 1)
     [sent] = tw.sent()
     assert sent.sender == "whatsapp:+14155238886"
@@ -82,10 +72,10 @@ async def test_whatsapp_round_trip_with_media(bridge: Bridge, tw: FakeTwilio, oc
     assert "Ada Lovelace" in str(next(iter(ocs.sessions.values())).state)
 
 
-async def test_sms_attachments_go_as_named_links(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
+async def test_sms_attachments_go_as_named_links(bridge: Harness, tw: FakeTwilio, ocs: FakeOCS) -> None:
     files: list[Attachment] = [("report.pdf", b"%PDF-1.4")]
     ocs.reply = lambda text, session: ("Here you go.", files)
-    await bridge.deliver(sms("send the report"))
+    await bridge.deliver_form(sms("send the report"))
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
     [sent] = tw.sent()
     assert sent.media == []
@@ -99,50 +89,50 @@ async def test_sms_attachments_go_as_named_links(bridge: Bridge, tw: FakeTwilio,
     [Unsigned, "", "bm90IGEgc2lnbmF0dXJl", "other-token", "other-url", "tampered"],
 )
 async def test_bad_signature_is_403_and_nothing_is_stored(
-    bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS, signature: object
+    bridge: Harness, tw: FakeTwilio, ocs: FakeOCS, signature: object
 ) -> None:
     form = sms("sneaky")
     if signature == "other-token":
-        response = await bridge.post(form, token="0" * 32)
+        response = await bridge.post_form(form, token="0" * 32)
     elif signature == "other-url":
-        response = await bridge.post(form, signed_url="https://evil.example.org/webhooks/twilio")
+        response = await bridge.post_form(form, signed_url="https://evil.example.org/webhooks/twilio")
     elif signature == "tampered":  # signed, then a parameter was changed on the way
         from fakes.twilio import sign
 
         good = sign("https://bridge.example.org/webhooks/twilio", form)
         form["Body"] = "tampered"
-        response = await bridge.post(form, signature=good)
+        response = await bridge.post_form(form, signature=good)
     else:
-        response = await bridge.post(form, signature=signature)
+        response = await bridge.post_form(form, signature=signature)
     assert response.status == 403
     assert "detail" in await response.json()
-    await bridge.deliver(sms("genuine"))
+    await bridge.deliver_form(sms("genuine"))
     await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: genuine"])
     assert relayed(ocs) == ["genuine"]
 
 
-async def test_every_posted_parameter_is_signed(bridge: Bridge, tw: FakeTwilio) -> None:
+async def test_every_posted_parameter_is_signed(bridge: Harness, tw: FakeTwilio) -> None:
     form = sms("new fields", AddOnsNotYetInvented="x", MediaUrl="a")
     form.add("MediaUrl", "b")  # a repeated name counts too
-    await bridge.deliver(form)
+    await bridge.deliver_form(form)
     await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: new fields"])
 
 
 async def test_signature_uses_public_url_behind_a_proxy(tmp_path: Path, tw: FakeTwilio, ocs: FakeOCS) -> None:
     public = "https://example.org/bridge"
-    async with running_bridge(tmp_path / "b.db", tw, **ocs.env(), PUBLIC_URL=public) as bridge:
+    async with platform_bridge(tmp_path / "b.db", tw=tw, **ocs.env(), PUBLIC_URL=public) as bridge:
         # the proxy strips /bridge: the request arrives at /webhooks/twilio, Twilio signed the public URL
-        await bridge.deliver(sms("through the proxy"))
+        await bridge.deliver_form(sms("through the proxy"))
         local = str(bridge.client.make_url("/webhooks/twilio"))
-        response = await bridge.post(sms("signed for the local URL"), signed_url=local)
+        response = await bridge.post_form(sms("signed for the local URL"), signed_url=local)
         assert response.status == 403
         await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: through the proxy"])
         assert tw.sent()[0].params["StatusCallback"] == f"{public}/webhooks/twilio/status"
 
 
 @pytest.mark.parametrize("account", ["AC" + "f" * 32, "AC" + "é" * 32])
-async def test_wrong_account_is_403(bridge: Bridge, ocs: FakeOCS, account: str) -> None:
-    response = await bridge.post(sms("hi", AccountSid=account))
+async def test_wrong_account_is_403(bridge: Harness, ocs: FakeOCS, account: str) -> None:
+    response = await bridge.post_form(sms("hi", AccountSid=account))
     assert response.status == 403
     assert relayed(ocs) == []
 
@@ -150,9 +140,9 @@ async def test_wrong_account_is_403(bridge: Bridge, ocs: FakeOCS, account: str) 
 @pytest.mark.parametrize("path", ["/webhooks/twilio", "/webhooks/twilio/status"])
 @pytest.mark.parametrize("form", [MultiDict(), sms("hi", AccountSid=""), MultiDict(Body="hi")])
 async def test_signed_but_malformed_form_is_400(
-    bridge: Bridge, ocs: FakeOCS, path: str, form: MultiDict[str]
+    bridge: Harness, ocs: FakeOCS, path: str, form: MultiDict[str]
 ) -> None:
-    response = await bridge.post(form, path=path)
+    response = await bridge.post_form(form, path=path)
     assert response.status == 400
     assert (await response.json())["detail"] == "AccountSid: required"
     assert relayed(ocs) == []
@@ -161,7 +151,7 @@ async def test_signed_but_malformed_form_is_400(
 @pytest.mark.parametrize("path", ["/webhooks/twilio", "/webhooks/twilio/status"])
 @pytest.mark.parametrize("garbage", [b"\xff", b"\xc3\x28\x80\xfe", b"<good>\xff"])
 async def test_signature_that_is_not_utf8_is_403(
-    bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS, path: str, garbage: bytes
+    bridge: Harness, tw: FakeTwilio, ocs: FakeOCS, path: str, garbage: bytes
 ) -> None:
     form = sms("sneaky") if path == "/webhooks/twilio" else status("SM" + "0" * 32, "delivered")
     good = sign(f"https://bridge.example.org{path}", form).encode()
@@ -173,55 +163,55 @@ async def test_signature_that_is_not_utf8_is_403(
     body = urlencode(list(form.items())).encode()
     status_code, answer = await raw_request(bridge.client, "POST", path, headers, body)
     assert status_code == 403 and answer["detail"]
-    await bridge.deliver(sms("genuine"))
+    await bridge.deliver_form(sms("genuine"))
     await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: genuine"])
     assert relayed(ocs) == ["genuine"]
 
 
-async def test_wrong_content_type_is_415(bridge: Bridge, ocs: FakeOCS) -> None:
-    response = await bridge.post(sms("hi"), content_type="application/json")
+async def test_wrong_content_type_is_415(bridge: Harness, ocs: FakeOCS) -> None:
+    response = await bridge.post_form(sms("hi"), content_type="application/json")
     assert response.status == 415
     assert relayed(ocs) == []
 
 
 @pytest.mark.parametrize("missing", ["MessageSid", "From", "To"])
-async def test_malformed_is_400(bridge: Bridge, missing: str) -> None:
+async def test_malformed_is_400(bridge: Harness, missing: str) -> None:
     form = sms("hi")
     for key in {missing, "SmsMessageSid" if missing == "MessageSid" else missing}:
         form.popall(key)
-    response = await bridge.post(form)
+    response = await bridge.post_form(form)
     assert response.status == 400
 
 
-async def test_retried_message_sid_gets_one_answer(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
+async def test_retried_message_sid_gets_one_answer(bridge: Harness, tw: FakeTwilio, ocs: FakeOCS) -> None:
     form = sms("only once")
-    await bridge.deliver(form)
-    await bridge.deliver(form)  # Twilio retried: same MessageSid
+    await bridge.deliver_form(form)
+    await bridge.deliver_form(form)  # Twilio retried: same MessageSid
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
-    await bridge.deliver(form)
-    await asyncio.sleep(0.3)
+    await bridge.deliver_form(form)
+    await bridge.idle()
     assert tw.bodies(PERSON) == ["bot: only once"]
     assert relayed(ocs) == ["only once"]
 
 
-async def test_long_answer_is_split_in_order(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
+async def test_long_answer_is_split_in_order(bridge: Harness, tw: FakeTwilio, ocs: FakeOCS) -> None:
     sentences = [f"Sentence number {i:03d} says something useful." for i in range(95)]
     answer = " ".join(sentences)
     assert len(answer) > 4000
     ocs.reply = lambda text, session: answer
-    await bridge.deliver(sms("tell me everything"))
+    await bridge.deliver_form(sms("tell me everything"))
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 3)
-    await asyncio.sleep(0.2)
+    await bridge.idle()
     bodies = tw.bodies(PERSON)
     assert len(bodies) == 3 and all(len(b) <= 1600 for b in bodies)
     assert " ".join(bodies).split() == answer.split()  # in order, no word cut
 
 
-async def test_stop_blocks_until_start(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
-    await bridge.deliver(sms("hello"))
+async def test_stop_blocks_until_start(bridge: Harness, tw: FakeTwilio, ocs: FakeOCS) -> None:
+    await bridge.deliver_form(sms("hello"))
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
     tw.opt_out(PERSON)  # Twilio's own opt-out list
-    await bridge.deliver(sms(" Stop "))
+    await bridge.deliver_form(sms(" Stop "))
     trigger = {
         "identifier": PERSON,
         "platform": "sms",
@@ -230,14 +220,14 @@ async def test_stop_blocks_until_start(bridge: Bridge, tw: FakeTwilio, ocs: Fake
     }
     response = await bridge.client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k"})
     assert response.status == 400 and "opted out" in (await response.json())["detail"]
-    await asyncio.sleep(0.4)
+    await bridge.idle(settled=True)
     assert len(tw.attempts(PERSON)) == 1  # nothing tried after STOP
     assert relayed(ocs) == ["hello"]  # STOP never reached the bot
-    await bridge.deliver(sms("are you there?"))  # writing is not opting in: SMS needs START
-    await asyncio.sleep(0.4)
+    await bridge.deliver_form(sms("are you there?"))  # writing is not opting in: SMS needs START
+    await bridge.idle(settled=True)
     assert len(tw.attempts(PERSON)) == 1 and relayed(ocs) == ["hello"]
     tw.opt_in(PERSON)
-    await bridge.deliver(sms("START"))
+    await bridge.deliver_form(sms("START"))
     response = await bridge.client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k"})
     assert response.status == 200
     await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: hello", "Reminder!"])
@@ -246,37 +236,37 @@ async def test_stop_blocks_until_start(bridge: Bridge, tw: FakeTwilio, ocs: Fake
 
 @pytest.mark.parametrize("word", ["STOP", "unsubscribe", "Stop All"])
 async def test_stop_as_the_very_first_message_holds(
-    bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS, word: str
+    bridge: Harness, tw: FakeTwilio, ocs: FakeOCS, word: str
 ) -> None:
-    await bridge.deliver(sms(word))  # the bridge has never heard from this person
+    await bridge.deliver_form(sms(word))  # the bridge has never heard from this person
     tw.opt_out(PERSON)
-    await bridge.deliver(sms("hello?"))
-    await asyncio.sleep(0.4)
+    await bridge.deliver_form(sms("hello?"))
+    await bridge.idle(settled=True)
     assert tw.attempts(PERSON) == [] and relayed(ocs) == []  # no bot call, no send
     tw.opt_in(PERSON)
-    await bridge.deliver(sms("START"))
-    await bridge.deliver(sms("hello again"))
+    await bridge.deliver_form(sms("START"))
+    await bridge.deliver_form(sms("hello again"))
     await tw.wait_for(lambda: tw.bodies(PERSON) == ["bot: hello again"])
     assert relayed(ocs) == ["hello again"]
 
 
 async def test_media_without_text_gets_the_unsupported_answer(
-    bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS
+    bridge: Harness, tw: FakeTwilio, ocs: FakeOCS
 ) -> None:
     for name in ("whatsapp_image", "whatsapp_location"):
-        await bridge.deliver(payload(name))
+        await bridge.deliver_form(payload(name))
     await tw.wait_for(lambda: len(tw.sent()) == 2)
     assert all("text" in body for body in tw.bodies())
     assert relayed(ocs) == []
     # a caption is relayed
-    await bridge.deliver(payload("whatsapp_image", Body="What is this?"))
+    await bridge.deliver_form(payload("whatsapp_image", Body="What is this?"))
     await tw.wait_for(lambda: tw.bodies()[-1:] == ["bot: What is this?"])
 
 
-async def test_reset_starts_a_new_session(bridge: Bridge, tw: FakeTwilio, ocs: FakeOCS) -> None:
-    await bridge.deliver(sms("remember 7"))
+async def test_reset_starts_a_new_session(bridge: Harness, tw: FakeTwilio, ocs: FakeOCS) -> None:
+    await bridge.deliver_form(sms("remember 7"))
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
-    await bridge.deliver(sms("/reset"))
+    await bridge.deliver_form(sms("/reset"))
     await tw.wait_for(lambda: len(tw.sent(PERSON)) == 2)
     assert "reset" in tw.bodies(PERSON)[1].lower()
     assert len(ocs.sessions) == 2 and relayed(ocs) == ["remember 7"]
@@ -289,16 +279,16 @@ def test_token_is_not_in_the_channel_repr() -> None:
     assert AUTH_TOKEN not in repr(options) and AUTH_TOKEN not in str(options.model_dump())
 
 
-async def test_logs_mask_numbers_and_never_carry_the_token(bridge: Bridge, tw: FakeTwilio) -> None:
+async def test_logs_mask_numbers_and_never_carry_the_token(bridge: Harness, tw: FakeTwilio) -> None:
     from structlog.testing import capture_logs
 
     with capture_logs() as logs:
-        await bridge.deliver(sms("log me"))
+        await bridge.deliver_form(sms("log me"))
         await tw.wait_for(lambda: len(tw.sent(PERSON)) == 1)
         tw.fail(20003)  # the next send: wrong credentials
-        await bridge.deliver(sms("again"))
+        await bridge.deliver_form(sms("again"))
         await tw.wait_for(lambda: len(tw.attempts(PERSON)) == 2)
-        await asyncio.sleep(0.1)
+        await bridge.idle()
     text = str(logs)
     assert any(entry["event"] == "sent through Twilio" for entry in logs)
     assert "0001" in text and PERSON not in text and OUR_NUMBER not in text
