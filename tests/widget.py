@@ -18,6 +18,8 @@ from bridge.web import create_app
 
 MakeClient = Callable[..., Awaitable[TestClient]]
 ORIGIN = "https://shop.example.org"
+# How widget 0.6.0 calls: it announces its version and never sends a session token back.
+WIDGET_060 = {"x-ocs-widget-version": "0.6.0"}
 
 
 @pytest.fixture(name="make_client")
@@ -48,10 +50,11 @@ async def make_client_fixture(tmp_path: Path) -> AsyncIterator[MakeClient]:
 
 
 async def start(client: TestClient, chatbot_id: str = "web", **headers: str) -> dict[str, Any]:
+    """A session as widget 0.6.0 starts it (``headers`` add to or replace its own)."""
     response = await client.post(
         "/api/chat/start/",
         json={"chatbot_id": chatbot_id, "session_data": {"source": "widget"}, "participant_remote_id": "p1"},
-        headers=headers,
+        headers={**WIDGET_060, **headers},
     )
     assert response.status == 201, await response.text()
     return await response.json()

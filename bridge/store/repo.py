@@ -13,7 +13,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bridge.model import Conversation, InboundMessage, Person, Received
+from bridge.model import Conversation, InboundMessage, Kind, Person, Received
 from bridge.store import events
 from bridge.store.db import sessionmaker, sqlite_writer_engine
 from bridge.store.inbound import Inbound
@@ -34,6 +34,8 @@ from bridge.store.tables import ConversationRow, HeartbeatRow, MessageRow, PartR
 from bridge.store.writer import Writer
 
 C = ConversationRow.__table__.c
+# What a person wrote (not the bridge's own proactive work, nor the widget's "new chat")
+_WRITTEN = [k.value for k in Kind if k not in (Kind.END, Kind.PROMPT, Kind.DELIVER)]
 _FORGET = timedelta(days=1)  # heartbeats older than this are deleted
 
 
@@ -188,13 +190,35 @@ class Store:
                 .values(delivery_status="fetched")
             )
 
-    async def parts_since(self, conversation_id: int, since: datetime | None) -> list[StoredPart]:
-        """The parts sent to a conversation (the web channel's history), oldest first."""
-        query = select(PartRow).where(PartRow.conversation_id == conversation_id, PartRow.status == "sent")
+    async def transcript(
+        self, conversation_id: int, since: datetime | None, limit: int
+    ) -> list[StoredMessage | StoredPart]:
+        """What the person wrote and what was sent to them, oldest first: at most ``limit`` items
+        after ``since`` (the web channel's history, a page at a time)."""
+        m, p = MessageRow, PartRow
+        written = select(m).where(m.conversation_id == conversation_id, m.kind.in_(_WRITTEN))
+        sent = select(p).where(p.conversation_id == conversation_id, p.status == "sent")
         if since is not None:
-            query = query.where(PartRow.created_at > since)
+            written = written.where(m.received_at > since)
+            sent = sent.where(p.created_at > since)
         async with self.reading() as session:
-            return [to_part(r) for r in await session.scalars(query.order_by(PartRow.id))]
+            said = await session.scalars(written.order_by(m.received_at, m.id).limit(limit))
+            messages: list[StoredMessage | StoredPart] = [to_message(r) for r in said]
+            parts = [
+                to_part(r) for r in await session.scalars(sent.order_by(p.created_at, p.id).limit(limit))
+            ]
+        both = sorted(
+            [*messages, *parts], key=lambda i: i.received_at if isinstance(i, StoredMessage) else i.created_at
+        )
+        return both[:limit]
+
+    async def ended(self, conversation_id: int) -> bool:
+        """Whether the conversation was ended for good (the widget's "new chat" left it)."""
+        query = select(MessageRow.id).where(
+            MessageRow.conversation_id == conversation_id, MessageRow.kind == Kind.END.value
+        )
+        async with self.reading() as session:
+            return await session.scalar(query.limit(1)) is not None
 
     async def enqueue_parts(
         self, conversation_id: int, texts: list[str], message_id: int | None = None
