@@ -194,9 +194,12 @@ class Store:
         self, conversation_id: int, since: datetime | None, limit: int
     ) -> list[StoredMessage | StoredPart]:
         """What the person wrote and what was sent to them, oldest first: at most ``limit`` items
-        after ``since`` (the web channel's history, a page at a time)."""
+        after ``since`` (the web channel's history, a page at a time). A message shows once it is
+        answered, as in OCS (a widget that polls while it sends would otherwise show it twice)."""
         m, p = MessageRow, PartRow
-        written = select(m).where(m.conversation_id == conversation_id, m.kind.in_(_WRITTEN))
+        written = select(m).where(
+            m.conversation_id == conversation_id, m.kind.in_(_WRITTEN), m.status != "pending"
+        )
         sent = select(p).where(p.conversation_id == conversation_id, p.status == "sent")
         if since is not None:
             written = written.where(m.received_at > since)
