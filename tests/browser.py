@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from fakes.ocs import FakeOCS
+from fakes.server import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -27,12 +27,6 @@ ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 15_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
