@@ -13,7 +13,10 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
 import adapters.web.wire
+from adapters.web import WebChannel
 from adapters.web.channel import STARTED
+from bridge.errors import ConfigError
+from bridge.settings import load_settings
 from bridge.store.handoff import CLOSED, mark
 from bridge.typedefs import CORE
 from fakes.ocs import FakeOCS
@@ -209,3 +212,10 @@ async def test_no_progress_text_unless_set(
     assert polled == {"status": "processing", "message": None}
     thinking.set()
     assert (await answer(client, sid, task))["status"] == "complete"
+
+
+@pytest.mark.parametrize(("name", "value"), [("WIDGET_AUTH", "tokens"), ("WIDGET_SESSION_TOKEN_DAYS", "0")])
+def test_a_bad_auth_setting_stops_start_up_naming_it(name: str, value: str) -> None:
+    settings = load_settings({name: value})
+    with pytest.raises(ConfigError, match=name):
+        WebChannel("web", settings.channels["web"])
