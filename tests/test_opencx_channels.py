@@ -49,7 +49,8 @@ async def test_widget_round_trip(make_client: MakeClient, cx: FakeOpenCx) -> Non
     [session] = cx.sessions.values()
     assert session.custom_data["platform"] == "web" and cx.received(session.id) == ["Bonjour", "human"]
     cx.agent_says(session.id, "Bonjour, ici Sam.")
-    polled = await eventually(lambda: poll(client, sid), what="the agent's reply on the widget's poll")
+    since = reply["message"]["created_at"]  # the poll returns the whole chat after it
+    polled = await eventually(lambda: poll(client, sid, since=since), what="the agent's reply on the poll")
     contents = [m["content"] for m in polled["messages"]]
     assert contents == ["Bonjour, ici Sam."]
 

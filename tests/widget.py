@@ -14,13 +14,16 @@ from tests.harness import eventually
 
 MakeClient = Callable[..., Awaitable[TestClient]]
 ORIGIN = "https://shop.example.org"
+# How widget 0.6.0 calls: it announces its version and never sends a session token back.
+WIDGET_060 = {"x-ocs-widget-version": "0.6.0"}
 
 
 async def start(client: TestClient, chatbot_id: str = "web", **headers: str) -> dict[str, Any]:
+    """A session as widget 0.6.0 starts it (``headers`` add to or replace its own)."""
     response = await client.post(
         "/api/chat/start/",
         json={"chatbot_id": chatbot_id, "session_data": {"source": "widget"}, "participant_remote_id": "p1"},
-        headers=headers,
+        headers={**WIDGET_060, **headers},
     )
     assert response.status == 201, await response.text()
     return await response.json()

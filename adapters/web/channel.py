@@ -7,8 +7,9 @@ channel "sends" is what the widget's polls read back (parts the worker marked as
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 TOKEN_DIGEST = "session_token_sha256"  # conversation state: the session token's digest
 TOKEN_REQUIRED = "session_token_required"  # conversation state: the session always needs it
 REMOTE_ID = "participant_remote_id"  # conversation state: the host page's id for the person
+STARTED = "session_started_at"  # conversation state: when the session (and its token) began
+
+# OCS's widget auth levels: what a session must prove on every call (see security.token_required).
+AuthLevel = Literal["session_token", "embed_key", "none"]
 
 
 class WebOptions(BaseModel):
@@ -34,7 +39,8 @@ class WebOptions(BaseModel):
     embed_key: SecretStr | None = None  # required X-Embed-Key; unset: none needed
     allowed_origins: list[str] = Field(default_factory=list)  # empty: the bridge's own origin
     chatbot_id: str | None = None  # default: the bot's OCS experiment id, else the channel's name
-    require_session_token: bool = False  # also require X-Session-Token from widgets that never send it
+    auth: AuthLevel = "session_token"  # OCS's widget auth level
+    session_token_days: int = Field(default=7, ge=1)  # a token's lifetime from the session's start
     uploads_enabled: bool = False
     uploads_dir: str | None = None  # default: DATA_DIR/uploads
     max_upload_bytes: int = Field(default=10_000_000, ge=1)
@@ -94,7 +100,9 @@ class WebChannel(Channel):
     def parse(self, request: WebhookRequest) -> Received:
         raise NotFound("the web channel has no webhook; the widget calls /api/chat/")
 
-    def opened(self, session_id: str, body: dict[str, Any], digest: str, token_required: bool) -> Opened:
+    def opened(
+        self, session_id: str, body: dict[str, Any], digest: str, token_required: bool, now: datetime
+    ) -> Opened:
         """``chat/start/``: the person (the session is their conversation) and what to keep of them."""
         session_data = body.get("session_data")
         page_url = session_data.get("page_url") if isinstance(session_data, dict) else None
@@ -102,7 +110,8 @@ class WebChannel(Channel):
             REMOTE_ID: _text(body.get("participant_remote_id")),
             "page_url": _text(page_url, 2000),
             TOKEN_DIGEST: digest,
-            TOKEN_REQUIRED: self.options.require_session_token or token_required,
+            TOKEN_REQUIRED: token_required,
+            STARTED: now.isoformat(),
         }
         name = _text(body.get("participant_name"))
         return Opened(Person(key=session_id, address=session_id, name=name, platform="web"), state)

@@ -1,4 +1,7 @@
-"""The demo page at ``GET /`` and the widget's files, installed from npm by scripts/install-widget.sh."""
+"""The demo page at ``GET /`` and the widget's files, installed from npm by scripts/install-widget.sh.
+
+npm has 0.6.0: it cannot carry a session token, so its chats are served at ``embed_key`` and the
+page works at the default ``WIDGET_AUTH`` (see security.token_required)."""
 
 from __future__ import annotations
 

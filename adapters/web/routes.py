@@ -16,18 +16,15 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bridge.body import json_object
-from bridge.errors import BadRequest, Forbidden, NotFound
+from bridge.errors import BadRequest, NotFound
 from bridge.model import Conversation, InboundMessage, Kind, Received
-from bridge.store import StoredPart
-from bridge.store.people import proactive_ids
 from bridge.typedefs import CORE
 
 from . import uploads
-from .channel import REMOTE_ID, TOKEN_DIGEST, TOKEN_REQUIRED, WebChannel, web_channels
+from .channel import REMOTE_ID, WebChannel, web_channels
 from .demo import demo_page, install_static
 from .files import FileResponse, under
 from .security import (
-    SESSION_TOKEN_HEADER,
     RateLimiter,
     check_embed_key,
     check_origin,
@@ -37,12 +34,13 @@ from .security import (
     new_session_id,
     new_session_token,
     token_digest,
+    token_required,
 )
-from .wire import assistant_message, iso, parse_since
+from .wire import assistant_message, history_message, iso, parse_since, progress_message
 
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("web_rate_limiter", RateLimiter)
 _SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-POLL_LIMIT = 50
+POLL_LIMIT = 50  # messages a history poll returns unless it asks for fewer (OCS's default)
 
 
 def install(app: web.Application) -> None:
@@ -65,9 +63,6 @@ class Session:
     conversation: Conversation
 
 
-TASK_POLL_WINDOW = timedelta(seconds=130)  # the widget polls a task every second, 120 times
-
-
 # handlers -------------------------------------------------------------------------------------------
 async def start(request: web.Request) -> web.Response:
     body = await json_object(request)
@@ -81,8 +76,8 @@ async def start(request: web.Request) -> web.Response:
     check_embed_key(channel, request)
     _limit_address(request, channel)
     session_id, token = new_session_id(), new_session_token()
-    # Newer widgets announce themselves by sending the header (even empty) at start.
-    opened = channel.opened(session_id, body, token_digest(token), SESSION_TOKEN_HEADER in request.headers)
+    required = token_required(channel.options.auth, request)
+    opened = channel.opened(session_id, body, token_digest(token), required, datetime.now(UTC))
     core = request.app[CORE]
     remote_id = opened.state[REMOTE_ID]
     # The widget's "new chat": the participant's earlier chats end their bot sessions (in order,
@@ -110,6 +105,7 @@ async def message(request: web.Request) -> web.Response:
     session = await _session(request)
     channel, conversation = session.channel, session.conversation
     body = await json_object(request)
+    await _check_active(request, conversation)
     inbound = channel.message(conversation, body, f"{conversation.person.key}:{secrets.token_urlsafe(12)}")
     _limit_address(request, channel)
     request.app[LIMITER].hit(f"session:{conversation.id}", channel.options.session_rate, "messages")
@@ -128,10 +124,10 @@ async def poll_task(request: web.Request) -> web.Response:
         raise NotFound("unknown task")
     parts = await store.parts_of(stored.id)
     if stored.status == "pending" or any(p.status == "pending" for p in parts):  # not all sent yet
-        return web.json_response({"status": "processing", "message": None})
+        progress = progress_message(session.channel.texts.progress, stored.received_at, datetime.now(UTC))
+        return web.json_response({"status": "processing", "message": progress})
     links = session.channel.options.attachment_links
     reply = assistant_message(parts, links=links) if parts else _empty_message()
-    await store.mark_fetched(stored.id)
     if stored.status == "dead":
         error = reply["content"] or session.channel.texts.apology
         return web.json_response({"status": "error", "error": error, "message": reply if parts else None})
@@ -139,33 +135,24 @@ async def poll_task(request: web.Request) -> web.Response:
 
 
 async def poll_messages(request: web.Request) -> web.Response:
+    """The whole chat, both roles, oldest first, a page at a time (``since`` exclusive, ``limit``)."""
     session = await _session(request)
     since = parse_since(request.query.get("since"))
+    limit = _limit(request.query.get("limit"))
     store = request.app[CORE].store
-    parts = await store.parts_since(session.conversation.id, since)
-    proactive = await proactive_ids(store, {p.message_id for p in parts if p.message_id is not None})
-    parts = [p for p in parts if _for_history(p, proactive)]
+    items = await store.transcript(session.conversation.id, since, limit + 1)
     links = session.channel.options.attachment_links
-    messages = [assistant_message([p], links=links) for p in parts[:POLL_LIMIT]]
-    return web.json_response(
-        {"messages": messages, "has_more": len(parts) > POLL_LIMIT, "session_status": "active"}
-    )
-
-
-def _for_history(part: StoredPart, proactive: set[int]) -> bool:
-    """What the 30-second poll shows: proactive messages (and answers to proactive prompts), and
-    answers the widget did not fetch through its task poll (a page reloaded mid-answer) once that
-    poll has surely given up. An answer it is still fetching, or has fetched, would show twice."""
-    if part.message_id is None or part.message_id in proactive:
-        return True
-    return part.delivery_status != "fetched" and datetime.now(UTC) - part.created_at > TASK_POLL_WINDOW
+    messages = [history_message(item, links=links) for item in items[:limit]]
+    status = "ended" if await request.app[CORE].store.ended(session.conversation.id) else "active"
+    return web.json_response({"messages": messages, "has_more": len(items) > limit, "session_status": status})
 
 
 async def upload(request: web.Request) -> web.Response:
     session = await _session(request)
     options = session.channel.options
-    if not options.uploads_enabled:
-        raise Forbidden("file uploads are not enabled for this chat")
+    if not options.uploads_enabled:  # 400, as OCS refuses files: the widget drops a session on a 403
+        raise BadRequest("file uploads are not enabled for this chat")
+    await _check_active(request, session.conversation)
     _limit_address(request, session.channel)
     root = session.channel.uploads_dir
     max_body = request.app[CORE].settings.max_body_bytes  # the app's client_max_size
@@ -211,12 +198,26 @@ async def _session(request: web.Request) -> Session:
             if conversation is not None:
                 check_origin(channel, request)
                 check_embed_key(channel, request)
-                state = conversation.state
-                check_session_token(
-                    request, str(state.get(TOKEN_DIGEST, "")), bool(state.get(TOKEN_REQUIRED))
-                )
+                lifetime = timedelta(days=channel.options.session_token_days)
+                check_session_token(request, conversation.state, lifetime, datetime.now(UTC))
                 return Session(channel, conversation)
     raise NotFound("unknown session")
+
+
+async def _check_active(request: web.Request, conversation: Conversation) -> None:
+    """A session the widget's "new chat" left takes nothing more, as in OCS. One the bot's side
+    closed shows as ended, but a message still gets through and opens a new session (the widget
+    0.6.0 has no "ended" state, and a person who writes again wants an answer)."""
+    if await request.app[CORE].store.ended(conversation.id) == "left":
+        raise BadRequest("Session has ended")
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return POLL_LIMIT
+    if not value.isdigit() or not 1 <= int(value) <= 1000:
+        raise BadRequest("'limit' must be a number from 1 to 1000")
+    return int(value)
 
 
 def _limit_address(request: web.Request, channel: WebChannel) -> None:

@@ -8,7 +8,9 @@ from typing import Any
 
 from bridge.errors import BadRequest
 from bridge.model import Attachment
-from bridge.store import StoredPart
+from bridge.store import StoredMessage, StoredPart
+
+PROGRESS_EVERY = 5  # seconds one progress line shows (OCS: a new one every 5 s)
 
 
 def iso(moment: datetime) -> str:
@@ -52,3 +54,34 @@ def assistant_message(parts: Sequence[StoredPart], *, links: bool) -> dict[str, 
 
 def _label(name: str) -> str:
     return name.replace("[", "(").replace("]", ")") or "file"
+
+
+def user_message(message: StoredMessage) -> dict[str, Any]:
+    """What the person wrote, as the history shows it."""
+    return {
+        "created_at": iso(message.received_at),
+        "role": "user",
+        "content": message.text,
+        "attachments": [],
+    }
+
+
+def history_message(item: StoredMessage | StoredPart, *, links: bool) -> dict[str, Any]:
+    if isinstance(item, StoredMessage):
+        return user_message(item)
+    return assistant_message([item], links=links)
+
+
+def progress_message(text: str, since: datetime, now: datetime) -> dict[str, Any] | None:
+    """While the bot thinks: the line of ``text`` for the current few seconds (its lines in turn,
+    from when the message arrived), or None when there is no progress text."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return None
+    step = int((now - since).total_seconds() // PROGRESS_EVERY)
+    return {
+        "created_at": iso(now),
+        "role": "assistant",
+        "content": lines[step % len(lines)],
+        "attachments": [],
+    }

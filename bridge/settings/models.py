@@ -52,6 +52,7 @@ class Texts:
     help: str = ""
     apology: str = "Sorry, something went wrong and I could not answer that. Please try again later."
     handoff: str = "A person from our team will answer you here shortly."
+    progress: str = ""  # the widget shows it while the bot thinks (a line at a time, in turn)
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> Texts:

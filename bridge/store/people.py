@@ -12,13 +12,11 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from bridge.model import Conversation, Kind
+from bridge.model import Conversation
 from bridge.store.db import Reader
 from bridge.store.proactive_tables import ParticipantDataRow, ScheduleRow
 from bridge.store.records import CONVERSATION, Schedule, to_conversation, to_schedule
 from bridge.store.tables import ConversationRow, MessageRow, utcnow
-
-PROACTIVE_KINDS = (Kind.PROMPT.value, Kind.DELIVER.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +56,6 @@ async def stored(store: Reader, channel: str, platform_id: str) -> bool:
             select(MessageRow.id).where(MessageRow.channel == channel, MessageRow.platform_id == platform_id)
         )
         return found is not None
-
-
-async def proactive_ids(store: Reader, message_ids: Collection[int]) -> set[int]:
-    """Which of these inbound messages are proactive (their answers are not a widget task's)."""
-    if not message_ids:
-        return set()
-    async with store.reading() as session:
-        rows = await session.scalars(
-            select(MessageRow.id).where(MessageRow.id.in_(message_ids), MessageRow.kind.in_(PROACTIVE_KINDS))
-        )
-        return set(rows)
 
 
 async def data_of(store: Reader, conversation_id: int) -> dict[str, Any] | None:

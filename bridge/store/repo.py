@@ -11,16 +11,17 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bridge.model import Conversation, InboundMessage, Person, Received
+from bridge.model import Conversation, InboundMessage, Kind, Person, Received
 from bridge.store import events, follow, handoff, letters, people, statements
 from bridge.store.db import sessionmaker, sqlite_writer_engine
 from bridge.store.inbound import Inbound
 from bridge.store.records import (
     CONVERSATION,
+    MESSAGE,
     PART,
     Accepted,
     Backlog,
@@ -46,6 +47,8 @@ T = TypeVar("T")
 C = ConversationRow.__table__.c
 M = MessageRow.__table__.c
 P = PartRow.__table__.c
+# What a person wrote (not the bridge's own proactive work, nor the widget's "new chat")
+_WRITTEN = [k.value for k in Kind if k not in (Kind.END, Kind.PROMPT, Kind.DELIVER)]
 _FORGET = timedelta(days=1)  # heartbeats older than this are deleted
 
 
@@ -200,27 +203,48 @@ class Store:
     async def parts_of(self, message_id: int) -> list[StoredPart]:
         return await self._parts(P.message_id == message_id)
 
-    async def parts_since(self, conversation_id: int, since: datetime | None) -> list[StoredPart]:
-        """The parts sent to a conversation (the web channel's history), oldest first."""
-        where = (P.conversation_id == conversation_id) & (P.status == "sent")
-        return await self._parts(where if since is None else where & (P.created_at > since))
+    async def transcript(
+        self, conversation_id: int, since: datetime | None, limit: int
+    ) -> list[StoredMessage | StoredPart]:
+        """What the person wrote and what was sent to them, oldest first: at most ``limit`` items
+        after ``since`` (the web channel's history, a page at a time). A message shows once it is
+        answered, as in OCS (a widget that polls while it sends would otherwise show it twice)."""
+        written = select(*MESSAGE).where(
+            M.conversation_id == conversation_id, M.kind.in_(_WRITTEN), M.status != "pending"
+        )
+        sent = select(*PART).where(P.conversation_id == conversation_id, P.status == "sent")
+        if since is not None:
+            written = written.where(M.received_at > since)
+            sent = sent.where(P.created_at > since)
+        async with self.reading() as session:
+            said = await session.execute(written.order_by(M.received_at, M.id).limit(limit))
+            messages: list[StoredMessage | StoredPart] = [to_message(r._mapping) for r in said]
+            answers = await session.execute(sent.order_by(P.created_at, P.id).limit(limit))
+            parts = [to_part(r._mapping) for r in answers]
+        both = sorted(
+            [*messages, *parts], key=lambda i: i.received_at if isinstance(i, StoredMessage) else i.created_at
+        )
+        return both[:limit]
+
+    async def ended(self, conversation_id: int) -> str | None:
+        """How the conversation's session ended: ``"left"`` (the widget's "new chat" left it for
+        another), ``"closed"`` (the bot's side closed it, and no message has opened another since),
+        or None while it is active."""
+        left = select(M.id).where(M.conversation_id == conversation_id, M.kind == Kind.END.value).limit(1)
+        closed = select(C.id).where(
+            C.id == conversation_id,
+            C.closed_session.is_not(None),
+            or_(C.session_id.is_(None), C.session_id == C.closed_session),
+        )
+        async with self.reading() as session:
+            if await session.scalar(left) is not None:
+                return "left"
+            return "closed" if await session.scalar(closed) is not None else None
 
     async def _parts(self, where: Any) -> list[StoredPart]:
         async with self.reading() as session:
             rows = await session.execute(select(*PART).where(where).order_by(P.id))
             return [to_part(row._mapping) for row in rows]
-
-    async def mark_fetched(self, message_id: int) -> None:
-        """The widget fetched the answer to this message (its task poll): don't show it again."""
-
-        def fetched(connection: Connection) -> None:
-            connection.execute(
-                update(PartRow)
-                .where(P.message_id == message_id, P.delivery_status.is_(None))
-                .values(delivery_status="fetched")
-            )
-
-        await self.writer(fetched)
 
     async def backlog(self) -> Backlog:
         """What waits and what failed, in one round trip (the partial ``ix_*_open`` indexes)."""

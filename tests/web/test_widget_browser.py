@@ -7,33 +7,18 @@ must work offline.
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from adapters.web.demo import VENDOR_DIR, WIDGET_ENTRY
 from fakes.ocs import FakeOCS
 from fakes.ocs_records import FakeSession
-from tests.harness import eventually
+from tests.browser import ARGS, CHROMIUM, TIMEOUT_MS, bridge_serve, wait_ready
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 15_000
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs Debian chromium (scripts/system-deps.sh)"
@@ -45,12 +30,6 @@ def widget_files() -> None:
     if not (VENDOR_DIR / WIDGET_ENTRY).is_file():
         subprocess.run([str(ROOT / "scripts" / "install-widget.sh")], check=True, timeout=120)
     assert (VENDOR_DIR / WIDGET_ENTRY).is_file(), "the widget is not installed: run scripts/install-widget.sh"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)
@@ -65,48 +44,9 @@ def answers_with_a_file(ocs: FakeOCS) -> None:
 
 @pytest.fixture
 def bridge_url(tmp_path: Path, ocs: FakeOCS, widget_files: None) -> Iterator[str]:
-    """``bridge serve`` in a subprocess, relaying to the fake OCS; yields its URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "DEMO_PAGE": "on",  # PUBLIC_URL set: off unless asked
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/b.db",
-        "OCS_BASE_URL": ocs.url,
-        "OCS_API_KEY": ocs.api_key,
-        "OCS_EXPERIMENT_ID": ocs.experiment_id,
-        "LOG_FORMAT": "json",
-    }
-    log = (tmp_path / "bridge.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bridge", "serve"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-async def wait_ready(url: str, log: Path) -> None:
-    async with aiohttp.ClientSession() as http:
-
-        async def healthy() -> bool:
-            try:
-                async with http.get(f"{url}/healthz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        try:
-            await eventually(healthy, 10, "bridge serve to start")
-        except AssertionError:
-            raise AssertionError(f"bridge serve did not start:\n{log.read_text()[-3000:]}") from None
+    """``bridge serve`` with its demo page (PUBLIC_URL set: off unless asked)."""
+    with bridge_serve(tmp_path, ocs, DEMO_PAGE="on") as url:
+        yield url
 
 
 async def test_chat_in_a_real_browser(bridge_url: str, ocs: FakeOCS, tmp_path: Path) -> None:

@@ -125,15 +125,9 @@ async def test_session_token_that_is_not_utf8_is_403(make_client: MakeClient, va
     sid, token = started["session_id"], started["session_token"]
     for path in (f"/api/chat/{sid}/poll/", f"/api/chat/{sid}/nosuchtask/poll/"):
         status, answer = await raw_request(client, "GET", path, [(b"X-Session-Token", value)])
-        assert status == 403 and answer["detail"] == "invalid X-Session-Token"
+        assert status == 403 and answer["code"] == "session_token_invalid"
     tail = [(b"X-Session-Token", token.encode() + value)]
     assert (await raw_request(client, "GET", f"/api/chat/{sid}/poll/", tail))[0] == 403
-
-
-async def test_session_token_required_by_setting(make_client: MakeClient) -> None:
-    client = await make_client(WIDGET_REQUIRE_SESSION_TOKEN="true")
-    sid = (await start(client))["session_id"]
-    assert (await client.get(f"/api/chat/{sid}/poll/")).status == 403
 
 
 # rate limits ----------------------------------------------------------------------------------------
@@ -179,8 +173,8 @@ async def test_upload_is_refused_unless_enabled(make_client: MakeClient) -> None
     form = FormData()
     form.add_field("files", b"hello", filename="a.txt", content_type="text/plain")
     response = await client.post(f"/api/chat/{sid}/upload/", data=form)
-    assert response.status == 403
-    assert "not enabled" in (await response.json())["detail"]
+    assert response.status == 400  # as OCS refuses files: widget 0.11 drops a session on a 403
+    assert "not enabled" in (await response.json())["error"]
     with_ids = await client.post(f"/api/chat/{sid}/message/", json={"message": "hi", "attachment_ids": ["x"]})
     assert with_ids.status == 400
 
@@ -205,7 +199,7 @@ async def test_upload_when_enabled_reaches_the_bot_as_a_link(make_client: MakeCl
         f"/api/chat/{other}/message/", json={"message": "x", "attachment_ids": [uploaded["id"]]}
     )
     assert stolen.status == 400
-    not_multipart = await client.post(f"/api/chat/{sid}/upload/", json={})
+    not_multipart = await client.post(f"/api/chat/{other}/upload/", json={})
     assert not_multipart.status == 415
 
 
