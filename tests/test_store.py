@@ -133,7 +133,7 @@ async def test_a_lease_renewal_commits_before_every_write_queued_ahead_of_it(sto
     [claim] = await queue.claim(1)
     committed: list[str] = []
     writes = [asyncio.ensure_future(store.accept(message(f"p{n}", str(n)))) for n in range(600)]
-    writes += [asyncio.ensure_future(queue.set_session(claim.conversation.id, f"s{n}")) for n in range(20)]
+    writes += [asyncio.ensure_future(store.set_session(claim.conversation.id, f"s{n}")) for n in range(20)]
     renewal = asyncio.ensure_future(queue.renew())
     for write in writes:
         write.add_done_callback(lambda _: committed.append("write"))
