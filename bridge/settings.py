@@ -124,6 +124,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     port: int = Field(default=8080, ge=1, le=65535)
+    host: str | None = None  # the address to listen on; unset: every address
     public_url: str = ""
     database_url: str = "sqlite+aiosqlite:///./bridge.db"
     data_dir: str = "./data"  # files the bridge writes (widget uploads)
@@ -132,6 +133,9 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     log_pseudonym_key: SecretStr | None = None  # keys the hash in logged phone numbers and chat ids
     bridge_api_key: SecretStr | None = None
+    admin_api_key: SecretStr | None = None  # turns on the operator's page, /admin
+    metrics_token: SecretStr | None = None  # /metrics then needs `Authorization: Bearer TOKEN`
+    retain_days: float | None = Field(default=None, gt=0)  # message texts and files older: deleted
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     bots: dict[str, BotSettings] = Field(default_factory=dict)
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from bridge.conversation import ConversationRun
+from bridge.store import heartbeats
 from bridge.store.db import DATABASE_ERRORS, short
 from bridge.store.queue import Claim, Queue
 
@@ -89,7 +90,7 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         while True:
-            await asyncio.sleep(self.config.lease_seconds / 4)
+            await asyncio.sleep(heartbeats.beat_interval(self.config.lease_seconds))
             try:
                 await self.core.store.beat(self.queue.owner)  # /readyz: workers alive anywhere
                 if self.active:

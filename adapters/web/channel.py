@@ -7,6 +7,7 @@ channel "sends" is what the widget's polls read back (parts the worker marked as
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,14 @@ class WebChannel(Channel):
         if not self.allowed_origins:
             self.allowed_origins = frozenset({_origin(context.base_url)})
         self.uploads_dir = Path(self.options.uploads_dir or context.data_dir / "uploads")
+
+    def remove_files(
+        self, data_dir: Path, *, person_key: str | None = None, before: datetime | None = None
+    ) -> int:
+        from . import uploads  # (uploads -> security -> this module)
+
+        root = Path(self.options.uploads_dir or data_dir / "uploads")
+        return uploads.remove(root, session_id=person_key, before=before)
 
     def resolved_chatbot_id(self, bot: BotSettings | None) -> str:
         """The id widgets use: set, else the bot's OCS experiment id, else the channel's name."""
