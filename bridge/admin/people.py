@@ -73,15 +73,17 @@ async def retain(core: Core) -> None:
     if days is None:
         return
     data_dir = Path(core.settings.data_dir)
+    cursor = records.RetentionCursor()
     while True:
         before = utcnow() - timedelta(days=days)
-        emptied = 0
+        passed = 0
         try:
-            emptied = await records.expire_texts(core.store, before)
-            for channel in core.channels.values():
-                await asyncio.to_thread(channel.remove_files, data_dir, before=before)
+            cursor, passed = await records.expire_texts(core.store, before, cursor)
+            if not passed:  # caught up: the files too
+                for channel in core.channels.values():
+                    await asyncio.to_thread(channel.remove_files, data_dir, before=before)
         except Exception:
             log.exception("retention pass failed")
-        if emptied:
-            log.info("old texts emptied", rows=emptied, older_than_days=days)
-        await asyncio.sleep(RETENTION_BUSY if emptied else RETENTION_IDLE)
+        if passed:
+            log.info("old texts emptied", rows=passed, older_than_days=days)
+        await asyncio.sleep(RETENTION_BUSY if passed else RETENTION_IDLE)

@@ -8,11 +8,12 @@ connection it is given, nothing awaited inside).
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, String, cast, delete, func, or_, select, update
+from sqlalchemy import Connection, case, delete, func, select, update
 
 from bridge.store.proactive_tables import HistoryCursorRow, ParticipantDataRow, ScheduleRow
 from bridge.store.repo import Store
@@ -81,9 +82,9 @@ def _state(blocked: bool, lease_until: datetime | None, next_run_at: datetime | 
 
 
 async def conversations(
-    store: Store, channel: str | None = None, limit: int = 200
+    store: Store, channel: str | None = None, limit: int = 200, *, conversation_id: int | None = None
 ) -> list[ConversationSummary]:
-    """The most recently active conversations first."""
+    """The most recently active conversations first (of one channel, or just one)."""
     messages = select(func.count()).where(M.conversation_id == C.id).scalar_subquery()
     dead = (
         select(func.count()).where(M.conversation_id == C.id, M.status == "dead").scalar_subquery()
@@ -95,6 +96,8 @@ async def conversations(
     ).order_by(C.last_activity_at.desc(), C.id.desc()).limit(limit)  # fmt: skip
     if channel is not None:
         query = query.where(C.channel == channel)
+    if conversation_id is not None:
+        query = query.where(C.id == conversation_id)
     async with store.reading() as session:
         rows = (await session.execute(query)).all()
     return [
@@ -106,7 +109,7 @@ async def conversations(
 
 
 async def conversation(store: Store, conversation_id: int) -> ConversationSummary | None:
-    found = [c for c in await conversations(store, limit=1_000_000) if c.id == conversation_id]
+    found = await conversations(store, conversation_id=conversation_id)
     return found[0] if found else None
 
 
@@ -166,40 +169,32 @@ async def counts(store: Store) -> list[Counts]:
     now = utcnow()
     hour, day = now - timedelta(hours=1), now - timedelta(days=1)
 
+    def split(at: Any) -> tuple[Any, Any]:  # (in the last hour, in the last day)
+        return func.sum(case((at >= hour, 1), else_=0)), func.count()
+
+    received = select(M.channel, *split(M.received_at)).where(M.received_at >= day).group_by(M.channel)
+    delivered = (
+        select(C.channel, *split(P.sent_at))
+        .join_from(PartRow, ConversationRow)
+        .where(P.created_at >= day - timedelta(days=1), P.sent_at >= day)  # (created_at bounds the scan)
+        .group_by(C.channel)
+    )
+    dead_in = (
+        select(M.channel, func.count()).where(M.status == "dead", M.received_at >= day).group_by(M.channel)
+    )
+    dead_out = (
+        select(C.channel, func.count())
+        .join_from(PartRow, ConversationRow)
+        .where(P.status == "dead", P.created_at >= day)
+        .group_by(C.channel)
+    )
+    tally: dict[str, list[int]] = {}
     async with store.reading() as session:
-        received = await session.execute(
-            select(C.channel, M.received_at)
-            .join_from(MessageRow, ConversationRow)
-            .where(M.received_at >= day)
-        )
-        delivered = await session.execute(
-            select(C.channel, P.sent_at, P.status)
-            .join_from(PartRow, ConversationRow)
-            .where(or_(P.sent_at >= day, (P.status == "dead") & (P.created_at >= day)))
-        )
-        dead_in = await session.execute(
-            select(C.channel)
-            .join_from(MessageRow, ConversationRow)
-            .where(M.status == "dead", M.received_at >= day)
-        )
-        tally: dict[str, list[int]] = {}
-
-        def add(channel: str, index: int) -> None:
-            tally.setdefault(channel, [0, 0, 0, 0, 0])[index] += 1
-
-        for channel, at in received:
-            add(channel, 1)
-            if at >= hour:
-                add(channel, 0)
-        for channel, sent, status in delivered:
-            if status == "dead":
-                add(channel, 4)
-            elif sent is not None:
-                add(channel, 3)
-                if sent >= hour:
-                    add(channel, 2)
-        for (channel,) in dead_in:
-            add(channel, 4)
+        for first, query in ((0, received), (2, delivered), (4, dead_in), (4, dead_out)):
+            for channel, *numbers in await session.execute(query):
+                values = tally.setdefault(channel, [0, 0, 0, 0, 0])
+                for offset, number in enumerate(numbers):
+                    values[first + offset] += int(number or 0)
     return [Counts(channel, *values) for channel, values in sorted(tally.items())]
 
 
@@ -264,7 +259,7 @@ class Erased:
 
 async def erase(store: Store, conversation_id: int) -> Erased | None:
     """Delete a conversation and everything kept with it (messages, parts, participant data,
-    schedules, history cursor: their foreign keys cascade); what it was, or None."""
+    schedules, history cursor); what it was, or None."""
     return await store.writer(functools.partial(_erase, conversation_id=conversation_id))
 
 
@@ -281,23 +276,40 @@ def _erase(connection: Connection, conversation_id: int) -> Erased | None:
 
 
 # retention ----------------------------------------------------------------------------------------
-async def expire_texts(store: Store, before: datetime, batch: int = RETENTION_BATCH) -> int:
-    """Empty the texts of up to ``batch`` finished messages and of ``batch`` parts older than
-    ``before`` (rows stay, so counts do); how many rows were emptied."""
-    return await store.writer(functools.partial(_expire, before=before, batch=batch))
+@dataclass(frozen=True, slots=True)
+class RetentionCursor:
+    """How far retention has read each table. Ids grow with time, so each batch reads the next
+    rows by primary key and never scans a table; a process starts again from the beginning (which
+    also catches a message that was still waiting when retention first went past it)."""
+
+    message_id: int = 0
+    part_id: int = 0
 
 
-def _expire(connection: Connection, before: datetime, batch: int) -> int:
-    messages = select(M.id).where(
-        M.received_at < before, M.status != "pending", or_(M.text != "", cast(M.context, String) != "{}")
+async def expire_texts(
+    store: Store, before: datetime, cursor: RetentionCursor, batch: int = RETENTION_BATCH
+) -> tuple[RetentionCursor, int]:
+    """Empty the texts of the next ``batch`` messages and parts past ``cursor`` stored before
+    ``before`` (rows stay, so counts do; work still waiting keeps its text). The cursor moved on,
+    and how many rows it went past (0: nothing older is left)."""
+    return await store.writer(functools.partial(_expire, before=before, cursor=cursor, batch=batch))
+
+
+def _expire(
+    connection: Connection, before: datetime, cursor: RetentionCursor, batch: int
+) -> tuple[RetentionCursor, int]:
+    tables = (
+        (MessageRow, M.received_at, cursor.message_id, {"text": "", "context": {}}),
+        (PartRow, P.created_at, cursor.part_id, {"text": "", "attachments": []}),
     )
-    parts = select(P.id).where(
-        P.created_at < before, P.status != "pending", or_(P.text != "", cast(P.attachments, String) != "[]")
-    )
-    message_ids = list(connection.scalars(messages.limit(batch)))
-    part_ids = list(connection.scalars(parts.limit(batch)))
-    if message_ids:
-        connection.execute(update(MessageRow).where(M.id.in_(message_ids)).values(text="", context={}))
-    if part_ids:
-        connection.execute(update(PartRow).where(P.id.in_(part_ids)).values(text="", attachments=[]))
-    return len(message_ids) + len(part_ids)
+    ids, passed = [], 0
+    for table, at, after, emptied in tables:
+        c = table.__table__.c
+        rows = connection.execute(select(c.id, at, c.status).where(c.id > after).order_by(c.id).limit(batch))
+        old = list(itertools.takewhile(lambda row: row[1] < before, rows))
+        finished = [row[0] for row in old if row[2] != "pending"]
+        if finished:
+            connection.execute(update(table).where(c.id.in_(finished)).values(**emptied))
+        ids.append(old[-1][0] if old else after)
+        passed += len(old)
+    return RetentionCursor(*ids), passed
