@@ -87,13 +87,12 @@ async def _resolve(store: Store, channels: dict[str, Channel], who: list[str]) -
         return None
     try:
         channel = channel_named(channels, who[0])
-    except ApiError as exc:
-        print(f"bridge: {exc.detail}", file=sys.stderr)
-        return None
-    key = channel.person(identifier_on(who[0], who[1])).key
-    found = await records.find(store, channel.name, key)
+        name, key = channel.name, channel.person(identifier_on(who[0], who[1])).key
+    except ApiError:  # a channel no longer configured: its name and the id as stored
+        name, key = who
+    found = await records.find(store, name, key)
     if found is None:
-        print(f"bridge: nobody with id {who[1]!r} on {channel.name!r}", file=sys.stderr)
+        print(f"bridge: nobody with id {who[1]!r} on {name!r}", file=sys.stderr)
     return found
 
 
@@ -101,8 +100,11 @@ async def _export(
     store: Store, settings: Settings, channels: dict[str, Channel], args: argparse.Namespace
 ) -> int:
     conversation_id = await _resolve(store, channels, args.who)
-    data = None if conversation_id is None else await records.export(store, conversation_id)
+    if conversation_id is None:
+        return 1
+    data = await records.export(store, conversation_id)
     if data is None:
+        print(f"bridge: no conversation {conversation_id}", file=sys.stderr)
         return 1
     print(json.dumps(data, indent=2, ensure_ascii=False))
     return 0

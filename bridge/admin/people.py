@@ -49,12 +49,14 @@ async def erase_person(
         return None
     channel = channels.get(found.channel)
     bot = bots.get(channel.bot) if channel is not None else None
-    ended = True
-    if bot is not None and found.session_id:
+    ended = not found.session_id
+    if found.session_id and bot is None:
+        log.warning("bot session not ended on erase: its channel is not configured", channel=found.channel)
+    elif found.session_id and bot is not None:
         try:
             await bot.end_session(found.session_id)
+            ended = True
         except BotError as exc:
-            ended = False
             log.warning("bot session not ended on erase", channel=found.channel, reason=str(exc))
     erased = await records.erase(store, conversation_id)
     if erased is None:
