@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from datetime import timedelta
 
+from aiohttp import FormData
 from sqlalchemy import func, select, update
 
+from adapters.web.uploads import META
 from bridge.admin import people
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
+from bridge.typedefs import CORE
+from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
+from tests.widget import start
 
 KEY = "operator-key-0123456789"
 
@@ -164,3 +170,26 @@ async def eventually_async(check, what: str, timeout: float = 10) -> None:
     while not await check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+async def test_retention_and_erase_delete_the_widgets_uploaded_files(make_client, tmp_path):
+    client = await make_client(WIDGET_UPLOADS_ENABLED="true")
+    channel = client.app[CORE].channels["web"]
+    ada, bob = (await start(client))["session_id"], (await start(client))["session_id"]
+    old, new, ada_file = [await upload(client, sid) for sid in (bob, bob, ada)]
+    uploads = tmp_path / "uploads"
+    ago = time.time() - 3 * 86400
+    os.utime(uploads / old / META, (ago, ago))
+
+    assert channel.remove_files(tmp_path, before=utcnow() - timedelta(days=2)) == 1
+    assert sorted(p.name for p in uploads.iterdir()) == sorted([new, ada_file])
+    assert channel.remove_files(tmp_path, person_key=ada) == 1
+    assert [p.name for p in uploads.iterdir()] == [new]
+
+
+async def upload(client, session_id: str) -> str:
+    form = FormData()
+    form.add_field("files", b"some notes", filename="notes.txt", content_type="text/plain")
+    response = await client.post(f"/api/chat/{session_id}/upload/", data=form)
+    assert response.status == 201, await response.text()
+    return str((await response.json())["files"][0]["id"])

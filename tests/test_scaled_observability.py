@@ -8,6 +8,7 @@ import time
 from types import SimpleNamespace
 
 import aiohttp
+import pytest
 
 from fakes.ocs import FakeOCS
 from fakes.server import free_port
@@ -109,3 +110,27 @@ async def test_telegram_poll_exits_non_zero_when_telegram_is_unreachable_at_star
     assert code == 1, output
     assert "Telegram polling failed; stopping" in output
     assert "Traceback" not in output
+
+
+async def test_host_binds_the_server_to_one_address(tmp_path):
+    port = free_port()
+    env = {"HOST": "127.0.0.2", "PORT": str(port), "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'b.db'}"}
+    process = BridgeProcess(["serve"], env, tmp_path / "serve.log")
+    await process.start(wait_healthy=False)
+    try:
+        await eventually_answers(f"http://127.0.0.2:{port}/healthz")
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await get(f"http://127.0.0.1:{port}/healthz")
+    finally:
+        process.stop()
+
+
+async def eventually_answers(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if (await get(url))[0] == 200:
+                return
+        except aiohttp.ClientConnectorError:
+            assert time.monotonic() < deadline, f"{url} never answered"
+        await asyncio.sleep(0.1)

@@ -4,6 +4,7 @@ retention loop that empties old texts and files in a process that runs workers."
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -76,12 +77,14 @@ async def retain(core: Core) -> None:
         return
     data_dir = Path(core.settings.data_dir)
     cursor = records.RetentionCursor()
+    swept = -RETENTION_IDLE
     while True:
         before = utcnow() - timedelta(days=days)
         passed = 0
         try:
             cursor, passed = await records.expire_texts(core.store, before, cursor)
-            if not passed:  # caught up: the files too
+            if time.monotonic() - swept >= RETENTION_IDLE:  # files: a directory walk, now and then
+                swept = time.monotonic()
                 for channel in core.channels.values():
                     await asyncio.to_thread(channel.remove_files, data_dir, before=before)
         except Exception:

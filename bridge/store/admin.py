@@ -131,7 +131,7 @@ async def transcript(store: Store, conversation_id: int) -> list[Entry]:
         ).all()
         outbound = (
             await session.execute(
-                select(P.created_at, P.text, P.status, P.delivery_status, P.error, P.sent_at)
+                select(P.created_at, P.text, P.attachments, P.status, P.delivery_status, P.error, P.sent_at)
                 .where(P.conversation_id == conversation_id)
                 .order_by(P.id)
             )
@@ -140,9 +140,11 @@ async def transcript(store: Store, conversation_id: int) -> list[Entry]:
         Entry(at, "person", kind, text, status, error or (f"answered {_when(done)}" if done else ""))
         for at, kind, text, status, error, done in inbound
     ]
-    for at, text, status, report, error, sent in outbound:
+    for at, text, files, status, report, error, sent in outbound:
         detail = error or (f"delivered {_when(sent)}" if sent else "")
-        entries.append(Entry(at, "bot", "reply", text, report or status, detail))
+        names = ", ".join(str(f.get("name", "")) for f in files or ())
+        shown = f"{text}\n[files: {names}]" if names else text
+        entries.append(Entry(at, "bot", "reply", shown, report or status, detail))
     return sorted(entries, key=lambda e: e.at)
 
 
