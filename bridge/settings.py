@@ -157,6 +157,14 @@ class Settings(BaseModel):
             raise ValueError("must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER:PASSWORD@HOST/DB")
         return value
 
+    @field_validator("admin_api_key")
+    @classmethod
+    def _admin_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """The login form can be tried from anywhere: the key must not be guessable."""
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (for example `openssl rand -hex 32`)")
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str) -> str:

@@ -9,11 +9,14 @@ import re
 import time
 from datetime import timedelta
 
+import pytest
 from aiohttp import FormData
 from sqlalchemy import func, select, update
 
 from adapters.web.uploads import META
 from bridge.admin import people
+from bridge.errors import ConfigError
+from bridge.settings import load_settings
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
 from bridge.typedefs import CORE
 from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
@@ -193,3 +196,9 @@ async def upload(client, session_id: str) -> str:
     response = await client.post(f"/api/chat/{session_id}/upload/", data=form)
     assert response.status == 201, await response.text()
     return str((await response.json())["files"][0]["id"])
+
+
+def test_a_guessable_admin_key_stops_start_up():
+    with pytest.raises(ConfigError, match=r"^ADMIN_API_KEY: .*at least 16 characters") as info:
+        load_settings({"ADMIN_API_KEY": "password"})
+    assert "password" not in str(info.value)
