@@ -93,8 +93,10 @@ def overview(
     )
     parts.append(f"<h2>Dead letters ({len(letters)})</h2>")
     parts.append(
-        table(
-            ["id", "at", "channel", "person", "text", "reason", ""],
+        "<p>None.</p>"
+        if not letters
+        else table(
+            ["id", "at (UTC)", "channel", "person", "text", "reason", ""],
             [
                 [
                     e(d.ref),
@@ -116,7 +118,7 @@ def overview(
         parts.append(f"<h2>Conversations on {e(channel)}</h2>")
         parts.append(
             table(
-                ["person", "name", "last activity", "state", "messages", "dead", "bot session"],
+                ["person", "name", "last activity (UTC)", "state", "messages", "dead", "bot session"],
                 [
                     [
                         _person_link(c.id, c.person_key),
@@ -147,12 +149,12 @@ def _person_link(conversation_id: int, person_key: str) -> str:
 def transcript(conversation: ConversationSummary, entries: list[Entry], csrf: str) -> str:
     c = conversation
     facts = table(
-        ["channel", "person", "name", "state", "last activity", "bot session"],
+        ["channel", "person", "name", "state", "last activity (UTC)", "bot session"],
         [[e(c.channel), e(c.person_key), e(c.person_name), e(c.state), e(when(c.last_activity_at)),
           e(c.session_id or "-")]],
     )  # fmt: skip
     lines = table(
-        ["at", "from", "kind", "text", "status", "detail"],
+        ["at (UTC)", "from", "kind", "text", "status", "detail"],
         [
             [
                 e(when(x.at)),
