@@ -8,6 +8,7 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import structlog
 from aiohttp import web
 
 from bridge.admin import auth, html
@@ -18,6 +19,7 @@ from bridge.store import admin as records
 from bridge.store.queue import revive
 from bridge.typedefs import CORE
 
+log = structlog.get_logger("bridge.admin")
 Page = Callable[[web.Request, Core, auth.Session], Awaitable[web.StreamResponse]]
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
@@ -79,7 +81,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     core = request.app[CORE]
     given = (await request.post()).get("key")
     if not isinstance(given, str) or not auth.key_matches(core.settings, given):
+        log.warning("admin login refused", client=request.remote)
         return _html(html.login("That is not the admin key."), status=403)
+    log.info("admin logged in", client=request.remote)
     response = web.HTTPSeeOther("/admin", headers=HEADERS)
     auth.log_in(response, core.settings)
     raise response
