@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,14 @@ class Channel(abc.ABC):
 
     async def typing(self, conversation: Conversation) -> None:  # noqa: B027 - optional hook
         """Show "typing..." once (the worker repeats it while the bot thinks)."""
+
+    # people's data ------------------------------------------------------------------------------
+    def remove_files(
+        self, data_dir: Path, *, person_key: str | None = None, before: datetime | None = None
+    ) -> int:
+        """Delete the files this channel keeps for people: one person's (an erase), or those older
+        than ``before`` (retention); how many. Works without ``start`` (the CLI calls it)."""
+        return 0
 
 
 def command_kind(text: str) -> Kind:

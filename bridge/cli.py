@@ -18,6 +18,7 @@ from aiohttp import web
 
 import adapters
 from bridge import __version__, logs, redact
+from bridge.admin import commands as admin_commands
 from bridge.bots import BotError, build_bot
 from bridge.channel import Channel, SendError
 from bridge.core import Core
@@ -65,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="HTTP server and delivery workers in one process")
     serve.add_argument("--no-worker", action="store_true", help="HTTP only (workers run elsewhere)")
     serve.set_defaults(run=_serve)
-    sub.add_parser("worker", help="delivery workers only").set_defaults(run=_worker)
+    worker = sub.add_parser("worker", help="delivery workers only")
+    worker.add_argument("--metrics-port", type=int, help="serve /metrics, /healthz and /readyz on this port")
+    worker.set_defaults(run=_worker)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
     sub.add_parser("check", help="validate settings and reach every service").set_defaults(run=_check)
 
@@ -90,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--identifier", help="the person's id on the platform")
     listing.add_argument("--chatbot", help="a chatbot's id (its OCS experiment id)")
     listing.set_defaults(run=_participants_list)
+    admin_commands.add_parsers(sub, _with_store)
 
     telegram = sub.add_parser("telegram", help="Telegram webhook and long polling")
     channel_help = "the Telegram channel's name (default: every Telegram channel)"
@@ -129,6 +133,7 @@ def _run_http(
     try:
         web.run_app(
             app,
+            host=settings.host,
             port=settings.port,
             access_log=None,
             print=None,
@@ -146,9 +151,11 @@ def _worker(settings: Settings, channels: dict[str, Channel], args: Args) -> int
     _existing_database(settings)
 
     async def run() -> None:
-        runner = web.AppRunner(create_app(settings, channels, workers=True))
-        await runner.setup()  # starts the core (and its workers) without listening
-        log.info("worker started", channels=sorted(channels))
+        runner = web.AppRunner(create_app(settings, channels, workers=True, probes_only=True))
+        await runner.setup()  # starts the core (and its workers); listens only with --metrics-port
+        if args.metrics_port is not None:
+            await web.TCPSite(runner, settings.host, args.metrics_port).start()
+        log.info("worker started", channels=sorted(channels), metrics_port=args.metrics_port)
         try:
             await _until_signal()
         finally:
@@ -367,10 +374,13 @@ def _for_each_telegram(action: Callable[[Any], Awaitable[str]], chosen: list[Any
 
 
 def _tg_poll(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
-    from adapters.telegram.commands import poll
+    from adapters.telegram.commands import poll_or_exit
+
+    failed: list[str] = []
 
     def poller(channel: Channel) -> Callable[[Core], Awaitable[None]]:
-        return lambda core: poll(channel, core, asyncio.Event())  # type: ignore[arg-type]
+        return lambda core: poll_or_exit(channel, core, failed)  # type: ignore[arg-type]
 
     tasks = [poller(channel) for channel in _telegram_channels(channels, args)]
-    return _run_http(settings, channels, workers=True, background=tasks)
+    code = _run_http(settings, channels, workers=True, background=tasks)
+    return 1 if failed else code

@@ -15,8 +15,10 @@ import structlog
 from aiohttp import web
 
 from bridge.core import Core
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, Unauthorized
 from bridge.metrics import CONTENT_TYPE
+from bridge.secrets import matches
+from bridge.store import heartbeats
 from bridge.store.db import (
     DATABASE_ERRORS,
     create_engine,
@@ -32,6 +34,7 @@ log = structlog.get_logger("bridge.health")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _CHECK_TIMEOUT = 5.0
+_BEARER = {"WWW-Authenticate": 'Bearer realm="metrics"'}
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -55,7 +58,7 @@ async def _problems(core: Core) -> list[str]:
         return [f"database: schema {problem}"]
     if core.workers:  # this process runs its own
         return ["workers: not running" for w in core.workers if not w.running]
-    within = core.settings.worker.lease_seconds
+    within = heartbeats.silent_after(core.settings.worker.lease_seconds)
     try:
         alive = await asyncio.wait_for(core.store.live_workers(within), _CHECK_TIMEOUT)
     except DATABASE_ERRORS as exc:
@@ -67,6 +70,11 @@ async def _problems(core: Core) -> list[str]:
 
 async def metrics(request: web.Request) -> web.Response:
     core = request.app[CORE]
+    token = core.settings.metrics_token
+    if token is not None:  # METRICS_TOKEN: `Authorization: Bearer TOKEN`, compared in constant time
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not matches(given.strip(), token.get_secret_value()):
+            raise Unauthorized("/metrics needs `Authorization: Bearer METRICS_TOKEN`", headers=_BEARER)
     backlog = None
     with contextlib.suppress(*DATABASE_ERRORS):
         backlog = await asyncio.wait_for(core.store.backlog(), _CHECK_TIMEOUT)

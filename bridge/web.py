@@ -15,7 +15,8 @@ from functools import partial
 import structlog
 from aiohttp import hdrs, web
 
-from bridge import api, body, proactive
+from bridge import admin, api, body, proactive
+from bridge.admin.people import retain
 from bridge.bot_events import bot_events
 from bridge.bots import build_bot
 from bridge.channel import Channel, WebhookRequest
@@ -24,8 +25,8 @@ from bridge.errors import ApiError, NotFound, Unstorable, error_detail
 from bridge.health import database_errors, database_ready, healthz, metrics, migrate_sqlite, readyz
 from bridge.proactive import participants
 from bridge.settings import Settings
-from bridge.store import Store
-from bridge.store.db import create_engine
+from bridge.store import Store, heartbeats
+from bridge.store.db import DATABASE_ERRORS, create_engine
 from bridge.typedefs import CORE
 from bridge.worker import Worker
 
@@ -42,9 +43,11 @@ def create_app(
     plugins: Iterable[Plugin] = (),
     workers: bool = True,
     background: Iterable[Callable[[Core], Awaitable[None]]] = (),
+    probes_only: bool = False,
 ) -> web.Application:
     """Build the app. ``plugins`` add routes (the widget); ``background`` are extra long-running
-    tasks started with the core (Telegram long polling)."""
+    tasks started with the core (Telegram long polling); ``probes_only``: health and metrics alone
+    (``bridge worker --metrics-port``)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes, middlewares=[log_requests, json_errors, database_errors]
     )
@@ -53,11 +56,14 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    if probes_only:
+        return app
     app.router.add_post("/webhooks/{channel}", webhook)
     app.router.add_post("/webhooks/{channel}/status", webhook)
     app.router.add_post("/api/trigger_bot", api.trigger_bot)
     app.router.add_post("/bot-events/{bot}", bot_events)
     participants.install(app)
+    admin.install(app, settings)
     for plugin in plugins:
         plugin(app)
     return app
@@ -97,7 +103,7 @@ def _core_context(
                 working = asyncio.create_task(_after(ready, worker.run), name="worker")
                 tasks += [
                     asyncio.create_task(_after(ready, partial(run, core)), name="proactive")
-                    for run in proactive.loops()
+                    for run in [*proactive.loops(), retain]
                 ]
             app[CORE] = core
             try:
@@ -108,6 +114,8 @@ def _core_context(
                 if working is not None:  # its loop sees the stop: no query is cut off under way
                     await asyncio.wait([working], timeout=settings.worker.poll_interval + 5)
                     tasks.append(working)
+                    with contextlib.suppress(*DATABASE_ERRORS):  # /readyz elsewhere: gone at once
+                        await heartbeats.forget(store, worker.queue.owner)
                 if ready is not None:
                     tasks.append(ready)
                 for task in tasks:
@@ -160,7 +168,7 @@ async def json_error_body(request: web.BaseRequest, response: web.StreamResponse
     (417 for an unknown ``Expect``, which it checks before any middleware) is JSON too."""
     if response.status < 400 or not isinstance(response, web.Response):
         return
-    if response.content_type == "application/json":
+    if response.content_type in ("application/json", "text/html"):  # JSON, or the operator's page
         return
     content = json.dumps({"detail": error_detail(response.status, response.reason)}).encode()
     response.body = content

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from bridge.conversation import ConversationRun
+from bridge.store import heartbeats
 from bridge.store.db import DATABASE_ERRORS, short
 from bridge.store.queue import Claim, Queue
 
@@ -119,7 +120,7 @@ class Worker:
         """Renew the leases (in the very next write transaction: see ``Queue.renew``), then say
         this worker is alive; one failing does not stop the other, nor the next round."""
         while True:
-            await asyncio.sleep(self.config.lease_seconds / 4)
+            await asyncio.sleep(heartbeats.beat_interval(self.config.lease_seconds))
             if self.active:
                 try:
                     await self.queue.renew()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -102,6 +103,19 @@ async def poll(channel: TelegramChannel, core: Core, stop: asyncio.Event) -> Non
             log.warning("Telegram poll failed", channel=channel.name, reason=reason, retry_in=delay)
             await _sleep(delay, stop)
             delay = min(delay * 2, 30.0)
+
+
+async def poll_or_exit(channel: TelegramChannel, core: Core, failed: list[str]) -> None:
+    """``poll`` for ``bridge telegram poll``: if polling cannot start (Telegram unreachable, the
+    token refused) or stops for good, say why in one line and stop the process, which then exits
+    non-zero (``failed`` names the channel), so that a supervisor restarts it."""
+    try:
+        await poll(channel, core, asyncio.Event())
+    except Exception as exc:
+        reason = exc.reason if isinstance(exc, SendError) else channel.scrub(repr(exc))
+        log.error("Telegram polling failed; stopping", channel=channel.name, reason=reason)
+        failed.append(channel.name)
+        signal.raise_signal(signal.SIGTERM)  # the server stops as on Ctrl-C, cleanly
 
 
 async def feed(channel: TelegramChannel, core: Core, update: Update) -> None:

@@ -19,6 +19,8 @@ from bridge.errors import BadRequest, NotFound, TooLarge
 from bridge.model import Conversation, InboundMessage, Opened, Part, Person, Received
 from bridge.typedefs import CORE
 
+from . import uploads
+
 if TYPE_CHECKING:
     from bridge.settings import BotSettings, ChannelSettings
 
@@ -86,6 +88,12 @@ class WebChannel(Channel):
         if not self.allowed_origins:
             self.allowed_origins = frozenset({_origin(context.base_url)})
         self.uploads_dir = Path(self.options.uploads_dir or context.data_dir / "uploads")
+
+    def remove_files(
+        self, data_dir: Path, *, person_key: str | None = None, before: datetime | None = None
+    ) -> int:
+        root = Path(self.options.uploads_dir or data_dir / "uploads")
+        return uploads.remove(root, session_id=person_key, before=before)
 
     def resolved_chatbot_id(self, bot: BotSettings | None) -> str:
         """The id widgets use: set, else the bot's OCS experiment id, else the channel's name."""

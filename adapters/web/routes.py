@@ -23,6 +23,7 @@ from bridge.typedefs import CORE
 from . import uploads
 from .channel import REMOTE_ID, WebChannel, web_channels
 from .demo import demo_page, install_static
+from .digest import token_digest
 from .files import FileResponse, under
 from .security import (
     RateLimiter,
@@ -33,7 +34,6 @@ from .security import (
     cors_middleware,
     new_session_id,
     new_session_token,
-    token_digest,
     token_required,
 )
 from .wire import assistant_message, history_message, iso, parse_since, progress_message

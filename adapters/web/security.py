@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import time
@@ -17,6 +16,7 @@ from bridge.errors import ApiError, Forbidden, Throttled
 from bridge.secrets import matches
 
 from .channel import STARTED, TOKEN_DIGEST, TOKEN_REQUIRED, AuthLevel, WebChannel
+from .digest import token_digest
 
 API_PREFIX = "/api/chat/"
 ALLOW_HEADERS = "Content-Type, X-Embed-Key, X-Session-Token, X-CSRFToken, x-ocs-widget-version"
@@ -51,14 +51,6 @@ def new_session_id() -> str:
 
 def new_session_token() -> str:
     return secrets.token_urlsafe(32)
-
-
-def token_digest(token: str) -> str:
-    """What the store keeps: the token itself never rests in the database.
-
-    A header value may hold bytes that are not UTF-8 (aiohttp keeps them as surrogates): hashed as sent.
-    """
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def widget_version(request: web.Request) -> tuple[int, ...] | None:

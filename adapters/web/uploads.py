@@ -11,6 +11,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
@@ -18,7 +19,7 @@ from aiohttp import BodyPartReader, web
 from bridge import body
 from bridge.errors import BadRequest, NotFound, TooLarge, UnsupportedMediaType
 
-from .security import token_digest
+from .digest import token_digest
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -159,3 +160,22 @@ def _remove(folder: Path) -> None:
     for child in folder.iterdir():
         child.unlink()
     folder.rmdir()
+
+
+def remove(root: Path, *, session_id: str | None, before: datetime | None) -> int:
+    """Delete the uploads of one widget session, or those stored before ``before``; how many."""
+    if not root.is_dir():
+        return 0
+    digest = token_digest(session_id) if session_id is not None else None
+    removed = 0
+    for folder in root.iterdir():
+        meta = folder / META
+        try:
+            owner = json.loads(meta.read_text(encoding="utf-8")).get("session")
+            stored = datetime.fromtimestamp(meta.stat().st_mtime, UTC)
+        except (OSError, ValueError, AttributeError):
+            continue  # not an upload (or one being written)
+        if (digest is not None and owner == digest) or (before is not None and stored < before):
+            _remove(folder)
+            removed += 1
+    return removed

@@ -157,6 +157,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
 
     port: int = Field(default=8080, ge=1, le=65535, validation_alias="PORT")
+    host: str | None = Field(default=None, validation_alias="HOST")  # the address to listen on; unset: all
     public_url: str = Field(default="", validation_alias="PUBLIC_URL")
     database_url: str = Field(default="sqlite+aiosqlite:///./bridge.db", validation_alias="DATABASE_URL")
     data_dir: str = Field(default="./data", validation_alias="DATA_DIR")  # files it writes (uploads)
@@ -168,6 +169,12 @@ class Settings(BaseSettings):
     # keys the hash in logged phone numbers and chat ids
     log_pseudonym_key: SecretStr | None = Field(default=None, validation_alias="LOG_PSEUDONYM_KEY")
     bridge_api_key: SecretStr | None = Field(default=None, validation_alias="BRIDGE_API_KEY")
+    admin_api_key: SecretStr | None = Field(default=None, validation_alias="ADMIN_API_KEY")  # /admin on
+    metrics_token: SecretStr | None = Field(
+        default=None, validation_alias="METRICS_TOKEN"
+    )  # Bearer on /metrics
+    # message texts, parts and files older than this are deleted (counts stay)
+    retain_days: float | None = Field(default=None, gt=0, validation_alias="RETAIN_DAYS")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="MAX_BODY_BYTES")
     bots: dict[str, BotSettings] = Field(default_factory=dict)
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
@@ -196,6 +203,14 @@ class Settings(BaseSettings):
     @classmethod
     def _public_url(cls, value: str) -> str:
         return check_url(value) if value else value
+
+    @field_validator("admin_api_key")
+    @classmethod
+    def _admin_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """The login form can be tried from anywhere: the key must not be guessable."""
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (for example `openssl rand -hex 32`)")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bridge.model import Conversation, InboundMessage, Kind, Person, Received
-from bridge.store import events, follow, handoff, letters, people, statements
+from bridge.store import admin, events, follow, handoff, letters, people, statements
 from bridge.store.db import sessionmaker, sqlite_writer_engine
 from bridge.store.inbound import Inbound
 from bridge.store.records import (
@@ -184,6 +184,15 @@ class Store:
 
     async def mark_fired(self, schedule: Schedule) -> None:
         await self._write(people.mark_fired, schedule=schedule)
+
+    # the operator (``bridge.store.admin``) ------------------------------------------------------
+    async def erase(self, conversation_id: int) -> admin.Erased | None:
+        return await self._write(admin.erase, conversation_id=conversation_id)
+
+    async def expire_texts(
+        self, before: datetime, cursor: admin.RetentionCursor, batch: int = admin.RETENTION_BATCH
+    ) -> tuple[admin.RetentionCursor, int]:
+        return await self._write(admin.expire, before=before, cursor=cursor, batch=batch)
 
     # dead letters (``bridge.store.letters``) ----------------------------------------------------
     async def dead_letters(self) -> list[DeadLetter]:

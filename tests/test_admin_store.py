@@ -1,0 +1,92 @@
+"""The operator's reads, erase and retention on both backends (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Connection, func, insert, select, update
+
+from bridge.model import InboundMessage, Person
+from bridge.store import Store
+from bridge.store import admin as records
+from bridge.store.db import create_engine, migrate
+from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request, tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("fresh_postgres")
+    await migrate(url)
+    engine = create_engine(url)
+    store = Store(engine)
+    yield store
+    await store.close()
+    await engine.dispose()
+
+
+async def answered(store: Store, person: str, text: str) -> int:
+    """A message from ``person``, done, answered with one delivered part; the conversation id."""
+    message = InboundMessage("chan", f"{person}:{text}", Person(key=person, address=person), text=text)
+    accepted = await store.accept(message)
+    now = utcnow()
+
+    def answer(connection: Connection) -> None:
+        connection.execute(
+            update(MessageRow).where(MessageRow.id == accepted.message_id).values(status="done")
+        )
+        connection.execute(
+            insert(PartRow).values(
+                conversation_id=accepted.conversation_id,
+                message_id=accepted.message_id,
+                text=f"re: {text}",
+                status="sent",
+                created_at=now,
+                next_attempt_at=now,
+                sent_at=now,
+            )
+        )
+
+    await store.writer(answer)
+    return accepted.conversation_id
+
+
+async def test_counts_transcript_erase_and_retention(store):
+    ann = await answered(store, "ann", "old")
+    bob = await answered(store, "bob", "hello")
+    ago = utcnow() - timedelta(days=3)
+    await store.writer(
+        lambda c: (
+            c.execute(update(MessageRow).where(MessageRow.conversation_id == ann).values(received_at=ago)),
+            c.execute(
+                update(PartRow).where(PartRow.conversation_id == ann).values(created_at=ago, sent_at=ago)
+            ),
+        )
+    )
+
+    [counts] = await records.counts(store)
+    assert (counts.channel, counts.received_hour, counts.received_day, counts.delivered_day) == (
+        "chan",
+        1,
+        1,
+        1,
+    )
+    entries = await records.transcript(store, bob)
+    assert [(e.sender, e.text) for e in entries] == [("person", "hello"), ("bot", "re: hello")]
+    assert entries[1].detail.startswith("delivered ")
+
+    cursor, passed = await store.expire_texts(utcnow() - timedelta(days=1), records.RetentionCursor())
+    assert passed == 2
+    assert await store.expire_texts(utcnow() - timedelta(days=1), cursor) == (cursor, 0)
+    assert [e.text for e in await records.transcript(store, ann)] == ["", ""]
+    assert [e.text for e in await records.transcript(store, bob)] == ["hello", "re: hello"]
+
+    erased = await store.erase(ann)
+    assert erased is not None and erased.person_key == "ann"
+    async with store.reading() as db:
+        assert await db.scalar(select(func.count()).select_from(ConversationRow)) == 1
+        assert await db.scalar(select(func.count()).where(MessageRow.conversation_id == ann)) == 0
+        assert await db.scalar(select(func.count()).where(PartRow.conversation_id == ann)) == 0
+    assert [c.person_key for c in await records.conversations(store)] == ["bob"]
