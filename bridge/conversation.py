@@ -23,6 +23,7 @@ from bridge.channel import Channel, SendError, Unreachable
 from bridge.model import Attachment, Kind, Part, Reply
 from bridge.proactive.messages import stored_reply
 from bridge.split import split_text
+from bridge.store.follow import position
 from bridge.store.handoff import CLOSED, HANDOFF, mark
 from bridge.store.records import clean_text
 
@@ -235,6 +236,9 @@ class ConversationRun:
             if session_id and self.claim.conversation.state.get(CLOSED) == session_id:
                 log.info("bot session closed upstream; opening a new one")
                 session_id = None
+            goodbye: Parts = []
+            if session_id:
+                goodbye, session_id = await self._unless_ended(bot, channel, session_id)
             if session_id is None:
                 session_id = await self._open(bot)
             metrics = self.core.metrics
@@ -253,8 +257,22 @@ class ConversationRun:
                 typing.cancel()
         metrics.bot_latency.labels(channel.name).observe(time.monotonic() - started)
         metrics.replied.labels(channel.name).inc()
-        parts = self._shape(channel, reply)
+        parts = goodbye + self._shape(channel, reply)
         return await self._handed_off(channel, parts) if reply.handed_off else parts
+
+    async def _unless_ended(self, bot: Bot, channel: Channel, session_id: str) -> tuple[Parts, str | None]:
+        """Ended means ended: if the bot's side ended the session (OCS takes messages into an ended
+        session all the same), the message opens a new one (None), and what the bot's side wrote
+        since the follower last read (a goodbye) goes to the person first."""
+        try:
+            history = await bot.ended(session_id, await position(self.core.store, self.id, session_id))
+        except SessionGone:
+            return [], None
+        if history is None or not history.closed:
+            return [], session_id
+        log.info("bot session ended upstream; opening a new one")
+        said = [Reply(text=m.text, attachments=m.attachments) for m in history.messages]
+        return [part for reply in said for part in self._shape(channel, reply)], None
 
     async def _handed_off(self, channel: Channel, parts: Parts) -> Parts:
         """The session is with a human agent: the person is told once. Their later messages still

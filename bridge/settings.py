@@ -63,6 +63,15 @@ class BotSettings(BaseModel):
     # open.cx: the shared secret of its webhook events (POST /bot-events/{bot}); unset: events off
     webhook_secret: SecretStr | None = None
     rate_limit: int = Field(default=100, ge=1)  # open.cx: requests a minute (its API allows ~100)
+    # OCS: the team's request budget, "COUNT/WINDOW" as OCS writes it (2000/5m, 2000/300s)
+    team_rate_limit: str = Field(default="2000/5m", pattern=r"^[1-9]\d*/\d*[smh]$")
+
+    @property
+    def team_rate(self) -> tuple[int, float]:
+        """``team_rate_limit`` as (requests, seconds)."""
+        count, _, window = self.team_rate_limit.partition("/")
+        seconds = {"s": 1, "m": 60, "h": 3600}[window[-1]] * int(window[:-1] or 1)
+        return int(count), float(seconds)
 
     @model_validator(mode="before")
     @classmethod
@@ -207,10 +216,11 @@ _BOT_NAMES = {
     "max_in_flight": "BOT_MAX_IN_FLIGHT",
     "webhook_secret": "OPENCX_WEBHOOK_SECRET",
     "rate_limit": "OPENCX_RATE_LIMIT",
+    "team_rate_limit": "OCS_RATE_LIMIT",
 }
 OCS_BOT = {_BOT_NAMES.get(field, f"OCS_{field.upper()}"): field for field in BotSettings.model_fields}
 OPENCX_ONLY = {"OPENCX_BASE_URL": "base_url", "OPENCX_API_KEY": "api_key"}
-OCS_ONLY = {"OCS_BASE_URL", "OCS_API_KEY", "OCS_EXPERIMENT_ID", "OCS_EXPERIMENT_VERSION"}
+OCS_ONLY = {"OCS_BASE_URL", "OCS_API_KEY", "OCS_EXPERIMENT_ID", "OCS_EXPERIMENT_VERSION", "OCS_RATE_LIMIT"}
 OPENCX_BOT = {var: field for var, field in OCS_BOT.items() if var not in OCS_ONLY} | OPENCX_ONLY
 BOT = OCS_BOT | OPENCX_BOT  # every bot variable
 CONFIG = "BRIDGE_CONFIG"

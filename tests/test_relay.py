@@ -8,6 +8,7 @@ import dataclasses
 from bridge.channel import SendError, Unreachable
 from bridge.store.queue import dead_letters, revive
 from fakes.channel import RecordingChannel
+from fakes.ocs import EXPERIMENT
 from tests.conftest import eventually, ocs_bot
 
 
@@ -217,7 +218,7 @@ async def test_trigger_bot_delivers_message_text_as_is(bridge):
     body = {
         "identifier": "nia",
         "platform": "test",
-        "experiment": "exp-1",
+        "experiment": EXPERIMENT,
         "message_text": "Reminder: *today*",
     }
     assert (await h.client.post("/api/trigger_bot", json=body)).status == 401

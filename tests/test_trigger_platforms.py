@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fakes.ocs import FakeOCS
+from fakes.ocs import EXPERIMENT, FakeOCS
 from fakes.telegram import FakeTelegram
 from fakes.telegram import running_bridge as telegram_bridge
 from fakes.twilio import FakeTwilio
@@ -13,7 +13,7 @@ from fakes.twilio import running_bridge as twilio_bridge
 
 
 def trigger(identifier: str, platform: str, **more: str) -> dict[str, str]:
-    return {"identifier": identifier, "platform": platform, "experiment": "exp-1", **more}
+    return {"identifier": identifier, "platform": platform, "experiment": EXPERIMENT, **more}
 
 
 async def test_message_text_to_a_telegram_person(tmp_path, ocs: FakeOCS) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bridge.store.queue import dead_letters
 from bridge.store.tables import ConversationRow
 from bridge.typedefs import CORE
-from fakes.ocs import FakeOCS
+from fakes.ocs import EXPERIMENT, FakeOCS
 from fakes.twilio import Bridge, FakeTwilio, running_bridge, status, whatsapp
 
 TEMPLATE = "HX" + "ab" * 16
@@ -41,7 +41,7 @@ async def bridge(tmp_path: Path, tw: FakeTwilio, ocs: FakeOCS) -> AsyncIterator[
 
 
 async def trigger(bridge: Bridge, identifier: str, text: str) -> None:
-    body = {"identifier": identifier, "platform": "whatsapp", "experiment": "exp-1", "message_text": text}
+    body = {"identifier": identifier, "platform": "whatsapp", "experiment": EXPERIMENT, "message_text": text}
     response = await bridge.client.post("/api/trigger_bot", json=body, headers={"X-api-key": "k"})
     assert response.status == 200, await response.text()
 

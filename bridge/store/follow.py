@@ -99,3 +99,11 @@ async def advance(store: Store, conversation_id: int, session_id: str, position:
             .where(h.conversation_id == conversation_id, h.session_id == session_id)
             .values(position=position)
         )
+
+
+async def position(store: Store, conversation_id: int, session_id: str) -> str | None:
+    """The follower's cursor in this session's history (None: nothing of it read yet)."""
+    h = HistoryCursorRow
+    query = select(h.position).where(h.conversation_id == conversation_id, h.session_id == session_id)
+    async with store.reading() as session:
+        return await session.scalar(query)

@@ -1,0 +1,119 @@
+"""One request budget per OCS team, shared by every process of the bridge.
+
+OCS counts every API request of a team (session creates, ``incoming_message``, history reads,
+ends) in fixed windows (2000 per 5 minutes) and answers 429 above it. The bridge counts the same
+way before it asks, in the store (``bridge.store.budget``) so that every process draws on one
+count: a message (or a request on its path) waits for the budget; a history read only takes from
+what messages leave over (below ``limit * (1 - reserve)``, and not once a message has waited in
+the window), and is otherwise put off with the time to come back. Each answer's
+``X-RateLimit-Remaining`` raises the count to the server's; a 429 pauses the whole team until its
+``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+
+import structlog
+
+from bridge.bots.base import BotError
+from bridge.metrics import Metrics
+from bridge.store.budget import BudgetRow, Rate, SharedBudget, Taken, take
+from bridge.store.repo import Store
+from bridge.store.tables import utcnow
+
+log = structlog.get_logger("bridge.bots")
+
+READS_RESERVE = 0.25  # of each window, never taken by history reads
+
+
+class TeamBudget:
+    def __init__(self, base_url: str, api_key: str, limit: int, window: float):
+        digest = hashlib.sha256(api_key.encode()).hexdigest()[:16]
+        self.key = f"ocs:{base_url}:{digest}"[:255]  # one key is one team's user
+        self.rate = Rate(limit, window, READS_RESERVE)
+        self.shared: SharedBudget | None = None
+        self.local = BudgetRow(key=self.key, window=0, used=0, wanted=-1, paused_until=None)
+        self.metrics: Metrics | None = None
+        self.name = ""
+
+    def attach(self, store: Store, metrics: Metrics, name: str) -> None:
+        """Share the count through ``store``; report it as bot ``name``'s in ``metrics``."""
+        self.shared = SharedBudget(store)
+        self.metrics, self.name = metrics, name
+        metrics.bot_budget_limit.labels(name).set(self.rate.limit)
+
+    async def _take(self, spare: bool) -> Taken:
+        if self.shared is not None:
+            taken = await self.shared.take(self.key, self.rate, spare)
+        else:
+            taken = take(self.local, self.rate, spare, time.time(), utcnow())
+        if self.metrics is not None:
+            self.metrics.bot_budget_used.labels(self.name).set(taken.used)
+        return taken
+
+    def _count(self, metric: str, kind: str) -> None:
+        if self.metrics is not None:
+            getattr(self.metrics, metric).labels(self.name, kind).inc()
+
+    async def take(self, kind: str) -> None:
+        """One request for a message (or on its path): wait until the budget has one."""
+        while (taken := await self._take(spare=False)).wait:
+            self._count("bot_budget_waits", kind)
+            log.info("OCS request budget spent; waiting", seconds=round(taken.wait, 1), kind=kind)
+            await asyncio.sleep(taken.wait + random.uniform(0, 0.05))  # (not all at the same instant)
+        self._count("bot_requests", kind)
+
+    async def take_spare(self, kind: str) -> None:
+        """One request only from what messages leave over; otherwise a retryable ``BotError``."""
+        taken = await self._take(spare=True)
+        if taken.wait:
+            self._count("bot_budget_waits", kind)
+            reason = "the OCS team's request budget is kept for messages"
+            raise BotError(reason, retryable=True, retry_after=taken.wait)
+        self._count("bot_requests", kind)
+
+    async def answered(self, status: int, raw: bytes, headers: Mapping[str, str]) -> None:
+        """Follow the server's count (``X-RateLimit-*``) and its 429 (the team waits)."""
+        used = _server_used(headers)
+        pause = retry_after(raw, headers) if status == 429 else None
+        until = None
+        if status == 429:
+            if self.metrics is not None:
+                self.metrics.bot_rate_limited.labels(self.name).inc()
+            log.warning("OCS rate limit reached; the team's requests pause", seconds=pause)
+            until = utcnow() + timedelta(seconds=pause or 1.0)
+        elif used is None:
+            return
+        if self.shared is not None:
+            await self.shared.observed(self.key, self.rate, used or 0, until)
+            return
+        if used is not None and self.local.window == self.rate.index(time.time()):
+            self.local.used = max(self.local.used, used)
+        self.local.paused_until = until or self.local.paused_until
+
+
+def _server_used(headers: Mapping[str, str]) -> int | None:
+    try:
+        return int(headers["X-RateLimit-Limit"]) - int(headers["X-RateLimit-Remaining"])
+    except (KeyError, ValueError):
+        return None
+
+
+def retry_after(raw: bytes, headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` (seconds), or the body's ``available_in``."""
+    try:
+        return float(headers["Retry-After"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        value = json.loads(raw).get("available_in")
+        return float(value) if value is not None else None
+    except (ValueError, AttributeError, TypeError):
+        return None

@@ -1,0 +1,30 @@
+"""bot_budgets: one request budget per bot team (OCS), shared by every process
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "bot_budgets",
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("window", sa.BigInteger, nullable=False),
+        sa.Column("used", sa.Integer, nullable=False),
+        sa.Column("paused_until", sa.DateTime(), nullable=True),
+        sa.Column("wanted", sa.BigInteger, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("bot_budgets")
