@@ -37,7 +37,7 @@ async def test_message_text_opens_a_session_and_answers_with_it(bridge):
     assert answer == {
         "session_id": session.id,
         "url": f"{h.ocs.url}/api/sessions/{session.id}/",
-        "team": {"name": "Fake team", "slug": "fake-team"},
+        "team": {"name": "Bridge Team", "slug": "bridge-team"},
         "channel": "test",
     }
     assert await h.replies("ada", 1) == ["Hello!"]

@@ -100,23 +100,17 @@ async def merge_data(store: Store, conversation_id: int, data: dict[str, Any]) -
 
 
 async def save_schedules(store: Store, conversation_id: int, changes: Sequence[ScheduleChange]) -> None:
-    """Create, move or remove schedules, all or none (``UnknownSchedule`` for another's id)."""
+    """Create, move or remove schedules, all or none. An unknown id is created with that id (as OCS
+    does); ``UnknownSchedule`` for another person's id, or an unknown one without prompt and date."""
     async with store.writing() as session:
         for change in changes:
             if change.id is None:
-                assert change.due_at is not None
-                session.add(
-                    ScheduleRow(
-                        id=secrets.token_hex(8),
-                        conversation_id=conversation_id,
-                        name=change.name or "",
-                        prompt=change.prompt or "",
-                        due_at=change.due_at,
-                        created_at=utcnow(),
-                    )
-                )
+                session.add(_schedule_row(secrets.token_hex(8), conversation_id, change))
                 continue
             row = await session.get(ScheduleRow, change.id)
+            if row is None and not change.delete and change.prompt and change.due_at is not None:
+                session.add(_schedule_row(change.id, conversation_id, change))  # OCS upserts by id
+                continue
             if row is None or row.conversation_id != conversation_id:
                 raise UnknownSchedule(change.id)
             if change.delete:
@@ -126,6 +120,18 @@ async def save_schedules(store: Store, conversation_id: int, changes: Sequence[S
             row.prompt = change.prompt if change.prompt is not None else row.prompt
             if change.due_at is not None and change.due_at != row.due_at:
                 row.due_at, row.fired_at = change.due_at, None  # moved: it fires (again) then
+
+
+def _schedule_row(schedule_id: str, conversation_id: int, change: ScheduleChange) -> ScheduleRow:
+    assert change.due_at is not None
+    return ScheduleRow(
+        id=schedule_id,
+        conversation_id=conversation_id,
+        name=change.name or "",
+        prompt=change.prompt or "",
+        due_at=change.due_at,
+        created_at=utcnow(),
+    )
 
 
 async def due_schedules(store: Store, limit: int = 100) -> list[tuple[Conversation, Schedule]]:

@@ -1,0 +1,168 @@
+"""What broke against a real OCS (commit a77c545), reproduced against the fake made faithful to
+its recordings, and shown fixed: OCS's messages once, ended sessions ended, apologies as
+failures, the pinned version checked, and the bridge's own trigger_bot and participants."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bridge.bots import BotError, OcsBot
+from bridge.channel import Texts
+from bridge.store.queue import dead_letters, revive
+from fakes.ocs import ERROR_REPLY, EXPERIMENT, FakeOCS
+from fakes.ocs_records import FakeSession
+from tests.conftest import Harness, eventually, ocs_bot
+from tests.widget import MakeClient, start
+from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
+
+FAST = {"proactive_poll_seconds": 0.1}
+APOLOGY = Texts().apology
+
+
+async def chatting(h: Harness, text: str = "hi") -> FakeSession:
+    """Ada has written once and been answered: her OCS session."""
+    await h.say("ada", text)
+    await h.replies("ada", 1)
+    [session] = h.ocs.sessions.values()
+    return session
+
+
+async def more_reads(h: Harness, session: FakeSession, count: int = 3) -> None:
+    """Until the follower has read the session's history ``count`` more times."""
+    reads = h.ocs.history_reads(session.id)
+    await eventually(lambda: h.ocs.history_reads(session.id) >= reads + count, what="more history reads")
+
+
+# 1. OCS's messages by identity, once --------------------------------------------------------------
+async def test_a_summary_inserted_by_compression_delivers_nothing_again(bridge):
+    h = await bridge(**FAST)
+    session = await chatting(h)
+    h.ocs.says(session.id, "Are you still there?")
+    await h.replies("ada", 2)
+    h.ocs.summarise(session.id)  # a system entry before the last message: positions shift by one
+    await h.say("ada", "yes")
+    await h.replies("ada", 3)
+    h.ocs.summarise(session.id)  # now between the user turn and its answer
+    await more_reads(h, session)
+    assert h.channel.texts_to("ada") == ["bot: hi", "Are you still there?", "bot: yes"]
+    h.ocs.says(session.id, "Reminder: exam at 9")
+    assert (await h.replies("ada", 4))[3] == "Reminder: exam at 9"
+    await more_reads(h, session)
+    assert len(h.channel.texts_to("ada")) == 4
+
+
+async def test_the_history_never_delivers_system_or_user_entries(ocs: FakeOCS):
+    bot = OcsBot(ocs_bot(ocs))
+    await bot.start()
+    try:
+        session = ocs.new_session()
+        ocs.says(session.id, "Hello from OCS")
+        ocs.summarise(session.id, "A summary")
+        first = await bot.history(session.id, None)
+        again = await bot.history(session.id, first.cursor)
+    finally:
+        await bot.stop()
+    assert [m.text for m in first.messages] == ["Hello from OCS"] and again.messages == []
+
+
+# 2. Ended means ended -----------------------------------------------------------------------------
+async def test_a_session_ocs_ended_is_noticed_by_the_follower_and_the_goodbye_delivered(bridge):
+    h = await bridge(**FAST)
+    session = await chatting(h)
+    h.ocs.end(session.id, goodbye="Goodbye, this chat is closed")
+    assert (await h.replies("ada", 2))[1] == "Goodbye, this chat is closed"
+    for _ in range(500):  # the follower forgets the session: the next message opens a new one
+        conversation = await h.core.store.conversation("test", "ada")
+        if conversation is not None and conversation.session_id is None:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the follower did not forget the ended session")
+    await h.say("ada", "hello again")
+    assert (await h.replies("ada", 3))[2] == "bot: hello again"
+    assert h.ocs.messages(session.id) == ["hi"]  # never written to again
+    [new] = [s for s in h.ocs.sessions.values() if s.id != session.id]
+    assert h.ocs.messages(new.id) == ["hello again"]
+
+
+async def test_an_end_not_yet_read_is_noticed_before_the_next_message_and_the_goodbye_goes_first(bridge):
+    h = await bridge(proactive_poll_seconds=0)  # no follower: only the look before relaying
+    session = await chatting(h)
+    h.ocs.end(session.id, goodbye="Goodbye")
+    await h.say("ada", "one more thing")
+    assert await h.replies("ada", 3) == ["bot: hi", "Goodbye", "bot: one more thing"]
+    assert h.ocs.messages(session.id) == ["hi"] and session.status == "pending-review"
+    assert len(h.ocs.sessions) == 2
+
+
+async def test_the_fake_reopens_an_ended_session_as_ocs_does(ocs: FakeOCS):
+    bot = OcsBot(ocs_bot(ocs))
+    await bot.start()
+    try:
+        session = ocs.new_session()
+        await bot.end_session(session.id)
+        assert session.status == "pending-review"
+        assert (await bot.send(session.id, "after end")).text == "bot: after end"
+        assert session.status == "active"
+    finally:
+        await bot.stop()
+
+
+# 3. Apologies are failures ------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["config", "runtime"])
+async def test_ocs_apology_is_one_apology_and_a_dead_letter_replayed_once_fixed(bridge, kind):
+    h = await bridge()
+    h.ocs.pipeline_error = kind
+    await h.say("ada", "hello")
+    assert await h.replies("ada", 1) == [APOLOGY]  # the bridge's own apology, once; not OCS's text
+    [letter] = await dead_letters(h.core.store)  # stored with the apology
+    assert ("apology" if kind == "config" else "500") in letter.reason
+    h.ocs.pipeline_error = None  # the bot is fixed
+    assert await revive(h.core.store, letter.ref)
+    h.core.wake()
+    assert await h.replies("ada", 2) == [APOLOGY, "bot: hello"]
+    assert ERROR_REPLY not in h.channel.texts_to("ada")
+
+
+# 4. check: the pinned version ---------------------------------------------------------------------
+async def test_check_refuses_a_version_the_experiment_does_not_have(ocs: FakeOCS):
+    for version, works in ((99, False), (1, True), (2, True)):  # 2: the working version
+        bot = OcsBot(ocs_bot(ocs, version=version))
+        await bot.start()
+        try:
+            if works:
+                assert "can write" in await bot.check()
+            else:
+                with pytest.raises(BotError, match="no version 99"):
+                    await bot.check()
+        finally:
+            await bot.stop()
+
+
+# 7. the bridge's own trigger_bot and participants -------------------------------------------------
+async def test_trigger_bot_finds_a_widget_person_by_the_identifier_start_answered(make_client: MakeClient):
+    client = await make_client(BRIDGE_API_KEY="k3y")
+    started = await start(client)  # with a participant_remote_id
+    identifier = started["participant"]["identifier"]
+    trigger = {"identifier": identifier, "platform": "web", "experiment": "default", "message_text": "Hi"}
+    response = await client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k3y"})
+    assert response.status == 200, await response.text()
+
+
+async def test_a_schedule_with_an_id_not_seen_is_created_with_that_id(bridge):
+    h = await bridge(bridge_api_key="k3y")
+    await chatting(h)
+    schedule = {"id": "from-elsewhere-1", "name": "check-in", "prompt": "Ask", "date": "2030-01-01T10:00:00Z"}
+    body = {
+        "identifier": "ada",
+        "platform": "test",
+        "data": [{"experiment": EXPERIMENT, "schedules": [schedule]}],
+    }
+    headers = {"X-api-key": "k3y"}
+    response = await h.client.post("/api/participants", json=body, headers=headers)
+    assert response.status == 200, await response.text()
+    listed = await (await h.client.get("/api/participants?identifier=ada", headers=headers)).json()
+    [entry] = listed["results"][0]["data"]
+    assert [(s["id"], s["prompt"]) for s in entry["schedules"]] == [("from-elsewhere-1", "Ask")]
