@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("bridge.worker")
 
 Parts = list[tuple[str, tuple[Attachment, ...]]]
+JUST_OPENED = 10.0  # seconds: a session this run opened is not looked at before relaying into it
 
 
 def now() -> datetime:
@@ -57,6 +58,7 @@ class ConversationRun:
         self.claim = claim
         self.id = claim.conversation.id
         self.channel: Channel | None = self.core.channels.get(claim.conversation.channel)
+        self._opened: tuple[str, float] | None = None  # the session this run opened, and when
 
     async def run(self) -> None:
         try:
@@ -237,7 +239,7 @@ class ConversationRun:
                 log.info("bot session closed upstream; opening a new one")
                 session_id = None
             goodbye: Parts = []
-            if session_id:
+            if session_id and not self._just_opened(session_id):
                 goodbye, session_id = await self._unless_ended(bot, channel, session_id)
             if session_id is None:
                 session_id = await self._open(bot)
@@ -297,8 +299,14 @@ class ConversationRun:
             log.info("answer recovered from the bot's history, not sent again")
         return reply
 
+    def _just_opened(self, session_id: str) -> bool:
+        """This run opened the session moments ago (a burst of messages): no need to look at it."""
+        opened = self._opened
+        return opened is not None and opened[0] == session_id and time.monotonic() - opened[1] < JUST_OPENED
+
     async def _open(self, bot: Bot) -> str:
         session_id = await bot.open_session(self.claim.conversation)
+        self._opened = (session_id, time.monotonic())
         await self._set_session(session_id)
         log.info("bot session opened")
         return session_id

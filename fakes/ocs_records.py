@@ -45,6 +45,7 @@ class Call:
     headers: dict[str, str]
     json: Any
     status: list[int] = field(default_factory=list, compare=False)
+    at: float = field(default_factory=time.time, compare=False)
 
 
 @dataclass

@@ -4,10 +4,10 @@ OCS counts every API request of a team (session creates, ``incoming_message``, h
 ends) in fixed windows (2000 per 5 minutes) and answers 429 above it. The bridge counts the same
 way before it asks, in the store (``bridge.store.budget``) so that every process draws on one
 count: a message (or a request on its path) waits for the budget; a history read only takes from
-what messages leave over (below ``limit * (1 - reserve)``, and not once a message has waited in
-the window), and is otherwise put off with the time to come back. Each answer's
-``X-RateLimit-Remaining`` raises the count to the server's; a 429 pauses the whole team until its
-``Retry-After``.
+what messages leave over (below ``limit * (1 - reserve)``, and none within a window of a message
+having waited for the budget), and is otherwise put off with the time to come back. Each answer's
+``X-RateLimit-Remaining`` raises the count to the server's (and a lower ``X-RateLimit-Limit``
+lowers the budget); a 429 pauses the whole team until its ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -39,13 +39,15 @@ class TeamBudget:
         self.key = f"ocs:{base_url}:{digest}"[:255]  # one key is one team's user
         self.rate = Rate(limit, window, READS_RESERVE)
         self.shared: SharedBudget | None = None
-        self.local = BudgetRow(key=self.key, window=0, used=0, wanted=-1, paused_until=None)
+        self.local = BudgetRow(key=self.key, window=0, used=0, late=0, paused_until=None)
+        self.seen: tuple[int, int | None] = (0, None)  # the count and the server's limit last known
         self.metrics: Metrics | None = None
         self.name = ""
 
     def attach(self, store: Store, metrics: Metrics, name: str) -> None:
-        """Share the count through ``store``; report it as bot ``name``'s in ``metrics``."""
-        self.shared = SharedBudget(store)
+        """Share the count through ``store`` (PostgreSQL: an SQLite database has one process);
+        report it as bot ``name``'s in ``metrics``."""
+        self.shared = SharedBudget(store) if store.is_postgres else None
         self.metrics, self.name = metrics, name
         metrics.bot_budget_limit.labels(name).set(self.rate.limit)
 
@@ -54,6 +56,7 @@ class TeamBudget:
             taken = await self.shared.take(self.key, self.rate, spare)
         else:
             taken = take(self.local, self.rate, spare, time.time(), utcnow())
+        self.seen = (taken.used, self.local.ceiling if self.shared is None else self.seen[1])
         if self.metrics is not None:
             self.metrics.bot_budget_used.labels(self.name).set(taken.used)
         return taken
@@ -64,9 +67,12 @@ class TeamBudget:
 
     async def take(self, kind: str) -> None:
         """One request for a message (or on its path): wait until the budget has one."""
+        waited = False
         while (taken := await self._take(spare=False)).wait:
-            self._count("bot_budget_waits", kind)
-            log.info("OCS request budget spent; waiting", seconds=round(taken.wait, 1), kind=kind)
+            if not waited:
+                self._count("bot_budget_waits", kind)
+                log.info("OCS request budget spent; waiting", seconds=round(taken.wait, 1), kind=kind)
+            waited = True
             await asyncio.sleep(taken.wait + random.uniform(0, 0.05))  # (not all at the same instant)
         self._count("bot_requests", kind)
 
@@ -81,29 +87,35 @@ class TeamBudget:
 
     async def answered(self, status: int, raw: bytes, headers: Mapping[str, str]) -> None:
         """Follow the server's count (``X-RateLimit-*``) and its 429 (the team waits)."""
-        used = _server_used(headers)
-        pause = retry_after(raw, headers) if status == 429 else None
+        ceiling, used = _server_count(headers)
         until = None
         if status == 429:
+            pause = retry_after(raw, headers)
             if self.metrics is not None:
                 self.metrics.bot_rate_limited.labels(self.name).inc()
             log.warning("OCS rate limit reached; the team's requests pause", seconds=pause)
             until = utcnow() + timedelta(seconds=pause or 1.0)
-        elif used is None:
-            return
+        elif used is None or (used <= self.seen[0] and ceiling == self.seen[1]):
+            return  # nothing the count does not know
+        if used is not None:
+            self.seen = (max(used, self.seen[0]), ceiling)
         if self.shared is not None:
-            await self.shared.observed(self.key, self.rate, used or 0, until)
+            await self.shared.observed(self.key, self.rate, used or 0, ceiling, until)
             return
         if used is not None and self.local.window == self.rate.index(time.time()):
             self.local.used = max(self.local.used, used)
+        if ceiling is not None:
+            self.local.ceiling = ceiling if ceiling < self.rate.limit else None
         self.local.paused_until = until or self.local.paused_until
 
 
-def _server_used(headers: Mapping[str, str]) -> int | None:
+def _server_count(headers: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """The server's limit and the requests it counted in its window (``X-RateLimit-*``)."""
     try:
-        return int(headers["X-RateLimit-Limit"]) - int(headers["X-RateLimit-Remaining"])
+        limit = int(headers["X-RateLimit-Limit"])
+        return limit, limit - int(headers["X-RateLimit-Remaining"])
     except (KeyError, ValueError):
-        return None
+        return None, None
 
 
 def retry_after(raw: bytes, headers: Mapping[str, str]) -> float | None:

@@ -1,12 +1,12 @@
 """A bot team's request budget in the store, shared by every process: the requests counted in the
 current window (fixed windows from the epoch, as OCS counts), until when the team is paused
-(a 429), and whether a message waited for the budget in this window (history reads then wait)."""
+(a 429), and when a message last had to wait for it (history reads wait a window after that)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import BigInteger, Integer, String, case, update
 from sqlalchemy.exc import IntegrityError
@@ -22,8 +22,10 @@ class BudgetRow(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     window: Mapped[int] = mapped_column(BigInteger, default=0)  # the window's number from the epoch
     used: Mapped[int] = mapped_column(Integer, default=0)
+    late: Mapped[int] = mapped_column(Integer, default=0)  # taken in its last moment: may land in the next
+    ceiling: Mapped[int | None] = mapped_column(Integer)  # the server's own limit, if lower
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    wanted: Mapped[int] = mapped_column(BigInteger, default=-1)  # the window a message waited in
+    waited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a message last found none left
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +35,9 @@ class Rate:
     reserve: float  # the share history reads leave to messages
 
     @property
-    def grace(self) -> float:
-        """How long into a window the messages that waited in the last one have it to themselves."""
-        return min(5.0, self.window / 10)
+    def edge(self) -> float:
+        """A request sent this close to the end of a window may land in the next one."""
+        return min(2.0, self.window / 5)
 
     def index(self, now: float) -> int:
         return int(now // self.window)
@@ -52,21 +54,28 @@ class Taken:
 
 
 def take(row: BudgetRow, rate: Rate, spare: bool, wall: float, now: datetime) -> Taken:
-    """Take one request from ``row`` (changed in place), or say how long to wait."""
+    """Take one request from ``row`` (changed in place), or say how long to wait. A history read
+    (``spare``) takes none while messages need them: above the reserve, or within a window of a
+    message having had to wait (while messages wait, they try again at least once a window)."""
     index = rate.index(wall)
-    if row.window != index:
-        row.window, row.used = index, 0
+    if row.window != index:  # a new window: what was sent at the end of the last may count in it
+        row.window, row.used, row.late = index, row.late if row.window == index - 1 else 0, 0
+    limit = min(rate.limit, row.ceiling or rate.limit)
+    if spare:
+        limit = int(limit * (1 - rate.reserve))
+        if row.waited_at is not None and now - row.waited_at < timedelta(seconds=rate.window):
+            limit = 0
     if row.paused_until is not None and row.paused_until > now:
-        return Taken((row.paused_until - now).total_seconds(), row.used)
-    ceiling = rate.limit * (1 - rate.reserve) if spare else rate.limit
-    # messages waited in this window, or in the last one and may not all have been answered yet
-    wanted = row.wanted == index or (row.wanted == index - 1 and wall - index * rate.window < rate.grace)
-    if row.used < ceiling and not (spare and wanted):
+        wait = (row.paused_until - now).total_seconds()
+    elif row.used < limit:
         row.used += 1
+        row.late += 1 if rate.ends(index, wall) < rate.edge else 0
         return Taken(0.0, row.used)
+    else:
+        wait = rate.ends(index, wall)
     if not spare:
-        row.wanted = index
-    return Taken(rate.ends(index, wall), row.used)
+        row.waited_at = now
+    return Taken(wait, row.used)
 
 
 class SharedBudget:
@@ -81,18 +90,22 @@ class SharedBudget:
                 async with self.store.writing() as session:
                     row = await session.get(BudgetRow, key, with_for_update=self.store.is_postgres)
                     if row is None:
-                        row = BudgetRow(key=key, window=0, used=0, wanted=-1)
+                        row = BudgetRow(key=key, window=0, used=0, late=0)
                         session.add(row)
                     return take(row, rate, spare, time.time(), utcnow())
             except IntegrityError:  # another process created the row at the same moment
                 continue
         return Taken(1.0, 0)
 
-    async def observed(self, key: str, rate: Rate, used: int, paused_until: datetime | None) -> None:
-        """The server counted ``used`` requests in this window (never fewer than counted here);
-        with ``paused_until``, it refused one: nothing is sent for the team until then."""
+    async def observed(
+        self, key: str, rate: Rate, used: int, ceiling: int | None, paused_until: datetime | None
+    ) -> None:
+        """The server counted ``used`` requests in this window (never fewer than counted here) of
+        its ``ceiling``; with ``paused_until``, it refused one: nothing is sent for the team until then."""
         b = BudgetRow
         values: dict[str, object] = {"used": case((b.used < used, used), else_=b.used)}
+        if ceiling is not None:
+            values["ceiling"] = ceiling if ceiling < rate.limit else None
         if paused_until is not None:
             values["paused_until"] = paused_until
         async with self.store.writing() as session:

@@ -21,8 +21,10 @@ def upgrade() -> None:
         sa.Column("key", sa.String(255), primary_key=True),
         sa.Column("window", sa.BigInteger, nullable=False),
         sa.Column("used", sa.Integer, nullable=False),
+        sa.Column("late", sa.Integer, nullable=False),
+        sa.Column("ceiling", sa.Integer, nullable=True),
         sa.Column("paused_until", sa.DateTime(), nullable=True),
-        sa.Column("wanted", sa.BigInteger, nullable=False),
+        sa.Column("waited_at", sa.DateTime(), nullable=True),
     )
 
 
