@@ -264,7 +264,10 @@ def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
             finally:
                 await bot.stop()
         for name, channel in channels.items():
-            await probe(f"channel {name!r} ({channel.kind})", channel.check, (SendError,))
+            try:
+                await probe(f"channel {name!r} ({channel.kind})", channel.check, (SendError,))
+            finally:
+                await channel.stop()  # the clients its check opened (Telegram's: "Unclosed client session")
         print("all good" if not problems else f"{problems} problem(s)")
         return 1 if problems else 0
 

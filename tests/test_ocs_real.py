@@ -5,6 +5,7 @@ failures, the pinned version checked, and the bridge's own trigger_bot and parti
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,10 @@ from bridge.channel import Texts
 from bridge.store.queue import dead_letters, revive
 from fakes.ocs import ERROR_REPLY, EXPERIMENT, FakeOCS
 from fakes.ocs_records import FakeSession
+from fakes.telegram import FakeTelegram
 from tests.conftest import Harness, eventually, ocs_bot
+from tests.test_telegram_ops import bridge_cli
+from tests.test_telegram_ops import tg as tg  # the fixture, found by pytest here
 from tests.widget import MakeClient, start
 from tests.widget import make_client_fixture as make_client_fixture  # the fixture, found by pytest here
 
@@ -166,3 +170,9 @@ async def test_a_schedule_with_an_id_not_seen_is_created_with_that_id(bridge):
     listed = await (await h.client.get("/api/participants?identifier=ada", headers=headers)).json()
     [entry] = listed["results"][0]["data"]
     assert [(s["id"], s["prompt"]) for s in entry["schedules"]] == [("from-elsewhere-1", "Ask")]
+
+
+# 8. small ones ------------------------------------------------------------------------------------
+async def test_check_with_telegram_closes_its_client(tg: FakeTelegram, tmp_path: Path):
+    _, output = await bridge_cli(tg, tmp_path, "check")
+    assert "Telegram bot @" in output and "Unclosed" not in output, output  # client session, connector
