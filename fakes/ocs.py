@@ -47,8 +47,11 @@ from aiohttp import web
 
 from fakes.ocs_records import (
     _INVALID,
+    BODY,
     ERROR_REPLY,
     EXPERIMENT,
+    FAIL_500,
+    KEY,
     NO_EXPERIMENT,
     NOT_FOUND,
     Call,
@@ -287,8 +290,8 @@ class FakeOCS(SessionEndpoints):
             return web.json_response({"detail": detail}, status=403, headers=limits)
         if body is _INVALID:
             return web.json_response({"detail": "JSON parse error."}, status=400)
-        request["key"] = key
-        request["json"] = body
+        request[KEY] = key
+        request[BODY] = body
         failure = await injected(request, self._take_failure(request.path), self.timeout_sleep)
         response = failure if failure is not None else await handler(request)
         response.headers.update(limits)
@@ -309,8 +312,8 @@ class FakeOCS(SessionEndpoints):
         experiment = request.match_info["experiment"]
         if not is_uuid(experiment):
             return web.json_response(NOT_FOUND, status=404)
-        body = request["json"] if isinstance(request["json"], dict) else {}
-        user = self._user(request["key"])
+        body = request[BODY] if isinstance(request[BODY], dict) else {}
+        user = self._user(request[KEY])
         if session_id := body.get("session"):
             if not self._known_experiment(experiment):
                 return error_page("DoesNotExist", "Experiment matching query does not exist.")
@@ -322,7 +325,7 @@ class FakeOCS(SessionEndpoints):
         elif not self._known_experiment(experiment):
             return web.json_response(NO_EXPERIMENT, status=404)
         else:
-            session = self._resume(request["key"], experiment)
+            session = self._resume(request[KEY], experiment)
         version = request.match_info.get("version")
         if version is not None and int(version) not in self.versions | {max(self.versions) + 1}:
             return error_page("VersionNotFound", f"Family 1 has no version with version_number={version}")
@@ -333,7 +336,7 @@ class FakeOCS(SessionEndpoints):
         text: str = body["message"] or "[empty message]"
         self._add(session, FakeMessage("user", text, _now()))
         session.status = "active"  # an ended session too: OCS reopens it
-        if request.get("fail_500") or self.pipeline_error == "runtime":
+        if request.get(FAIL_500) or self.pipeline_error == "runtime":
             return self._apology(session, error_page("Exception", "the pipeline failed"))
         if self.pipeline_error == "config":
             return self._apology(session, web.json_response({"response": ERROR_REPLY, "attachments": []}))

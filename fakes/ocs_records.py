@@ -23,6 +23,9 @@ ReplyFn = Callable[[str, "FakeSession"], ReplyResult | Awaitable[ReplyResult]]
 
 EXPERIMENT = "bfe9a8c0-75b2-449b-8232-bcb97a71db0b"  # the recorded "Echo bot"
 TEAM = {"name": "Bridge Team", "slug": "bridge-team"}
+KEY = web.RequestKey("key", str)  # the request's API key
+BODY: web.RequestKey[Any] = web.RequestKey("body", object)  # its JSON body
+FAIL_500 = web.RequestKey("fail_500", bool)  # an injected 500, after the message is stored
 NOT_FOUND = {"detail": "Not found."}
 NO_EXPERIMENT = {"detail": "No Experiment matches the given query."}
 NO_SESSION = {"detail": "No ExperimentSession matches the given query."}
@@ -216,7 +219,7 @@ async def injected(request: web.Request, kind: FailureKind | None, sleep: float)
         title = f"{kind} {_GATEWAY[kind]}"
         return _html(kind, f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>")
     elif kind == 500:
-        request["fail_500"] = True
+        request[FAIL_500] = True
         if "incoming_message" not in str(request.path):
             return _html(500, DJANGO_500)
     return None

@@ -7,6 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from fakes.ocs_records import (
+    BODY,
+    KEY,
     NO_EXPERIMENT,
     NO_SESSION,
     NOT_FOUND,
@@ -42,7 +44,7 @@ class SessionEndpoints:
         return web.json_response(experiment_json(self.url, experiment, self.versions))
 
     async def _create_session(self, request: web.Request) -> web.Response:
-        body = request["json"]
+        body = request[BODY]
         experiment = body.get("experiment") if isinstance(body, dict) else None
         if experiment is None:
             return web.json_response({"experiment": ["This field is required."]}, status=400)
@@ -53,7 +55,7 @@ class SessionEndpoints:
         if not self._known_experiment(experiment):
             error = f"Object with public_id={experiment} does not exist."
             return web.json_response({"experiment": [error]}, status=400)
-        session = self.new_session(key=request["key"], experiment=experiment)
+        session = self.new_session(key=request[KEY], experiment=experiment)
         session.state = dict(body.get("state") or {})
         if participant := body.get("participant"):
             session.impersonates = str(participant) != session.owner
@@ -81,7 +83,7 @@ class SessionEndpoints:
         if session is None:
             error = f"Session not found: {request.match_info['id']}"
             return web.json_response({"error": error}, status=404)
-        body = request["json"]
+        body = request[BODY]
         if not isinstance(body, dict) or not isinstance(body.get("state"), dict) or not body["state"]:
             return web.json_response({"error": "Missing 'state' in request"}, status=400)
         session.state = body["state"]
