@@ -145,6 +145,49 @@ async def test_check_refuses_a_version_the_experiment_does_not_have(ocs: FakeOCS
             await bot.stop()
 
 
+# 6. every bridged person is one OCS participant --------------------------------------------------
+async def test_people_get_sessions_of_their_own_but_share_the_keys_participant(bridge):
+    h = await bridge()
+    await h.say("ada", "hi")
+    await h.say("bob", "hello")
+    await h.replies("ada", 1)
+    await h.replies("bob", 1)
+    creates = [c for c in h.ocs.calls if c.method == "POST" and c.path == "/api/sessions/"]
+    assert len(creates) == 2 and all("participant" not in c.json for c in creates)  # OCS would 500
+    assert {s.owner for s in h.ocs.sessions.values()} == {"admin@example.com"}
+    bot = OcsBot(ocs_bot(h.ocs))
+    await bot.start()
+    try:
+        assert "same OCS participant" in await bot.check()  # the limit, made visible
+    finally:
+        await bot.stop()
+
+
+async def test_a_session_created_for_another_participant_fails_as_ocs_does(ocs: FakeOCS):
+    bot = OcsBot(ocs_bot(ocs))
+    await bot.start()
+    try:
+        session = ocs.new_session()
+        session.owner, session.impersonates = "someone-else", True
+        with pytest.raises(BotError, match="500: Exception"):
+            await bot.send(session.id, "hi")
+    finally:
+        await bot.stop()
+
+
+async def test_a_cursor_written_as_a_position_before_the_upgrade_skips_what_was_read(ocs: FakeOCS):
+    bot = OcsBot(ocs_bot(ocs))
+    await bot.start()
+    try:
+        session = ocs.new_session()
+        ocs.says(session.id, "delivered before the upgrade")
+        ocs.says(session.id, "new")
+        history = await bot.history(session.id, "1")
+    finally:
+        await bot.stop()
+    assert [m.text for m in history.messages] == ["new"]
+
+
 # 7. the bridge's own trigger_bot and participants -------------------------------------------------
 async def test_trigger_bot_finds_a_widget_person_by_the_identifier_start_answered(make_client: MakeClient):
     client = await make_client(BRIDGE_API_KEY="k3y")
