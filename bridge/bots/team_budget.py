@@ -31,6 +31,7 @@ from bridge.store.tables import utcnow
 log = structlog.get_logger("bridge.bots")
 
 READS_RESERVE = 0.25  # of each window, never taken by history reads
+LOCAL: dict[str, BudgetRow] = {}
 
 
 class TeamBudget:
@@ -39,7 +40,8 @@ class TeamBudget:
         self.key = f"ocs:{base_url}:{digest}"[:255]  # one key is one team's user
         self.rate = Rate(limit, window, READS_RESERVE)
         self.shared: SharedBudget | None = None
-        self.local = BudgetRow(key=self.key, window=0, used=0, late=0, paused_until=None)
+        # without a shared store: one count per team in this process (bots may share a key)
+        self.local = LOCAL.setdefault(self.key, BudgetRow(key=self.key, window=0, used=0, late=0))
         self.seen: tuple[int, int | None] = (0, None)  # the count and the server's limit last known
         self.metrics: Metrics | None = None
         self.name = ""
