@@ -94,10 +94,13 @@ async def test_a_session_ocs_ended_is_noticed_by_the_follower_and_the_goodbye_de
 async def test_an_end_not_yet_read_is_noticed_before_the_next_message_and_the_goodbye_goes_first(bridge):
     h = await bridge(proactive_poll_seconds=0)  # no follower: only the look before relaying
     session = await chatting(h)
+    h.ocs.says(session.id, "Unread reminder")  # before her next turn: not part of the end
+    await h.say("ada", "second")
+    await h.replies("ada", 2)
     h.ocs.end(session.id, goodbye="Goodbye")
     await h.say("ada", "one more thing")
-    assert await h.replies("ada", 3) == ["bot: hi", "Goodbye", "bot: one more thing"]
-    assert h.ocs.messages(session.id) == ["hi"] and session.status == "pending-review"
+    assert await h.replies("ada", 4) == ["bot: hi", "bot: second", "Goodbye", "bot: one more thing"]
+    assert h.ocs.messages(session.id) == ["hi", "second"] and session.status == "pending-review"
     assert len(h.ocs.sessions) == 2
 
 

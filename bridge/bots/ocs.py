@@ -159,8 +159,13 @@ class OcsBot(HttpBot):
         return _unread(await self._session(session_id, "read"), cursor)
 
     async def ended(self, session_id: str, cursor: str | None) -> History:
-        """The same read, on a message's path (it waits for the budget like the message)."""
-        return _unread(await self._session(session_id, "status"), cursor)
+        """The same read, on a message's path (it waits for the budget like the message). Without
+        a cursor (the follower never read the session), what OCS wrote since the person's last turn."""
+        session = await self._session(session_id, "status")
+        if cursor is None:
+            turns = [m for m in _messages(session) if _is_turn(m, "user")]
+            cursor = created_at(turns[-1]).isoformat() if turns else None
+        return _unread(session, cursor)
 
     async def _session(self, session_id: str, kind: str) -> dict[str, Any]:
         """``GET /api/sessions/{id}/`` (with its ``messages``); ``SessionGone`` if OCS does not know it."""
