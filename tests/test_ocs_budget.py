@@ -4,6 +4,7 @@ messages leave over, OCS's 429 pauses the whole team, and processes share one co
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from itertools import pairwise
 
@@ -118,3 +119,14 @@ async def test_processes_share_one_count_on_postgresql(fresh_postgres: str):
         for store in stores:
             await store.close()
             await store.engine.dispose()
+
+
+async def test_an_answer_counted_in_the_last_window_does_not_spend_this_one():
+    budget = TeamBudget("http://ocs.test", "another key", 2000, 3600.0)
+    await budget.take("message")
+    left = budget.rate.ends(budget.rate.index(time.time()), time.time())
+    spent = {"X-RateLimit-Limit": "2000", "X-RateLimit-Remaining": "0"}
+    await budget.answered(200, b"", spent | {"X-RateLimit-Reset": "1"})  # from the window before
+    assert budget.local.used == 1
+    await budget.answered(200, b"", spent | {"X-RateLimit-Reset": str(int(left) + 1)})  # this one
+    assert budget.local.used == 2000

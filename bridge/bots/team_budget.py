@@ -89,7 +89,7 @@ class TeamBudget:
 
     async def answered(self, status: int, raw: bytes, headers: Mapping[str, str]) -> None:
         """Follow the server's count (``X-RateLimit-*``) and its 429 (the team waits)."""
-        ceiling, used = _server_count(headers)
+        ceiling, used = self._server_count(headers)
         until = None
         if status == 429:
             pause = retry_after(raw, headers)
@@ -97,10 +97,9 @@ class TeamBudget:
                 self.metrics.bot_rate_limited.labels(self.name).inc()
             log.warning("OCS rate limit reached; the team's requests pause", seconds=pause)
             until = utcnow() + timedelta(seconds=pause or 1.0)
-        elif used is None or (used <= self.seen[0] and ceiling == self.seen[1]):
+        elif ceiling is None or ((used is None or used <= self.seen[0]) and ceiling == self.seen[1]):
             return  # nothing the count does not know
-        if used is not None:
-            self.seen = (max(used, self.seen[0]), ceiling)
+        self.seen = (max(used or 0, self.seen[0]), ceiling if ceiling is not None else self.seen[1])
         if self.shared is not None:
             await self.shared.observed(self.key, self.rate, used or 0, ceiling, until)
             return
@@ -110,14 +109,22 @@ class TeamBudget:
             self.local.ceiling = ceiling if ceiling < self.rate.limit else None
         self.local.paused_until = until or self.local.paused_until
 
-
-def _server_count(headers: Mapping[str, str]) -> tuple[int | None, int | None]:
-    """The server's limit and the requests it counted in its window (``X-RateLimit-*``)."""
-    try:
-        limit = int(headers["X-RateLimit-Limit"])
-        return limit, limit - int(headers["X-RateLimit-Remaining"])
-    except (KeyError, ValueError):
-        return None, None
+    def _server_count(self, headers: Mapping[str, str]) -> tuple[int | None, int | None]:
+        """The server's limit, and the requests it counted in this window (``X-RateLimit-*``;
+        None for an answer counted in another window: its ``Reset`` names when that one ends)."""
+        try:
+            limit = int(headers["X-RateLimit-Limit"])
+            used = limit - int(headers["X-RateLimit-Remaining"])
+        except (KeyError, ValueError):
+            return None, None
+        try:  # OCS counts whole seconds: its window ends between now + reset - 1 and now + reset
+            now = time.time()
+            left = self.rate.ends(self.rate.index(now), now)
+            if abs(float(headers["X-RateLimit-Reset"]) - left) > 1.5:
+                return limit, None
+        except (KeyError, ValueError):
+            pass
+        return limit, used
 
 
 def retry_after(raw: bytes, headers: Mapping[str, str]) -> float | None:
