@@ -222,3 +222,9 @@ async def test_a_schedule_with_an_id_not_seen_is_created_with_that_id(bridge):
 async def test_check_with_telegram_closes_its_client(tg: FakeTelegram, tmp_path: Path):
     _, output = await bridge_cli(tg, tmp_path, "check")
     assert "Telegram bot @" in output and "Unclosed" not in output, output  # client session, connector
+
+
+async def test_the_widget_start_names_the_bot_not_the_channel(make_client: MakeClient):
+    client = await make_client()
+    started = await start(client)
+    assert started["chatbot"]["name"] == "default"  # the bot the web channel routes to
