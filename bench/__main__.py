@@ -65,6 +65,7 @@ def bridge_env(urls: dict[str, str], port: int, database_url: str, extra: dict[s
         "OCS_BASE_URL": urls["ocs"],
         "OCS_API_KEY": "test-key",
         "OCS_EXPERIMENT_ID": EXPERIMENT,
+        "OCS_RATE_LIMIT": "1000000/1s",  # the fake OCS enforces no team budget: measure the bridge
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_WEBHOOK_SECRET": SECRET,
         "TELEGRAM_API_BASE_URL": urls["telegram"],
