@@ -8,12 +8,16 @@ import time
 from collections import Counter
 from itertools import pairwise
 
+import pytest
+
 from bridge.bots.team_budget import TeamBudget
+from bridge.errors import ConfigError
 from bridge.metrics import Metrics
+from bridge.settings import load_settings
 from bridge.store import Store
 from bridge.store.budget import BudgetRow
 from bridge.store.db import create_engine
-from fakes.ocs import FakeOCS
+from fakes.ocs import EXPERIMENT, FakeOCS
 from fakes.ocs_records import Call
 from tests.conftest import eventually, ocs_bot
 
@@ -130,3 +134,11 @@ async def test_an_answer_counted_in_the_last_window_does_not_spend_this_one():
     assert budget.local.used == 1
     await budget.answered(200, b"", spent | {"X-RateLimit-Reset": str(int(left) + 1)})  # this one
     assert budget.local.used == 2000
+
+
+def test_ocs_rate_limit_is_written_as_ocs_writes_it():
+    env = {"OCS_API_KEY": "k", "OCS_EXPERIMENT_ID": EXPERIMENT}
+    assert load_settings(env).bots["default"].team_rate == (2000, 300.0)
+    assert load_settings(env | {"OCS_RATE_LIMIT": "2000/300s"}).bots["default"].team_rate == (2000, 300.0)
+    with pytest.raises(ConfigError, match="OCS_RATE_LIMIT"):
+        load_settings(env | {"OCS_RATE_LIMIT": "lots"})
