@@ -64,14 +64,7 @@ class BotSettings(BaseModel):
     webhook_secret: SecretStr | None = None
     rate_limit: int = Field(default=100, ge=1)  # open.cx: requests a minute (its API allows ~100)
     # OCS: the team's request budget, "COUNT/WINDOW" as OCS writes it (2000/5m, 2000/300s)
-    team_rate_limit: str = Field(default="2000/5m", pattern=r"^[1-9]\d*/\d*[smh]$")
-
-    @property
-    def team_rate(self) -> tuple[int, float]:
-        """``team_rate_limit`` as (requests, seconds)."""
-        count, _, window = self.team_rate_limit.partition("/")
-        seconds = {"s": 1, "m": 60, "h": 3600}[window[-1]] * int(window[:-1] or 1)
-        return int(count), float(seconds)
+    team_rate_limit: str = Field(default="2000/5m", pattern=r"^[1-9]\d*/([1-9]\d*)?[smh]$")
 
     @model_validator(mode="before")
     @classmethod

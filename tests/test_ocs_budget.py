@@ -10,7 +10,7 @@ from itertools import pairwise
 
 import pytest
 
-from bridge.bots.team_budget import TeamBudget
+from bridge.bots.team_budget import TeamBudget, parse_rate
 from bridge.errors import ConfigError
 from bridge.metrics import Metrics
 from bridge.settings import load_settings
@@ -138,7 +138,8 @@ async def test_an_answer_counted_in_the_last_window_does_not_spend_this_one():
 
 def test_ocs_rate_limit_is_written_as_ocs_writes_it():
     env = {"OCS_API_KEY": "k", "OCS_EXPERIMENT_ID": EXPERIMENT}
-    assert load_settings(env).bots["default"].team_rate == (2000, 300.0)
-    assert load_settings(env | {"OCS_RATE_LIMIT": "2000/300s"}).bots["default"].team_rate == (2000, 300.0)
-    with pytest.raises(ConfigError, match="OCS_RATE_LIMIT"):
-        load_settings(env | {"OCS_RATE_LIMIT": "lots"})
+    for given in ({}, {"OCS_RATE_LIMIT": "2000/300s"}):
+        assert parse_rate(load_settings(env | given).bots["default"].team_rate_limit) == (2000, 300.0)
+    for wrong in ("lots", "2000/0s"):
+        with pytest.raises(ConfigError, match="OCS_RATE_LIMIT"):
+            load_settings(env | {"OCS_RATE_LIMIT": wrong})

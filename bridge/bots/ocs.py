@@ -23,7 +23,7 @@ from typing import Any
 
 from bridge.bots.base import BotError, History, HistoryMessage, SessionGone, SessionInfo, StateChange
 from bridge.bots.http import CLOCK_SKEW, HttpBot, created_at
-from bridge.bots.team_budget import TeamBudget, retry_after
+from bridge.bots.team_budget import TeamBudget, parse_rate, retry_after
 from bridge.metrics import Metrics
 from bridge.model import Attachment, Conversation, Reply
 from bridge.settings import BotSettings
@@ -46,7 +46,9 @@ class OcsBot(HttpBot):
         self.version = settings.version
         self._key = settings.api_key
         self._team: dict[str, Any] | None = None
-        self.budget = TeamBudget(self.base, settings.api_key.get_secret_value(), *settings.team_rate)
+        self.budget = TeamBudget(
+            self.base, settings.api_key.get_secret_value(), *parse_rate(settings.team_rate_limit)
+        )
 
     def attach(self, store: Store, metrics: Metrics, name: str) -> None:
         """Share the team's budget with every process through ``store``."""

@@ -127,6 +127,12 @@ class TeamBudget:
         return limit, used
 
 
+def parse_rate(rate: str) -> tuple[int, float]:
+    """OCS's notation of a rate (``2000/5m``, ``2000/300s``, ``10/s``): (requests, seconds)."""
+    count, _, window = rate.partition("/")
+    return int(count), float({"s": 1, "m": 60, "h": 3600}[window[-1]] * int(window[:-1] or 1))
+
+
 def retry_after(raw: bytes, headers: Mapping[str, str]) -> float | None:
     """``Retry-After`` (seconds), or the body's ``available_in``."""
     try:
