@@ -28,6 +28,7 @@ from pathlib import Path
 
 from bench.load import SECRET, Result, Scenario, run_load, start, stop
 from bridge.split import split_text, utf16_length
+from fakes.ocs import EXPERIMENT
 from fakes.pg import find_postgres_bin, start_postgres
 from fakes.server import free_port, wait_healthy
 from fakes.telegram import TOKEN
@@ -63,7 +64,8 @@ def bridge_env(urls: dict[str, str], port: int, database_url: str, extra: dict[s
         "DATABASE_URL": database_url,
         "OCS_BASE_URL": urls["ocs"],
         "OCS_API_KEY": "test-key",
-        "OCS_EXPERIMENT_ID": "exp-1",
+        "OCS_EXPERIMENT_ID": EXPERIMENT,
+        "OCS_RATE_LIMIT": "1000000/1s",  # the fake OCS enforces no team budget: measure the bridge
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_WEBHOOK_SECRET": SECRET,
         "TELEGRAM_API_BASE_URL": urls["telegram"],
@@ -102,7 +104,7 @@ async def measure(
     log = workdir / f"{target}-{run}.log"
     extra = dict(item.split("=", 1) for item in args.env)
     if target == "ceiling":
-        command = ["-m", "bench.ceiling", str(port), urls["ocs"], "test-key", "exp-1"]
+        command = ["-m", "bench.ceiling", str(port), urls["ocs"], "test-key", EXPERIMENT]
         command += [urls["telegram"], TOKEN, SECRET]
         env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
     else:

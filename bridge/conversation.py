@@ -3,8 +3,7 @@ answered one at a time, in arrival order, each answer sent at once.
 
 Everything the claim read stays in memory while the lease is held; the store is read again only
 when new work arrived (the release, which checks ``inbox_seq``, tells). Waiting (a retry, a
-backoff, a long flood limit) lets the conversation go with the time to come back.
-"""
+backoff, a long flood limit) lets the conversation go with the time to come back."""
 
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from bridge.channel import Channel, SendError, Unreachable
 from bridge.model import Attachment, Kind, Part, Reply
 from bridge.proactive.messages import stored_reply
 from bridge.split import split_text
+from bridge.store.follow import position
 from bridge.store.records import clean_text
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("bridge.worker")
 
 Parts = list[tuple[str, tuple[Attachment, ...]]]
+JUST_OPENED = 10.0  # seconds: a session this run opened is not looked at before relaying into it
 
 
 def now() -> datetime:
@@ -66,6 +67,7 @@ class ConversationRun:
         self.claim = claim
         self.id = claim.conversation.id
         self.channel: Channel | None = self.core.channels.get(claim.conversation.channel)
+        self._opened: tuple[str, float] | None = None  # the session this run opened, and when
 
     async def run(self) -> None:
         try:
@@ -257,6 +259,9 @@ class ConversationRun:
             if session_id and self.claim.closed_session == session_id:
                 log.info("bot session closed upstream; opening a new one")
                 session_id = None
+            goodbye: Parts = []
+            if session_id and not self._just_opened(session_id):
+                goodbye, session_id = await self._unless_ended(bot, channel, session_id)
             if session_id is None:
                 session_id = await self._open(bot)
             metrics = self.core.metrics
@@ -275,13 +280,26 @@ class ConversationRun:
                 typing.cancel()
         metrics.bot_latency.labels(channel.name).observe(time.monotonic() - started)
         metrics.replied.labels(channel.name).inc()
-        parts = self._shape(channel, reply)
+        parts = goodbye + self._shape(channel, reply)
         session_id = self.claim.conversation.session_id
         if not reply.handed_off or session_id is None or self.claim.handoff_session == session_id:
             return parts, None
         # With a human agent now: the person is told once. Their later messages still reach the
         # agent, with no answer expected; the agent's replies come through the history.
         return parts + self._texts(channel.texts.handoff), session_id
+
+    async def _unless_ended(self, bot: Bot, channel: Channel, session_id: str) -> tuple[Parts, str | None]:
+        """Ended means ended (OCS takes messages into an ended session all the same): a new session
+        (None), and what the bot's side wrote since the follower's last read (a goodbye) first."""
+        try:
+            history = await bot.ended(session_id, await position(self.core.store, self.id, session_id))
+        except SessionGone:
+            return [], None
+        if history is None or not history.closed:
+            return [], session_id
+        log.info("bot session ended upstream; opening a new one")
+        said = [Reply(text=m.text, attachments=m.attachments) for m in history.messages]
+        return [part for reply in said for part in self._shape(channel, reply)], None
 
     async def _recovered(self, bot: Bot, session_id: str, message: StoredMessage) -> Reply | None:
         """If an earlier attempt reached the bot (a crash, a timeout), its answer: never the same
@@ -293,8 +311,14 @@ class ConversationRun:
             log.info("answer recovered from the bot's history, not sent again")
         return reply
 
+    def _just_opened(self, session_id: str) -> bool:
+        """This run opened the session moments ago (a burst of messages): no need to look at it."""
+        opened = self._opened or ("", 0.0)
+        return opened[0] == session_id and time.monotonic() - opened[1] < JUST_OPENED
+
     async def _open(self, bot: Bot) -> str:
         session_id = await bot.open_session(self.claim.conversation)
+        self._opened = (session_id, time.monotonic())
         await self._set_session(session_id)
         log.info("bot session opened")
         return session_id

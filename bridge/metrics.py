@@ -69,6 +69,7 @@ class Metrics:
         self.request_time = Histogram(
             "bridge_http_request_seconds", "Time to answer an HTTP request", ["route"], registry=r
         )  # the default buckets: 5 ms to 10 s
+        self._bot_budget(r)
         self.queue_depth = Gauge("bridge_queue_depth", "Messages and reply parts waiting", registry=r)
         self.dead_letters = Gauge(
             "bridge_dead_letters", "Messages and reply parts that could not be handled", registry=r
@@ -77,6 +78,27 @@ class Metrics:
             "bridge_oldest_pending_age_seconds",
             "How long the oldest waiting message or reply part has waited (0: none waits)",
             registry=r,
+        )
+
+    def _bot_budget(self, r: CollectorRegistry) -> None:
+        """A bot team's request budget (OCS) and its use."""
+        self.bot_requests = Counter(
+            "bridge_bot_requests", "Requests to the bot's API by kind", ["bot", "kind"], registry=r
+        )
+        self.bot_budget_limit = Gauge(
+            "bridge_bot_budget_limit", "Requests the bot's team may make per window", ["bot"], registry=r
+        )
+        self.bot_budget_used = Gauge(
+            "bridge_bot_budget_used", "Requests counted in the team's window", ["bot"], registry=r
+        )
+        self.bot_budget_waits = Counter(
+            "bridge_bot_budget_waits",
+            "Requests that waited for the budget (messages) or were put off (history reads)",
+            ["bot", "kind"],
+            registry=r,
+        )
+        self.bot_rate_limited = Counter(
+            "bridge_bot_rate_limited", "429 answers: the team's requests paused", ["bot"], registry=r
         )
 
     def render(self, backlog: Backlog | None) -> bytes:

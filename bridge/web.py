@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from bridge import admin, api, body, proactive
 from bridge.admin.people import retain
 from bridge.bot_events import bot_events
-from bridge.bots import build_bot
+from bridge.bots import OcsBot, build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
 from bridge.errors import ApiError, NotFound, Unstorable, error_detail
@@ -85,6 +85,9 @@ def _core_context(
             store = Store(engine)
             stack.push_async_callback(store.close)
             core = Core(settings=settings, store=store, channels=channels, bots=bots)
+            for name, bot in bots.items():
+                if isinstance(bot, OcsBot):  # one budget per OCS team, shared through the store
+                    bot.attach(store, core.metrics, name)
             for bot in bots.values():
                 await bot.start()
                 stack.push_async_callback(bot.stop)

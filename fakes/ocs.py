@@ -1,7 +1,7 @@
 """A fake Open Chat Studio over real HTTP: the API channel and the session endpoints.
 
-Faithful to ``REFERENCE.md`` ("OCS: the API channel"); a few choices are documented where OCS
-itself is vague::
+Faithful to what a real OCS (commit a77c545) answered, as recorded in
+``/work/shared/recorded/ocs-a77c545/``::
 
     async with FakeOCS() as ocs:
         client = OcsBot(base_url=ocs.url, api_key=ocs.api_key, experiment=ocs.experiment_id)
@@ -9,16 +9,26 @@ itself is vague::
         ...
         assert ocs.messages(session_id) == ["hello"]
 
-Choices of the fake:
+What it does as OCS does:
 
-- A session belongs to the key that created it (one key is one OCS participant). The session
-  endpoints accept any valid key of the team; ``incoming_message`` only finds the key's own sessions.
-- An ended session answers 404 on ``incoming_message`` (OCS may instead carry on or start a new
-  session; the bridge must treat both as "open a new session").
-- Injected failures (``fail_next``) are taken before the request is handled. Only kind ``500`` and
-  ``"timeout"`` let the message reach the bot: a 500 stores it with an error reply, a timeout
-  answers (and stores) after ``timeout_sleep`` seconds. 502/503/504/429/"drop" store nothing.
-- A session created with ``participant`` makes the next message in it answer 500 without storing it.
+- Experiment and session ids are UUIDs (others: 400 on create, 404 elsewhere). A session's
+  participant is the API key's user (every key of the user: one participant); one created with
+  another ``participant`` answers every message with a 500 ("cannot impersonate").
+- Statuses ``setup`` (created), ``active`` (a message came), ``pending-review`` (ended, ``end``):
+  an ended session still accepts messages, answers 200, and is ``active`` again.
+- Unknown experiment with a ``session``: 500 HTML; without: 404. Unknown version, missing
+  ``message``, pipeline runtime errors: 500 HTML pages (a runtime error stores the user turn and
+  OCS's apology); a misconfigured pipeline (``pipeline_error = "config"``) answers 200 with the
+  apology as the response. ``""`` is stored as ``[empty message]``.
+- ``update_state`` with ``{}``: 400 ``{"error": …}``; ending an unknown session: 404
+  ``{"error": "Session not found:{id}"}`` (sic); the session's history has ``system`` summaries
+  (``summarise``), ``metadata.trace_info``, ``tags`` and ``usage``; the experiment lists ``versions``.
+- With ``limit_rate(limit, window)``: OCS's per-team limit, fixed windows, ``X-RateLimit-*`` on
+  every answer, 429 ``{"detail": "Rate limit exceeded.", "available_in": N}`` with ``Retry-After``.
+
+Injected failures (``fail_next``) are taken before the request is handled. Only kind ``500`` and
+``"timeout"`` let the message reach the bot: a 500 stores it with the apology, a timeout answers
+(and stores) after ``timeout_sleep`` seconds. 502/503/504/429/"drop" store nothing.
 """
 
 from __future__ import annotations
@@ -31,32 +41,40 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
 from fakes.ocs_records import (
-    _GATEWAY,
     _INVALID,
-    DJANGO_500,
+    BODY,
     ERROR_REPLY,
+    EXPERIMENT,
+    FAIL_500,
+    KEY,
+    NO_EXPERIMENT,
     NOT_FOUND,
     Call,
     FailureKind,
     FakeMessage,
     FakeSession,
+    RateLimit,
     ReplyFn,
     _default_reply,
     _Failure,
-    _html,
     _now,
-    experiment_json,
-    session_json,
+    error_page,
+    injected,
+    is_uuid,
 )
+from fakes.ocs_sessions import SessionEndpoints
 from fakes.server import serve_locally
 
+__all__ = ["ERROR_REPLY", "EXPERIMENT", "FakeOCS"]
+USER = "admin@example.com"  # the user of ``api_key`` and ``read_only_key``
 
-class FakeOCS:
+
+class FakeOCS(SessionEndpoints):
     """The fake server. Attributes may be changed while it runs."""
 
     def __init__(
@@ -65,17 +83,18 @@ class FakeOCS:
         *,
         api_key: str = "test-key",
         read_only_key: str = "ro-key",
-        experiment_id: str = "exp-1",
+        experiment_id: str = EXPERIMENT,
         versions: set[int] | None = None,
     ) -> None:
         self.prefix = prefix.rstrip("/")
         self.api_key = api_key
         self.read_only_key = read_only_key
         self.other_keys: set[str] = set()
-        """More read-write keys, each its own participant (for "session of another key")."""
+        """More read-write keys, each of its own user (so its own participant)."""
         self.experiment_id = experiment_id
         self.other_experiments: set[str] = set()
-        self.versions: set[int] = {1, 2} if versions is None else versions
+        self.versions: set[int] = {1} if versions is None else versions
+        """The published versions; the working version (the next number) answers too."""
         self.latency = 0.0
         """Seconds to wait before answering ``incoming_message``."""
         self.answering = 0
@@ -87,6 +106,9 @@ class FakeOCS:
         self.reply: ReplyFn = _default_reply
         """``reply(text, session) -> text | (text, [(file_name, Path | bytes)])``; may be async.
         If it raises, the fake answers 500 like a failing OCS pipeline (message stored)."""
+        self.pipeline_error: Literal["config", "runtime"] | None = None
+        """The bot is broken: ``"config"`` answers 200 with OCS's apology, ``"runtime"`` a 500 page."""
+        self.rate_limit: RateLimit | None = None
         self.calls: list[Call] = []
         self.sessions: dict[str, FakeSession] = {}
         self._failures: list[_Failure] = []
@@ -140,6 +162,10 @@ class FakeOCS:
         """
         self._failures.extend(_Failure(kind, on) for _ in range(times))
 
+    def limit_rate(self, limit: int, window: float = 300.0) -> None:
+        """Enforce OCS's per-team rate limit: ``limit`` requests per ``window`` seconds."""
+        self.rate_limit = RateLimit(limit, window)
+
     def messages(self, session_id: str) -> list[str]:
         """The user messages stored in a session, oldest first."""
         return [m.content for m in self.sessions[session_id].messages if m.role == "user"]
@@ -149,28 +175,45 @@ class FakeOCS:
         or triggered message): only the session's history (``GET /api/sessions/{id}/``) shows it."""
         attachments = [self._serve(name, content) for name, content in files or ()]
         files_json = [{"name": a["file_name"], "content_url": a["link"]} for a in attachments]
-        self.sessions[session_id].messages.append(FakeMessage("assistant", text, _now(), files_json))
+        self._add(self.sessions[session_id], FakeMessage("assistant", text, _now(), files_json))
+
+    def end(self, session_id: str, goodbye: str | None = None) -> None:
+        """OCS ends the session by itself (a timeout trigger's "end conversation", its UI), saying
+        ``goodbye`` first if given: ``pending-review``."""
+        if goodbye is not None:
+            self.says(session_id, goodbye)
+        self.sessions[session_id].status = "pending-review"
+
+    def summarise(self, session_id: str, summary: str = "The conversation so far, in short.") -> None:
+        """OCS compresses the history: a ``system`` summary entry appears before the newest message."""
+        self.sessions[session_id].messages[-1].summary = summary
 
     def history_reads(self, session_id: str | None = None) -> int:
         """How many ``GET /api/sessions/{id}/`` requests arrived (for one session, or any)."""
+        return len(self.reads(session_id))
+
+    def reads(self, session_id: str | None = None) -> list[Call]:
+        """The ``GET /api/sessions/{id}/`` requests (for one session, or any)."""
         prefix = f"{self.prefix}/api/sessions/"
-        return sum(
-            1
+        return [
+            c
             for c in self.calls
             if c.method == "GET"
             and c.path.startswith(prefix)
             and c.path.count("/") == prefix.count("/") + 1
             and (session_id is None or c.path == f"{prefix}{session_id}/")
-        )
+        ]
 
     def new_session(self, *, key: str | None = None, experiment: str | None = None) -> FakeSession:
-        """Create a session directly (as if OCS had made it), owned by ``key``."""
+        """Create a session directly (as if OCS had made it), the participant ``key``'s user."""
+        now = _now()
         session = FakeSession(
             id=str(uuid.uuid4()),
             experiment=experiment or self.experiment_id,
             state={},
-            owner_key=key or self.api_key,
-            created_at=_now(),
+            owner=self._user(key or self.api_key),
+            created_at=now,
+            updated_at=now,
         )
         self.sessions[session.id] = session
         return session
@@ -192,6 +235,9 @@ class FakeOCS:
             return True
         return None
 
+    def _user(self, key: str) -> str:
+        return USER if key in (self.api_key, self.read_only_key) else f"{key}@example.com"
+
     def _take_failure(self, path: str) -> FailureKind | None:
         for i, failure in enumerate(self._failures):
             if failure.on in path:
@@ -209,50 +255,47 @@ class FakeOCS:
                 body = await request.json()
             except ValueError:
                 body = _INVALID
-        self.calls.append(
-            Call(request.method, request.path, dict(request.headers), None if body is _INVALID else body)
-        )
+        call = Call(request.method, request.path, dict(request.headers), None if body is _INVALID else body)
+        self.calls.append(call)
         if request.path.startswith(f"{self.prefix}/files/"):
             return await handler(request)
         task = asyncio.current_task()
         assert task is not None
         self._inflight.add(task)
         try:
-            key = self._key_of(request)
-            if not key:
-                return self._unauthorized("Authentication credentials were not provided.")
-            read_only = self._read_only(key)
-            if read_only is None:
-                return self._unauthorized("Invalid API key.")
-            if read_only and request.method != "GET":
-                detail = "You do not have permission to perform this action."
-                return web.json_response({"detail": detail}, status=403)
-            if body is _INVALID:
-                return web.json_response({"detail": "JSON parse error."}, status=400)
-            request["key"] = key
-            request["json"] = body
-            kind = self._take_failure(request.path)
-            if kind == "timeout":
-                await asyncio.sleep(self.timeout_sleep)
-            elif kind == "drop":
-                assert request.transport is not None
-                request.transport.close()
-                raise asyncio.CancelledError  # nothing more to say on a closed connection
-            elif kind == 429:
-                body = {"detail": "Request was throttled. Expected available in 1 second.", "available_in": 1}
-                return web.json_response(body, status=429, headers={"Retry-After": "1"})
-            elif kind in _GATEWAY:
-                title = f"{kind} {_GATEWAY[kind]}"
-                return _html(
-                    kind, f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
-                )
-            elif kind == 500:
-                request["fail_500"] = True
-                if "incoming_message" not in request.path:
-                    return _html(500, DJANGO_500)
-            return await handler(request)
+            response = await self._answer(request, handler, body)
+            call.status.append(response.status)
+            return response
         finally:
             self._inflight.discard(task)
+
+    async def _answer(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]], body: Any
+    ) -> web.StreamResponse:
+        key = self._key_of(request)
+        if not key:
+            return self._unauthorized("Authentication credentials were not provided.")
+        read_only = self._read_only(key)
+        if read_only is None:
+            return self._unauthorized("Invalid token.")
+        limits: dict[str, str] = {}
+        if self.rate_limit is not None:
+            allowed, limits = self.rate_limit.count()
+            if not allowed:
+                wait = int(limits["Retry-After"])
+                refusal = {"detail": "Rate limit exceeded.", "available_in": wait}
+                return web.json_response(refusal, status=429, headers=limits)
+        if read_only and request.method != "GET":
+            detail = "You do not have permission to perform this action."
+            return web.json_response({"detail": detail}, status=403, headers=limits)
+        if body is _INVALID:
+            return web.json_response({"detail": "JSON parse error."}, status=400)
+        request[KEY] = key
+        request[BODY] = body
+        failure = await injected(request, self._take_failure(request.path), self.timeout_sleep)
+        response = failure if failure is not None else await handler(request)
+        response.headers.update(limits)
+        return response
 
     @staticmethod
     def _unauthorized(detail: str) -> web.Response:
@@ -263,90 +306,40 @@ class FakeOCS:
     def _known_experiment(self, experiment: object) -> bool:
         return experiment == self.experiment_id or experiment in self.other_experiments
 
-    def _session_json(self, s: FakeSession, *, with_messages: bool) -> dict[str, Any]:
-        return session_json(self.url, s, with_messages=with_messages)
-
-    def _experiment_json(self, experiment: str) -> dict[str, Any]:
-        return experiment_json(self.url, experiment)
-
-    # --- session endpoints -----------------------------------------------------------------
-
-    async def _get_experiment(self, request: web.Request) -> web.Response:
-        experiment = request.match_info["id"]
-        if not self._known_experiment(experiment):
-            return web.json_response(NOT_FOUND, status=404)
-        return web.json_response(self._experiment_json(experiment))
-
-    async def _create_session(self, request: web.Request) -> web.Response:
-        body = request["json"]
-        experiment = body.get("experiment") if isinstance(body, dict) else None
-        if experiment is None:
-            return web.json_response({"experiment": ["This field is required."]}, status=400)
-        if not self._known_experiment(experiment):
-            error = f"Object with public_id={experiment} does not exist."
-            return web.json_response({"experiment": [error]}, status=400)
-        session = self.new_session(key=request["key"], experiment=experiment)
-        session.state = dict(body.get("state") or {})
-        if participant := body.get("participant"):
-            session.participant = str(participant)
-            session.fail_next_message = True
-        return web.json_response(self._session_json(session, with_messages=False), status=201)
-
-    def _team_session(self, request: web.Request) -> FakeSession:
-        session = self.sessions.get(request.match_info["id"])
-        if session is None:
-            raise web.HTTPNotFound(text='{"detail": "Not found."}', content_type="application/json")
-        return session
-
-    async def _get_session(self, request: web.Request) -> web.Response:
-        session = self._team_session(request)
-        return web.json_response(self._session_json(session, with_messages=True))
-
-    async def _end_session(self, request: web.Request) -> web.Response:
-        self._team_session(request).ended = True
-        return web.Response(status=200)
-
-    async def _update_state(self, request: web.Request) -> web.Response:
-        session = self._team_session(request)
-        body = request["json"]
-        if not isinstance(body, dict) or not isinstance(body.get("state"), dict):
-            return web.json_response({"state": ["This field is required."]}, status=400)
-        session.state = body["state"]
-        return web.json_response({"success": True, "state": session.state})
-
     # --- the API channel -------------------------------------------------------------------
 
     async def _incoming(self, request: web.Request) -> web.Response:
         experiment = request.match_info["experiment"]
-        if not self._known_experiment(experiment):
+        if not is_uuid(experiment):
             return web.json_response(NOT_FOUND, status=404)
-        version = request.match_info.get("version")
-        if version is not None and int(version) not in self.versions:
-            return _html(500, DJANGO_500)
-        body = request["json"]
-        if not isinstance(body, dict) or not isinstance(body.get("message"), str):
-            return _html(500, DJANGO_500)
-        key: str = request["key"]
+        body = request[BODY] if isinstance(request[BODY], dict) else {}
+        user = self._user(request[KEY])
         if session_id := body.get("session"):
-            session = self.sessions.get(str(session_id))
-            if (
-                session is None
-                or session.ended
-                or session.experiment != experiment
-                or session.owner_key != key
-            ):
+            if not self._known_experiment(experiment):
+                return error_page("DoesNotExist", "Experiment matching query does not exist.")
+            found = self.sessions.get(str(session_id))
+            theirs = found is not None and (found.owner == user or found.impersonates)
+            if found is None or not theirs or found.experiment != experiment:
                 return web.json_response(NOT_FOUND, status=404)
+            session = found
+        elif not self._known_experiment(experiment):
+            return web.json_response(NO_EXPERIMENT, status=404)
         else:
-            session = self._resume(key, experiment)
-
-        if session.fail_next_message:
-            session.fail_next_message = False
-            return _html(500, DJANGO_500)
-        text: str = body["message"]
-        session.messages.append(FakeMessage("user", text, _now()))
-        if request.get("fail_500"):
-            session.messages.append(FakeMessage("assistant", ERROR_REPLY, _now()))
-            return _html(500, DJANGO_500)
+            session = self._resume(request[KEY], experiment)
+        version = request.match_info.get("version")
+        if version is not None and int(version) not in self.versions | {max(self.versions) + 1}:
+            return error_page("VersionNotFound", f"Family 1 has no version with version_number={version}")
+        if not isinstance(body.get("message"), str):
+            return error_page("KeyError", "'message'")
+        if session.impersonates:
+            return error_page("Exception", f"User {user} cannot impersonate participant {session.owner}")
+        text: str = body["message"] or "[empty message]"
+        self._add(session, FakeMessage("user", text, _now()))
+        session.status = "active"  # an ended session too: OCS reopens it
+        if request.get(FAIL_500) or self.pipeline_error == "runtime":
+            return self._apology(session, error_page("Exception", "the pipeline failed"))
+        if self.pipeline_error == "config":
+            return self._apology(session, web.json_response({"response": ERROR_REPLY, "attachments": []}))
         self.answering += 1
         self.max_answering = max(self.max_answering, self.answering)
         try:
@@ -356,26 +349,29 @@ class FakeOCS:
             if inspect.isawaitable(result):
                 result = await result
         except Exception:
-            session.messages.append(FakeMessage("assistant", ERROR_REPLY, _now()))
-            return _html(500, DJANGO_500)
+            return self._apology(session, error_page("Exception", "the bot's reply failed"))
         finally:
             self.answering -= 1
         response, files = (result, []) if isinstance(result, str) else result
         attachments = [self._serve(name, content) for name, content in files]
-        session.messages.append(
-            FakeMessage(
-                "assistant",
-                response,
-                _now(),
-                [{"name": a["file_name"], "content_url": a["link"]} for a in attachments],
-            )
-        )
+        files_json = [{"name": a["file_name"], "content_url": a["link"]} for a in attachments]
+        self._add(session, FakeMessage("assistant", response, _now(), files_json))
         return web.json_response({"response": response, "attachments": attachments})
 
+    def _apology(self, session: FakeSession, answer: web.Response) -> web.Response:
+        """OCS stores its apology as the bot's turn, then answers ``answer``."""
+        self._add(session, FakeMessage("assistant", ERROR_REPLY, _now()))
+        return answer
+
+    @staticmethod
+    def _add(session: FakeSession, message: FakeMessage) -> None:
+        session.messages.append(message)
+        session.updated_at = message.created_at
+
     def _resume(self, key: str, experiment: str) -> FakeSession:
-        """OCS without ``session``: the key owner's newest open session, or a new one."""
+        """OCS without ``session``: the key's user's newest open session, or a new one."""
         for session in reversed(self.sessions.values()):
-            if session.owner_key == key and session.experiment == experiment and not session.ended:
+            if session.owner == self._user(key) and session.experiment == experiment and not session.ended:
                 return session
         return self.new_session(key=key, experiment=experiment)
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from fakes.channel import RecordingChannel
+from fakes.ocs import EXPERIMENT
 from tests.harness import Harness
 
 KEY = {"X-api-key": "k3y"}
@@ -28,7 +29,7 @@ async def update(h: Harness, status: int = 200, **body: Any) -> Any:
 
 
 async def schedule(h: Harness, status: int = 200, **fields: Any) -> Any:
-    return await update(h, status, data=[{"experiment": "exp-1", "schedules": [fields]}])
+    return await update(h, status, data=[{"experiment": EXPERIMENT, "schedules": [fields]}])
 
 
 async def listed(h: Harness, path: str = "/api/participants", **params: str) -> Any:
@@ -56,10 +57,10 @@ async def test_lists_people_with_filters_and_cursor_pages(bridge):
         "name": "Ada",
         "platform": "test",
         "remote_id": "",
-        "data": [{"chatbot": "default", "chatbot_id": "exp-1", "data": {}, "schedules": []}],
+        "data": [{"chatbot": "default", "chatbot_id": EXPERIMENT, "data": {}, "schedules": []}],
     }
     assert [p["identifier"] for p in (await listed(h, identifier="bo"))["results"]] == ["bo"]
-    assert len((await listed(h, platform="test", chatbot="exp-1"))["results"]) == 3
+    assert len((await listed(h, platform="test", chatbot=EXPERIMENT))["results"]) == 3
     assert (await listed(h, chatbot="another-bot"))["results"] == []
     first = await listed(h, page_size="2")
     assert [p["identifier"] for p in first["results"]] == ["ada", "bo"]
@@ -75,13 +76,13 @@ async def test_data_is_merged_per_person_and_put_into_the_session_state(bridge):
     await h.say("ada", "hi")
     await h.replies("ada", 1)
     [session] = h.ocs.sessions.values()
-    assert await update(h, data=[{"experiment": "exp-1", "data": {"grade": "B"}}]) == b""
-    await update(h, name="Ada L.", data=[{"experiment": "exp-1", "data": {"age": 14}}])
+    assert await update(h, data=[{"experiment": EXPERIMENT, "data": {"grade": "B"}}]) == b""
+    await update(h, name="Ada L.", data=[{"experiment": EXPERIMENT, "data": {"age": 14}}])
     [person] = (await listed(h, identifier="ada"))["results"]
     assert person["name"] == "Ada L." and person["data"][0]["data"] == {"grade": "B", "age": 14}
     assert session.state["participant_data"] == {"grade": "B", "age": 14}
     assert session.state["user_id"] == "ada"  # merged into the state, not replacing it
-    trigger = {"identifier": "ada", "platform": "test", "experiment": "exp-1", "start_new_session": True}
+    trigger = {"identifier": "ada", "platform": "test", "experiment": EXPERIMENT, "start_new_session": True}
     response = await h.client.post(
         "/api/trigger_bot", json=trigger | {"message_text": "New term!"}, headers=KEY
     )
@@ -96,17 +97,23 @@ async def test_data_is_merged_per_person_and_put_into_the_session_state(bridge):
         ({"data": None}, "data: This field is required."),
         ({"data": [{"data": {}}]}, "experiment: This field is required."),
         ({"data": [{"experiment": "nope"}]}, "unknown experiment 'nope'"),
-        ({"data": [{"experiment": "exp-1", "schedules": [{"prompt": "x"}]}]}, "a new schedule needs"),
-        ({"data": [{"experiment": "exp-1", "schedules": [{"id": "zz", "prompt": "x"}]}]}, "no schedule 'zz'"),
+        ({"data": [{"experiment": EXPERIMENT, "schedules": [{"prompt": "x"}]}]}, "a new schedule needs"),
         (
-            {"data": [{"experiment": "exp-1", "schedules": [{"prompt": "x", "date": "Monday"}]}]},
+            {"data": [{"experiment": EXPERIMENT, "schedules": [{"id": "zz", "prompt": "x"}]}]},
+            "no schedule 'zz'",
+        ),
+        (
+            {"data": [{"experiment": EXPERIMENT, "schedules": [{"prompt": "x", "date": "Monday"}]}]},
             "wrong format",
         ),
-        ({"data": [{"experiment": "exp-1", "schedules": [{"prompt": "x", "date": 5}]}]}, "wrong format"),
+        ({"data": [{"experiment": EXPERIMENT, "schedules": [{"prompt": "x", "date": 5}]}]}, "wrong format"),
         (
             {
                 "data": [
-                    {"experiment": "exp-1", "schedules": [{"prompt": "x", "date": "0001-01-01T00:00+05:00"}]}
+                    {
+                        "experiment": EXPERIMENT,
+                        "schedules": [{"prompt": "x", "date": "0001-01-01T00:00+05:00"}],
+                    }
                 ]
             },
             "wrong format",

@@ -7,6 +7,7 @@ import dataclasses
 
 from bridge.channel import SendError, Unreachable
 from fakes.channel import RecordingChannel
+from fakes.ocs import EXPERIMENT
 from tests.harness import eventually, ocs_bot
 
 
@@ -216,7 +217,7 @@ async def test_trigger_bot_delivers_message_text_as_is(bridge):
     body = {
         "identifier": "nia",
         "platform": "test",
-        "experiment": "exp-1",
+        "experiment": EXPERIMENT,
         "message_text": "Reminder: *today*",
     }
     assert (await h.client.post("/api/trigger_bot", json=body)).status == 401

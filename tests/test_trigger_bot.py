@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 
 from bridge.channel import Unreachable
+from fakes.ocs import EXPERIMENT
 from tests.harness import Harness, eventually
 
 KEY = {"X-api-key": "k3y"}
 
 
 def body(**changes: Any) -> dict[str, Any]:
-    values = {"identifier": "ada", "platform": "test", "experiment": "exp-1", "message_text": "Hello!"}
+    values = {"identifier": "ada", "platform": "test", "experiment": EXPERIMENT, "message_text": "Hello!"}
     return {k: v for k, v in (values | changes).items() if v is not None}
 
 
@@ -36,7 +37,7 @@ async def test_message_text_opens_a_session_and_answers_with_it(bridge):
     assert answer == {
         "session_id": session.id,
         "url": f"{h.ocs.url}/api/sessions/{session.id}/",
-        "team": {"name": "Fake team", "slug": "fake-team"},
+        "team": {"name": "Bridge Team", "slug": "bridge-team"},
         "channel": "test",
     }
     assert await h.replies("ada", 1) == ["Hello!"]
@@ -182,7 +183,7 @@ async def test_no_value_of_any_field_makes_a_500(bridge):
     schedule = {"id": None, "name": "n", "prompt": "p", "date": "2030-01-01T00:00:00Z", "delete": False}
     for name in schedule:
         for value in ODD_VALUES:
-            entry = {"experiment": "exp-1", "data": {}, "schedules": [schedule | {name: value}]}
+            entry = {"experiment": EXPERIMENT, "data": {}, "schedules": [schedule | {name: value}]}
             update = {"identifier": "ada", "platform": "test", "name": "Ada", "data": [entry]}
             response = await h.client.post("/api/participants", json=update, headers=KEY)
             assert response.status in (200, 400, 404), (name, value, await response.text())

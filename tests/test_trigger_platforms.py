@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from fakes.ocs import FakeOCS
+from fakes.ocs import EXPERIMENT, FakeOCS
 from fakes.telegram import FakeTelegram
 from fakes.twilio import FakeTwilio
 from tests.harness import platform_bridge
 
 
 def trigger(identifier: str, platform: str, **more: str) -> dict[str, str]:
-    return {"identifier": identifier, "platform": platform, "experiment": "exp-1", **more}
+    return {"identifier": identifier, "platform": platform, "experiment": EXPERIMENT, **more}
 
 
 async def test_message_text_to_a_telegram_person(tmp_path, ocs: FakeOCS) -> None:

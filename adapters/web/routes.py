@@ -94,8 +94,9 @@ async def start(request: web.Request) -> web.Response:
         {
             "session_id": session_id,
             "session_token": token,
-            "chatbot": {"id": channel.chatbot_id, "name": channel.name},
-            "participant": {"identifier": remote_id or session_id, "remote_id": remote_id, "name": name},
+            "chatbot": {"id": channel.chatbot_id, "name": channel.bot},
+            # the identifier the bridge knows the person by (its trigger_bot and participants API)
+            "participant": {"identifier": opened.person.key, "remote_id": remote_id, "name": name},
         },
         status=201,
     )

@@ -132,6 +132,12 @@ class Bot(abc.ABC):
         session's start): an OCS timeout trigger or reminder, a human agent's reply."""
         return History([], cursor)
 
+    async def ended(self, session_id: str, cursor: str | None) -> History | None:
+        """Before a message is relayed into a session the bot's side may have ended without a word
+        (OCS still accepts messages into it): what it wrote since ``cursor``, and whether it is
+        closed. None: this bot needs no look (it refuses messages into closed sessions)."""
+        return None
+
     @abc.abstractmethod
     async def end_session(self, session_id: str) -> None:
         """End the session (for /reset); an unknown session is not an error."""

@@ -3,7 +3,9 @@ request whose failures become ``BotError`` classified for retrying."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +17,7 @@ from bridge.settings import BotSettings
 
 RETRYABLE_STATUS = {429, 502, 503, 504}
 CLOCK_SKEW = timedelta(seconds=5)  # between the bridge's clock and the bot's
+TITLE = re.compile(r"<title>([^<]*)</title>", re.IGNORECASE)
 SPARE_CONNECTIONS = 8  # beside the answers in flight: session reads, checks
 
 
@@ -46,6 +49,9 @@ class HttpBot(Bot):
             await self._http.close()
             self._http = None
 
+    async def answered(self, status: int, raw: bytes, headers: Mapping[str, str]) -> None:
+        """Every answer of the server, before it is read (a rate budget follows its headers)."""
+
     def retry_after(self, raw: bytes, headers: Mapping[str, str]) -> float | None:
         """The server's hint on a 429, in seconds: a ``Retry-After`` header of seconds."""
         try:
@@ -76,6 +82,7 @@ class HttpBot(Bot):
         except aiohttp.ClientError as exc:
             reason = f"cannot reach {self.service} at {self.base} ({type(exc).__name__})"
             raise BotError(reason, retryable=True) from None
+        await self.answered(status, raw, headers)
         if status in RETRYABLE_STATUS:
             retry_after = self.retry_after(raw, headers) if status == 429 else None
             raise BotError(
@@ -93,11 +100,13 @@ class HttpBot(Bot):
 
 
 def _detail(raw: bytes) -> str:
+    """What an error answer says: its JSON ``detail``/``message``/``error``, or an HTML page's title."""
     try:
         body = json.loads(raw)
         detail = next((body[k] for k in ("detail", "message", "error") if body.get(k)), None)
     except (ValueError, AttributeError):
-        return ""
+        title = TITLE.search(raw[:4096].decode(errors="replace"))
+        detail = html.unescape(title.group(1).strip()) if title else None
     return f": {str(detail)[:200]}" if detail else ""
 
 

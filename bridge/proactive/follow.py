@@ -6,7 +6,9 @@ of the conversations active within ``PROACTIVE_WINDOW_HOURS`` (``bridge.store.fo
 that are not waiting for the bot anyway, through ``Bot.history``, and stores each new message as
 a ``Kind.DELIVER`` row: the worker delivers it in order, and its id (session and history message)
 makes it once, whichever process finds it. Reads are spread over the interval, one at a time,
-and a 429 from the bot backs off.
+and back off when the bot says 429 or when its request budget is kept for messages (OCS's team
+budget: ``bridge.bots.team_budget``). A history that says the session ended (OCS) is handled as
+one closed upstream: what it holds is delivered, and the next message opens a new session.
 
 Conversations handed off to a human agent (open.cx) are read the same way, however long ago they
 were active, until their session is closed; those bots' other conversations are not read. A

@@ -84,6 +84,10 @@ class BotSettings(BaseModel):
     webhook_secret: SecretStr | None = Field(default=None, validation_alias="OPENCX_WEBHOOK_SECRET")
     # open.cx: requests a minute (its API allows ~100)
     rate_limit: int = Field(default=100, ge=1, validation_alias="OPENCX_RATE_LIMIT")
+    # OCS: the team's request budget, "COUNT/WINDOW" as OCS writes it (2000/5m, 2000/300s)
+    team_rate_limit: str = Field(
+        default="2000/5m", pattern=r"^[1-9]\d*/([1-9]\d*)?[smh]$", validation_alias="OCS_RATE_LIMIT"
+    )
 
     @model_validator(mode="after")
     def _backend_url(self) -> BotSettings:

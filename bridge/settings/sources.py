@@ -31,7 +31,9 @@ ENV_CHANNELS = (
 )
 # The bot variables a backend does not read: both of a pair set the same field.
 _NOT_FOR = {
-    "opencx": frozenset({"OCS_BASE_URL", "OCS_API_KEY", "OCS_EXPERIMENT_ID", "OCS_EXPERIMENT_VERSION"}),
+    "opencx": frozenset(
+        {"OCS_BASE_URL", "OCS_API_KEY", "OCS_EXPERIMENT_ID", "OCS_EXPERIMENT_VERSION", "OCS_RATE_LIMIT"}
+    ),
     "ocs": frozenset({"OPENCX_BASE_URL", "OPENCX_API_KEY"}),
 }
 _SECTIONS = ("bots", "channels")

@@ -110,3 +110,11 @@ def advance(connection: Connection, conversation_id: int, session_id: str, posit
         .where(H.conversation_id == conversation_id, H.session_id == session_id)
         .values(position=position)
     )
+
+
+async def position(store: Reader, conversation_id: int, session_id: str) -> str | None:
+    """The follower's cursor in this session's history (None: nothing of it read yet)."""
+    h = HistoryCursorRow
+    query = select(h.position).where(h.conversation_id == conversation_id, h.session_id == session_id)
+    async with store.reading() as session:
+        return await session.scalar(query)

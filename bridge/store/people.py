@@ -86,36 +86,44 @@ def merge_data(connection: Connection, conversation_id: int, data: dict[str, Any
 
 
 def save_schedules(connection: Connection, conversation_id: int, changes: Sequence[ScheduleChange]) -> None:
-    """Create, move or remove schedules, all or none (``UnknownSchedule`` for another's id,
-    before anything is written)."""
+    """Create, move or remove schedules, all or none. An unknown id is created with that id (as OCS
+    does); ``UnknownSchedule`` for another person's id, or an unknown one without prompt and date
+    (before anything is written)."""
     s = ScheduleRow.__table__.c
     named = [change.id for change in changes if change.id is not None]
     stored = {
         row.id: row
-        for row in connection.execute(
-            select(s.id, s.due_at).where(s.id.in_(named), s.conversation_id == conversation_id)
-        )
+        for row in connection.execute(select(s.id, s.conversation_id, s.due_at).where(s.id.in_(named)))
     }
-    for unknown in (name for name in named if name not in stored):
-        raise UnknownSchedule(unknown)
     for change in changes:
-        if change.id is None:
+        row = stored.get(change.id) if change.id is not None else None
+        if change.id is not None and row is None and not _creates(change):
+            raise UnknownSchedule(change.id)
+        if row is not None and row.conversation_id != conversation_id:
+            raise UnknownSchedule(str(change.id))
+    for change in changes:
+        if change.id is None or change.id not in stored:  # new (OCS upserts by id)
             assert change.due_at is not None
-            row = {"id": secrets.token_hex(8), "conversation_id": conversation_id, "due_at": change.due_at}
-            row |= {"name": change.name or "", "prompt": change.prompt or "", "created_at": utcnow()}
-            connection.execute(insert(ScheduleRow).values(row))
+            row_id = change.id or secrets.token_hex(8)
+            values = {"id": row_id, "conversation_id": conversation_id, "due_at": change.due_at}
+            values |= {"name": change.name or "", "prompt": change.prompt or "", "created_at": utcnow()}
+            connection.execute(insert(ScheduleRow).values(values))
         elif change.delete:
             connection.execute(delete(ScheduleRow).where(s.id == change.id))
         else:
-            values: dict[str, Any] = {}
+            changed: dict[str, Any] = {}
             if change.name is not None:
-                values["name"] = change.name
+                changed["name"] = change.name
             if change.prompt is not None:
-                values["prompt"] = change.prompt
+                changed["prompt"] = change.prompt
             if change.due_at is not None and change.due_at != stored[change.id].due_at:
-                values |= {"due_at": change.due_at, "fired_at": None}  # moved: it fires (again) then
-            if values:
-                connection.execute(update(ScheduleRow).where(s.id == change.id).values(values))
+                changed |= {"due_at": change.due_at, "fired_at": None}  # moved: it fires (again) then
+            if changed:
+                connection.execute(update(ScheduleRow).where(s.id == change.id).values(changed))
+
+
+def _creates(change: ScheduleChange) -> bool:
+    return not change.delete and bool(change.prompt) and change.due_at is not None
 
 
 async def due_schedules(store: Reader, limit: int = 100) -> list[tuple[Conversation, Schedule]]:

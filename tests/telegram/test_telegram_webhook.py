@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fakes.ocs import FakeOCS
+from fakes.ocs import EXPERIMENT, FakeOCS
 from fakes.telegram import SECRET, TOKEN, FakeTelegram, payload, text_update
 from tests.harness import Harness, platform_bridge
 from tests.rawhttp import raw_request
@@ -267,7 +267,7 @@ async def test_blocked_person_is_not_sent_to_again(tmp_path: Path, tg: FakeTeleg
         trigger = {
             "identifier": "42",
             "platform": "telegram",
-            "experiment": "exp-1",
+            "experiment": EXPERIMENT,
             "message_text": "Reminder!",
         }
         response = await bridge.client.post("/api/trigger_bot", json=trigger, headers={"X-api-key": "k"})

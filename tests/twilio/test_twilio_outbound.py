@@ -12,7 +12,7 @@ from bridge.channel import SendError
 from bridge.core import Core
 from bridge.store.tables import ConversationRow, PartRow
 from bridge.typedefs import CORE
-from fakes.ocs import FakeOCS
+from fakes.ocs import EXPERIMENT, FakeOCS
 from fakes.ocs_records import Attachment
 from fakes.twilio import (
     AUTH_TOKEN,
@@ -48,7 +48,7 @@ async def stored_sid(bridge: Harness, sid: str) -> bool:
 
 
 async def trigger(bridge: Harness, identifier: str, text: str = "Reminder!", status: int = 200) -> None:
-    body = {"identifier": identifier, "platform": "twilio", "experiment": "exp-1", "message_text": text}
+    body = {"identifier": identifier, "platform": "twilio", "experiment": EXPERIMENT, "message_text": text}
     response = await bridge.client.post("/api/trigger_bot", json=body, headers={"X-api-key": "k"})
     assert response.status == status, await response.text()
 

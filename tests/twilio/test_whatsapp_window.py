@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bridge.typedefs import CORE
+from fakes.ocs import EXPERIMENT
 from fakes.twilio import FakeTwilio, status, whatsapp
 from tests.harness import Harness
 
@@ -31,7 +32,7 @@ def bridge_env() -> dict[str, str]:
 
 
 async def trigger(bridge: Harness, identifier: str, text: str) -> None:
-    body = {"identifier": identifier, "platform": "whatsapp", "experiment": "exp-1", "message_text": text}
+    body = {"identifier": identifier, "platform": "whatsapp", "experiment": EXPERIMENT, "message_text": text}
     response = await bridge.client.post("/api/trigger_bot", json=body, headers={"X-api-key": "k"})
     assert response.status == 200, await response.text()
 

@@ -1,0 +1,146 @@
+"""One request budget per OCS team, shared by every process of the bridge.
+
+OCS counts every API request of a team (session creates, ``incoming_message``, history reads,
+ends) in fixed windows (2000 per 5 minutes) and answers 429 above it. The bridge counts the same
+way before it asks, in the store (``bridge.store.budget``) so that every process draws on one
+count: a message (or a request on its path) waits for the budget; a history read only takes from
+what messages leave over (below ``limit * (1 - reserve)``, and none within a window of a message
+having waited for the budget), and is otherwise put off with the time to come back. Each answer's
+``X-RateLimit-Remaining`` raises the count to the server's (and a lower ``X-RateLimit-Limit``
+lowers the budget); a 429 pauses the whole team until its ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+
+import structlog
+
+from bridge.bots.base import BotError
+from bridge.metrics import Metrics
+from bridge.store.budget import BudgetRow, Rate, SharedBudget, Taken, take
+from bridge.store.repo import Store
+from bridge.store.tables import utcnow
+
+log = structlog.get_logger("bridge.bots")
+
+READS_RESERVE = 0.25  # of each window, never taken by history reads
+LOCAL: dict[str, BudgetRow] = {}
+
+
+class TeamBudget:
+    def __init__(self, base_url: str, api_key: str, limit: int, window: float):
+        digest = hashlib.sha256(api_key.encode()).hexdigest()[:16]
+        self.key = f"ocs:{base_url}:{digest}"[:255]  # one key is one team's user
+        self.rate = Rate(limit, window, READS_RESERVE)
+        self.shared: SharedBudget | None = None
+        # without a shared store: one count per team in this process (bots may share a key)
+        self.local = LOCAL.setdefault(self.key, BudgetRow(key=self.key, window=0, used=0, late=0))
+        self.seen: tuple[int, int | None] = (0, None)  # the count and the server's limit last known
+        self.metrics: Metrics | None = None
+        self.name = ""
+
+    def attach(self, store: Store, metrics: Metrics, name: str) -> None:
+        """Share the count through ``store`` (PostgreSQL: an SQLite database has one process);
+        report it as bot ``name``'s in ``metrics``."""
+        self.shared = SharedBudget(store) if store.is_postgres else None
+        self.metrics, self.name = metrics, name
+        metrics.bot_budget_limit.labels(name).set(self.rate.limit)
+
+    async def _take(self, spare: bool) -> Taken:
+        if self.shared is not None:
+            taken = await self.shared.take(self.key, self.rate, spare)
+        else:
+            taken = take(self.local, self.rate, spare, time.time(), utcnow())
+        self.seen = (taken.used, self.local.ceiling if self.shared is None else self.seen[1])
+        if self.metrics is not None:
+            self.metrics.bot_budget_used.labels(self.name).set(taken.used)
+        return taken
+
+    def _count(self, metric: str, kind: str) -> None:
+        if self.metrics is not None:
+            getattr(self.metrics, metric).labels(self.name, kind).inc()
+
+    async def take(self, kind: str) -> None:
+        """One request for a message (or on its path): wait until the budget has one."""
+        waited = False
+        while (taken := await self._take(spare=False)).wait:
+            if not waited:
+                self._count("bot_budget_waits", kind)
+                log.info("OCS request budget spent; waiting", seconds=round(taken.wait, 1), kind=kind)
+            waited = True
+            await asyncio.sleep(taken.wait + random.uniform(0, 0.05))  # (not all at the same instant)
+        self._count("bot_requests", kind)
+
+    async def take_spare(self, kind: str) -> None:
+        """One request only from what messages leave over; otherwise a retryable ``BotError``."""
+        taken = await self._take(spare=True)
+        if taken.wait:
+            self._count("bot_budget_waits", kind)
+            reason = "the OCS team's request budget is kept for messages"
+            raise BotError(reason, retryable=True, retry_after=taken.wait)
+        self._count("bot_requests", kind)
+
+    async def answered(self, status: int, raw: bytes, headers: Mapping[str, str]) -> None:
+        """Follow the server's count (``X-RateLimit-*``) and its 429 (the team waits)."""
+        ceiling, used = self._server_count(headers)
+        until = None
+        if status == 429:
+            pause = retry_after(raw, headers)
+            if self.metrics is not None:
+                self.metrics.bot_rate_limited.labels(self.name).inc()
+            log.warning("OCS rate limit reached; the team's requests pause", seconds=pause)
+            until = utcnow() + timedelta(seconds=pause or 1.0)
+        elif ceiling is None or ((used is None or used <= self.seen[0]) and ceiling == self.seen[1]):
+            return  # nothing the count does not know
+        self.seen = (max(used or 0, self.seen[0]), ceiling if ceiling is not None else self.seen[1])
+        if self.shared is not None:
+            await self.shared.observed(self.key, self.rate, used or 0, ceiling, until)
+            return
+        if used is not None and self.local.window == self.rate.index(time.time()):
+            self.local.used = max(self.local.used, used)
+        if ceiling is not None:
+            self.local.ceiling = ceiling if ceiling < self.rate.limit else None
+        self.local.paused_until = until or self.local.paused_until
+
+    def _server_count(self, headers: Mapping[str, str]) -> tuple[int | None, int | None]:
+        """The server's limit, and the requests it counted in this window (``X-RateLimit-*``;
+        None for an answer counted in another window: its ``Reset`` names when that one ends)."""
+        try:
+            limit = int(headers["X-RateLimit-Limit"])
+            used = limit - int(headers["X-RateLimit-Remaining"])
+        except (KeyError, ValueError):
+            return None, None
+        try:  # OCS counts whole seconds: its window ends between now + reset - 1 and now + reset
+            now = time.time()
+            left = self.rate.ends(self.rate.index(now), now)
+            if abs(float(headers["X-RateLimit-Reset"]) - left) > 1.5:
+                return limit, None
+        except (KeyError, ValueError):
+            pass
+        return limit, used
+
+
+def parse_rate(rate: str) -> tuple[int, float]:
+    """OCS's notation of a rate (``2000/5m``, ``2000/300s``, ``10/s``): (requests, seconds)."""
+    count, _, window = rate.partition("/")
+    return int(count), float({"s": 1, "m": 60, "h": 3600}[window[-1]] * int(window[:-1] or 1))
+
+
+def retry_after(raw: bytes, headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` (seconds), or the body's ``available_in``."""
+    try:
+        return float(headers["Retry-After"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        value = json.loads(raw).get("available_in")
+        return float(value) if value is not None else None
+    except (ValueError, AttributeError, TypeError):
+        return None
