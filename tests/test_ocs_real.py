@@ -219,7 +219,9 @@ async def test_check_with_telegram_closes_its_client(tg: FakeTelegram, tmp_path:
     assert "Telegram bot @" in output and "Unclosed" not in output, output  # client session, connector
 
 
-async def test_the_widget_start_names_the_bot_not_the_channel(make_client: MakeClient):
-    client = await make_client()
-    started = await start(client)
-    assert started["chatbot"]["name"] == "default"  # the bot the web channel routes to
+async def test_the_widget_start_names_the_bot_not_the_channel(make_client: MakeClient, fake_ocs):
+    started = await start(await make_client())
+    assert started["chatbot"]["name"] == "default"  # the echo bot: its name in the settings
+    client = await make_client(**fake_ocs.env())
+    started = await start(client, fake_ocs.experiment_id)
+    assert started["chatbot"]["name"] == "Fake bot"  # as OCS names the experiment

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bridge.body import json_object
+from bridge.core import Core
 from bridge.errors import BadRequest, NotFound
 from bridge.model import Conversation, InboundMessage, Kind, Received
 from bridge.typedefs import CORE
@@ -94,12 +95,18 @@ async def start(request: web.Request) -> web.Response:
         {
             "session_id": session_id,
             "session_token": token,
-            "chatbot": {"id": channel.chatbot_id, "name": channel.bot},
+            "chatbot": {"id": channel.chatbot_id, "name": await _chatbot_name(core, channel)},
             # the identifier the bridge knows the person by (its trigger_bot and participants API)
             "participant": {"identifier": opened.person.key, "remote_id": remote_id, "name": name},
         },
         status=201,
     )
+
+
+async def _chatbot_name(core: Core, channel: WebChannel) -> str:
+    """The chatbot's name as OCS shows it (its experiment's), else the bot's name in the settings."""
+    bot = core.bots.get(channel.bot)
+    return (await bot.display_name() if bot is not None else None) or channel.bot
 
 
 async def message(request: web.Request) -> web.Response:

@@ -132,6 +132,10 @@ class Bot(abc.ABC):
         session's start): an OCS timeout trigger or reminder, a human agent's reply."""
         return History([], cursor)
 
+    async def display_name(self) -> str | None:
+        """The chatbot's name as its backend shows it (the widget's header); None if it has none."""
+        return None
+
     async def ended(self, session_id: str, cursor: str | None) -> History | None:
         """Before a message is relayed into a session the bot's side may have ended without a word
         (OCS still accepts messages into it): what it wrote since ``cursor``, and whether it is

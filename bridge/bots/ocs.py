@@ -16,6 +16,7 @@ As OCS at commit a77c545 answered it (``REFERENCE.md``, "OCS as a real server an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
@@ -46,6 +47,7 @@ class OcsBot(HttpBot):
         self.version = settings.version
         self._key = settings.api_key
         self._team: dict[str, Any] | None = None
+        self._name: str | None = None
         self.budget = TeamBudget(
             self.base, settings.api_key.get_secret_value(), *parse_rate(settings.team_rate_limit)
         )
@@ -185,10 +187,19 @@ class OcsBot(HttpBot):
             if exc.status != 404:
                 raise
 
+    async def _experiment(self, kind: str) -> dict[str, Any]:
+        body = await self._request(kind, "GET", f"{self.base}/api/experiments/{self.experiment}/", None)
+        return body if isinstance(body, dict) else {}
+
+    async def display_name(self) -> str | None:
+        """The experiment's name, asked once (a failure is asked again next time)."""
+        if self._name is None:
+            with contextlib.suppress(BotError):
+                self._name = str((await self._experiment("name")).get("name") or "") or None
+        return self._name
+
     async def check(self) -> str:
-        url = f"{self.base}/api/experiments/{self.experiment}/"
-        body = await self._request("check", "GET", url, None)
-        body = body if isinstance(body, dict) else {}
+        body = await self._experiment("check")
         name = body.get("name") or self.experiment
         if self.version is not None and self.version not in _versions(body):
             known = ", ".join(str(v) for v in sorted(_versions(body))) or "none"
