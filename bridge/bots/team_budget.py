@@ -45,6 +45,11 @@ class TeamBudget:
         self.seen: tuple[int, int | None] = (0, None)  # the count and the server's limit last known
         self.metrics: Metrics | None = None
         self.name = ""
+        # A process takes requests from the shared count a block at a time (a window's 2 %, at most
+        # 50): the count may run ahead of what is sent by a block per process, never behind.
+        self.block = max(1, min(50, limit // 50))
+        self.pool: tuple[int, int] = (-1, 0)  # (window, requests left) this process took
+        self._refill = asyncio.Lock()
 
     def attach(self, store: Store, metrics: Metrics, name: str) -> None:
         """Share the count through ``store`` (PostgreSQL: an SQLite database has one process);
@@ -55,13 +60,29 @@ class TeamBudget:
 
     async def _take(self, spare: bool) -> Taken:
         if self.shared is not None:
-            taken = await self.shared.take(self.key, self.rate, spare)
+            taken = await self._take_shared(spare)
         else:
             taken = take(self.local, self.rate, spare, time.time(), utcnow())
         self.seen = (taken.used, self.local.ceiling if self.shared is None else self.seen[1])
         if self.metrics is not None:
             self.metrics.bot_budget_used.labels(self.name).set(taken.used)
         return taken
+
+    async def _take_shared(self, spare: bool) -> Taken:
+        """A message's request comes from this process's pool, refilled a block at a time from the
+        shared count (one write per block, not per request); a history read asks the count itself."""
+        assert self.shared is not None
+        if spare:
+            return await self.shared.take(self.key, self.rate, spare)
+        async with self._refill:
+            index, left = self.pool
+            if index == self.rate.index(time.time()) and left > 0:
+                self.pool = (index, left - 1)
+                return Taken(0.0, self.seen[0])
+            index = self.rate.index(time.time())
+            taken = await self.shared.take(self.key, self.rate, spare, want=self.block)
+            self.pool = (index, taken.granted - 1) if not taken.wait else (index, 0)
+            return taken
 
     def _count(self, metric: str, kind: str) -> None:
         if self.metrics is not None:
@@ -96,6 +117,7 @@ class TeamBudget:
             if self.metrics is not None:
                 self.metrics.bot_rate_limited.labels(self.name).inc()
             log.warning("OCS rate limit reached; the team's requests pause", seconds=pause)
+            self.pool = (-1, 0)  # what this process took is not to be sent before the pause ends
             until = utcnow() + timedelta(seconds=pause or 1.0)
         elif ceiling is None or ((used is None or used <= self.seen[0]) and ceiling == self.seen[1]):
             return  # nothing the count does not know

@@ -56,10 +56,11 @@ class Rate:
 class Taken:
     wait: float  # 0: taken; otherwise seconds until it may be, and nothing was taken
     used: int  # requests counted in this window
+    granted: int = 1  # requests taken (a block of them for a process's own pool; 0 when waiting)
 
 
-def take(row: BudgetRow, rate: Rate, spare: bool, wall: float, now: datetime) -> Taken:
-    """Take one request from ``row`` (changed in place), or say how long to wait. A history read
+def take(row: BudgetRow, rate: Rate, spare: bool, wall: float, now: datetime, want: int = 1) -> Taken:
+    """Take up to ``want`` requests from ``row`` (changed in place), or say how long to wait. A history read
     (``spare``) takes none while messages need them: above the reserve, or within a window of a
     message having had to wait (while messages wait, they try again at least once a window)."""
     index = rate.index(wall)
@@ -73,14 +74,15 @@ def take(row: BudgetRow, rate: Rate, spare: bool, wall: float, now: datetime) ->
     if row.paused_until is not None and row.paused_until > now:
         wait = (row.paused_until - now).total_seconds()
     elif row.used < limit:
-        row.used += 1
-        row.late += 1 if rate.ends(index, wall) < rate.edge else 0
-        return Taken(0.0, row.used)
+        granted = min(want, limit - row.used)
+        row.used += granted
+        row.late += granted if rate.ends(index, wall) < rate.edge else 0
+        return Taken(0.0, row.used, granted)
     else:
         wait = rate.ends(index, wall)
     if not spare:
         row.waited_at = now
-    return Taken(wait, row.used)
+    return Taken(wait, row.used, 0)
 
 
 B = BudgetRow.__table__.c
@@ -93,8 +95,8 @@ class SharedBudget:
     def __init__(self, store: Store):
         self.store = store
 
-    async def take(self, key: str, rate: Rate, spare: bool) -> Taken:
-        return await self.store.writer(functools.partial(_take, key=key, rate=rate, spare=spare))
+    async def take(self, key: str, rate: Rate, spare: bool, want: int = 1) -> Taken:
+        return await self.store.writer(functools.partial(_take, key=key, rate=rate, spare=spare, want=want))
 
     async def observed(
         self, key: str, rate: Rate, used: int, ceiling: int | None, paused_until: datetime | None
@@ -119,7 +121,7 @@ class SharedBudget:
 _FIELDS = ("window", "used", "late", "ceiling", "paused_until", "waited_at")
 
 
-def _take(connection: Connection, key: str, rate: Rate, spare: bool) -> Taken:
+def _take(connection: Connection, key: str, rate: Rate, spare: bool, want: int) -> Taken:
     """A Writer operation: the row (created if missing, locked on PostgreSQL), taken from, written back."""
     postgres = connection.dialect.name == "postgresql"
     query = select(*(B[f] for f in _FIELDS)).where(B.key == key)
@@ -131,6 +133,6 @@ def _take(connection: Connection, key: str, rate: Rate, spare: bool) -> Taken:
         connection.execute(insert.on_conflict_do_nothing())
         found = connection.execute(query.with_for_update() if postgres else query).one()
     row = BudgetRow(key=key, **found._mapping)
-    taken = take(row, rate, spare, time.time(), utcnow())
+    taken = take(row, rate, spare, time.time(), utcnow(), want)
     connection.execute(update(BudgetRow).where(B.key == key).values({f: getattr(row, f) for f in _FIELDS}))
     return taken
