@@ -45,9 +45,9 @@ class TeamBudget:
         self.seen: tuple[int, int | None] = (0, None)  # the count and the server's limit last known
         self.metrics: Metrics | None = None
         self.name = ""
-        # A process takes requests from the shared count a block at a time (a window's 2 %, at most
-        # 50): the count may run ahead of what is sent by a block per process, never behind.
-        self.block = max(1, min(50, limit // 50))
+        # A process takes requests from the shared count a block at a time (2 % of a window): the
+        # count may run ahead of what is sent by a block per process, never behind it.
+        self.block = max(1, limit // 50)
         self.pool: tuple[int, int] = (-1, 0)  # (window, requests left) this process took
         self._refill = asyncio.Lock()
 

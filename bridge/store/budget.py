@@ -96,7 +96,8 @@ class SharedBudget:
         self.store = store
 
     async def take(self, key: str, rate: Rate, spare: bool, want: int = 1) -> Taken:
-        return await self.store.writer(functools.partial(_take, key=key, rate=rate, spare=spare, want=want))
+        operation = functools.partial(_take, key=key, rate=rate, spare=spare, want=want)
+        return await self.store.writer(operation, urgent=not spare)  # a message's request waits on it
 
     async def observed(
         self, key: str, rate: Rate, used: int, ceiling: int | None, paused_until: datetime | None
