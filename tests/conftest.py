@@ -13,6 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bridge.settings import BotSettings, load_settings
+from bridge.store import Store
+from bridge.store.db import create_engine, migrate
 from fakes.channel import RecordingChannel
 from fakes.ocs import FakeOCS
 from fakes.opencx import FakeOpenCx
@@ -143,3 +145,16 @@ def fresh_postgres(postgres_url: str) -> str:
     with ThreadPoolExecutor(1) as pool:  # its own event loop: callers may run inside one
         pool.submit(asyncio.run, empty()).result()
     return postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated store on SQLite, then on a throwaway PostgreSQL (store tests run on both)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("fresh_postgres")
+    await migrate(url)
+    engine = create_engine(url)
+    yield Store(engine)
+    await engine.dispose()

@@ -4,27 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import Connection, func, insert, select, update
 
 from bridge.model import InboundMessage, Person
 from bridge.store import Store
 from bridge.store import admin as records
-from bridge.store.db import create_engine, migrate
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request, tmp_path):
-    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    if request.param == "postgresql":
-        url = request.getfixturevalue("fresh_postgres")
-    await migrate(url)
-    engine = create_engine(url)
-    store = Store(engine)
-    yield store
-    await store.close()
-    await engine.dispose()
 
 
 async def answered(store: Store, person: str, text: str) -> int:

@@ -5,25 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
-
 from bridge.model import InboundMessage, Person
-from bridge.store import Store
-from bridge.store.db import create_engine, migrate
 from bridge.store.queue import Queue
 from bridge.store.tables import utcnow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres")
-    await migrate(url)
-    engine = create_engine(url)
-    yield Store(engine)
-    await engine.dispose()
 
 
 def message(person: str, platform_id: str, text: str = "hi") -> InboundMessage:

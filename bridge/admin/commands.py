@@ -69,7 +69,7 @@ async def _show(
 ) -> int:
     found = await records.conversation(store, args.id)
     if found is None:
-        print(f"bridge: no conversation {args.id}", file=sys.stderr)
+        print(f"chatbridge: no conversation {args.id}", file=sys.stderr)
         return 1
     print(f"conversation {found.id}: {found.channel} {found.person_key} ({found.state})")
     for entry in await records.transcript(store, args.id):
@@ -83,7 +83,7 @@ async def _resolve(store: Store, channels: dict[str, Channel], who: list[str]) -
     if len(who) == 1 and who[0].isdigit():
         return int(who[0])
     if len(who) != 2:
-        print("bridge: give a conversation id, or a channel and the person's id", file=sys.stderr)
+        print("chatbridge: give a conversation id, or a channel and the person's id", file=sys.stderr)
         return None
     try:
         channel = channel_named(channels, who[0])
@@ -92,7 +92,7 @@ async def _resolve(store: Store, channels: dict[str, Channel], who: list[str]) -
         name, key = who
     found = await records.find(store, name, key)
     if found is None:
-        print(f"bridge: nobody with id {who[1]!r} on {name!r}", file=sys.stderr)
+        print(f"chatbridge: nobody with id {who[1]!r} on {name!r}", file=sys.stderr)
     return found
 
 
@@ -104,7 +104,7 @@ async def _export(
         return 1
     data = await records.export(store, conversation_id)
     if data is None:
-        print(f"bridge: no conversation {conversation_id}", file=sys.stderr)
+        print(f"chatbridge: no conversation {conversation_id}", file=sys.stderr)
         return 1
     print(json.dumps(data, indent=2, ensure_ascii=False))
     return 0
@@ -125,7 +125,7 @@ async def _erase(
         for bot in bots.values():
             await bot.stop()
     if erased is None:
-        print(f"bridge: no conversation {conversation_id}", file=sys.stderr)
+        print(f"chatbridge: no conversation {conversation_id}", file=sys.stderr)
         return 1
     session = (
         "bot session ended" if erased.session_ended else "the bot's session could NOT be ended (see the log)"

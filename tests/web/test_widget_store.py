@@ -4,29 +4,11 @@ widget's "new chat" ended it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from bridge.model import InboundMessage, Kind, Person
 from bridge.store import Store, StoredMessage, StoredPart
-from bridge.store.db import create_engine, migrate
 from bridge.store.queue import Queue
 
 PERSON = Person(key="session-1", address="session-1", platform="web")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("fresh_postgres")
-    await migrate(url)
-    engine = create_engine(url)
-    yield Store(engine)
-    await engine.dispose()
 
 
 def said(item: StoredMessage | StoredPart) -> tuple[str, str]:
