@@ -59,7 +59,7 @@ def create_app(
     if probes_only:
         return app
     app.router.add_post("/webhooks/{channel}", webhook)
-    app.router.add_post("/webhooks/{channel}/status", webhook)
+    app.router.add_post("/webhooks/{channel}/status", status_webhook)
     app.router.add_post("/api/trigger_bot", api.trigger_bot)
     app.router.add_post("/bot-events/{bot}", bot_events)
     participants.install(app)
@@ -171,7 +171,9 @@ async def json_error_body(request: web.BaseRequest, response: web.StreamResponse
     (417 for an unknown ``Expect``, which it checks before any middleware) is JSON too."""
     if response.status < 400 or not isinstance(response, web.Response):
         return
-    if response.content_type in ("application/json", "text/html"):  # JSON, or the operator's page
+    if response.content_type == "application/json" or (
+        response.content_type == "text/html" and request.path.startswith("/admin")  # the operator's page
+    ):
         return
     content = json.dumps({"detail": error_detail(response.status, response.reason)}).encode()
     response.body = content
@@ -223,11 +225,20 @@ async def webhook(request: web.Request) -> web.Response:
     """Verify, parse, store durably, acknowledge: nothing slow happens here. Only a request the
     adapter cannot read is a 400; anything else that fails is ours, a 500 with its traceback in the
     log, so that the platform retries and an operator sees it."""
+    return await _receive(request, status=False)
+
+
+async def status_webhook(request: web.Request) -> web.Response:
+    """Delivery reports (Twilio status callbacks), the same way."""
+    return await _receive(request, status=True)
+
+
+async def _receive(request: web.Request, *, status: bool) -> web.Response:
     started = time.perf_counter()
     core = request.app[CORE]
     name = request.match_info["channel"]
     channel = _channel(core, name)
-    hook = await _verified(request, channel, status=request.path.endswith("/status"))
+    hook = await _verified(request, channel, status=status)
     received = channel.parse(hook)
     if received.messages or received.events:
         await core.receive(name, received)
