@@ -16,7 +16,6 @@ from bridge.store.db import create_engine
 from bridge.store.follow import to_read
 from bridge.store.queue import Queue
 from bridge.store.tables import ConversationRow, utcnow
-from tests.test_store import store as store  # the fixture (both backends), found by pytest here
 
 
 async def marks(store: Store, conversation_id: int) -> tuple[str | None, str | None]:
