@@ -6,6 +6,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -30,6 +31,22 @@ async def read(request: web.Request) -> bytes:
     """The whole body, decoded; 400 if it cannot be, 413 beyond the app's ``client_max_size``."""
     with reading():
         return await request.read()
+
+
+async def form(request: web.Request) -> dict[str, str]:
+    """An HTML form's fields (``application/x-www-form-urlencoded``, UTF-8; none if the body is
+    empty); 415 or 400 otherwise."""
+    raw = await read(request)
+    if not raw:
+        return {}
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("send a form (Content-Type: application/x-www-form-urlencoded)")
+    try:
+        return dict(
+            parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=100, errors="strict")
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("the form could not be read (UTF-8, at most 100 fields)") from None
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:

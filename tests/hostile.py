@@ -28,6 +28,7 @@ from tests.harness import build_channels, environment, start_bridge
 API_KEY = "bridge-api-key-for-hostile-tests"
 EMBED_KEY = "embed-key-for-hostile-tests"
 EVENTS_SECRET = "events-secret-for-hostile-tests"
+ADMIN_KEY = "admin-key-for-hostile-tests"
 ORIGIN = "https://shop.example.org"
 
 
@@ -75,6 +76,7 @@ async def every_channel(tmp_path: Path, *, workers: bool = False) -> AsyncIterat
             tg=tg,
             tw=tw,
             BRIDGE_API_KEY=API_KEY,
+            ADMIN_API_KEY=ADMIN_KEY,  # the operator's page is on
             OPENCX_WEBHOOK_SECRET=EVENTS_SECRET,  # POST /bot-events/default takes events
             WIDGET_EMBED_KEY=EMBED_KEY,
             WIDGET_ALLOWED_ORIGINS=ORIGIN,

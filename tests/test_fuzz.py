@@ -38,7 +38,7 @@ from tests.fuzz_values import (
     scalars,
     texts,
 )
-from tests.hostile import ORIGIN, Target, every_channel
+from tests.hostile import ADMIN_KEY, ORIGIN, Target, every_channel
 from tests.rawhttp import exchange
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
@@ -245,6 +245,32 @@ def bot_events(draw: st.DrawFn, target: Target) -> Request:
 
 
 @st.composite
+def admin(draw: st.DrawFn, target: Target) -> Request:
+    """The operator's page: its login form, pages and actions, with a cookie and a CSRF token that
+    are mostly made up (the real key now and then)."""
+    ref = draw(st.sampled_from(["1", "999999", "in-1", "out-1"]) | texts)
+    method, path = draw(
+        st.sampled_from(
+            [
+                ("GET", "/admin"),
+                ("POST", "/admin/login"),
+                ("POST", "/admin/logout"),
+                ("GET", f"/admin/conversations/{ref}"),
+                ("GET", f"/admin/conversations/{ref}/export"),
+                ("POST", f"/admin/conversations/{ref}/erase"),
+                ("POST", f"/admin/dead-letters/{ref}/retry"),
+            ]
+        )
+    )
+    form = draw(st.dictionaries(st.sampled_from(["key", "csrf", "confirm"]), texts | st.just(ADMIN_KEY)))
+    body = draw(mostly(st.just(urlencode(form, errors="surrogatepass").encode()), bodies))
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if draw(st.booleans()):
+        headers["Cookie"] = f"bridge_admin={draw(texts.filter(lambda t: t.isascii() and t.isprintable()))}"
+    return Request(method, path, {**headers, **draw(extra_headers)}, body, draw(encodings))
+
+
+@st.composite
 def anything(draw: st.DrawFn, target: Target) -> Request:
     method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]))
     path = draw(
@@ -264,6 +290,7 @@ def requests(target: Target) -> st.SearchStrategy[Request]:
         trigger_bot,
         participants,
         bot_events,
+        admin,
         anything,
     ]
     return st.one_of(*(route(target) for route in routes))
@@ -277,6 +304,9 @@ async def answer(target: Target, request: Request) -> None:
     assert status < 500 or not_ready, (status, content[:300])
     if not request.parseable:  # aiohttp answers before the bridge runs (see README, "Errors")
         assert status == 400, status
+    elif status >= 400 and request.path.startswith("/admin/") | (request.path == "/admin"):
+        kind = headers.get("content-type", "")  # the operator's pages, or what aiohttp answers itself
+        assert kind.startswith(("text/html", "application/json")), (status, headers)
     elif status >= 400:
         assert headers.get("content-type", "").startswith("application/json"), (status, headers, content)
         if request.method != "HEAD":

@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from bridge import body
 from bridge.admin import auth, html
 from bridge.admin.people import erase_person
 from bridge.core import Core
@@ -66,9 +67,9 @@ def _action(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamRespon
     async def action(request: web.Request) -> web.StreamResponse:
         core = request.app[CORE]
         current = auth.session(request, core.settings)
-        form = await request.post()
         if current is None:
             return _html(html.login("Log in first."), status=403)
+        form = await body.form(request)
         if not auth.csrf_ok(current, form.get(auth.CSRF_FIELD)):
             return _html(html.page("Refused", "<p>The form has expired: go back and reload.</p>"), 403)
         return await handler(request, core, current)
@@ -78,7 +79,7 @@ def _action(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamRespon
 
 async def login(request: web.Request) -> web.StreamResponse:
     core = request.app[CORE]
-    given = (await request.post()).get("key")
+    given = (await body.form(request)).get("key")
     if not isinstance(given, str) or not auth.key_matches(core.settings, given):
         log.warning("admin login refused", client=request.remote)
         return _html(html.login("That is not the admin key."), status=403)
