@@ -4,12 +4,14 @@ failures, the pinned version checked, and the bridge's own trigger_bot and parti
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bridge.bots import BotError, OcsBot
-from bridge.channel import Texts
+from bridge.settings import BotSettings, Texts
 from fakes.ocs import ERROR_REPLY, EXPERIMENT, FakeOCS
 from fakes.ocs_records import FakeSession
 from fakes.telegram import FakeTelegram
@@ -35,6 +37,17 @@ async def more_reads(h: Harness, session: FakeSession, count: int = 3) -> None:
     await eventually(lambda: h.ocs.history_reads(session.id) >= reads + count, what="more history reads")
 
 
+@contextlib.asynccontextmanager
+async def started(settings: BotSettings) -> AsyncIterator[OcsBot]:
+    """An OCS bot client on the fake, started and stopped around the block."""
+    bot = OcsBot(settings)
+    await bot.start()
+    try:
+        yield bot
+    finally:
+        await bot.stop()
+
+
 # 1. OCS's messages by identity, once --------------------------------------------------------------
 async def test_a_summary_inserted_by_compression_delivers_nothing_again(bridge):
     h = await bridge(**FAST)
@@ -54,16 +67,12 @@ async def test_a_summary_inserted_by_compression_delivers_nothing_again(bridge):
 
 
 async def test_the_history_never_delivers_system_or_user_entries(ocs: FakeOCS):
-    bot = OcsBot(ocs_bot(ocs))
-    await bot.start()
-    try:
+    async with started(ocs_bot(ocs)) as bot:
         session = ocs.new_session()
         ocs.says(session.id, "Hello from OCS")
         ocs.summarise(session.id, "A summary")
         first = await bot.history(session.id, None)
         again = await bot.history(session.id, first.cursor)
-    finally:
-        await bot.stop()
     assert [m.text for m in first.messages] == ["Hello from OCS"] and again.messages == []
 
 
@@ -100,16 +109,12 @@ async def test_an_end_not_yet_read_is_noticed_before_the_next_message_and_the_go
 
 
 async def test_the_fake_reopens_an_ended_session_as_ocs_does(ocs: FakeOCS):
-    bot = OcsBot(ocs_bot(ocs))
-    await bot.start()
-    try:
+    async with started(ocs_bot(ocs)) as bot:
         session = ocs.new_session()
         await bot.end_session(session.id)
         assert session.status == "pending-review"
         assert (await bot.send(session.id, "after end")).text == "bot: after end"
         assert session.status == "active"
-    finally:
-        await bot.stop()
 
 
 # 3. Apologies are failures ------------------------------------------------------------------------
@@ -131,16 +136,12 @@ async def test_ocs_apology_is_one_apology_and_a_dead_letter_replayed_once_fixed(
 # 4. check: the pinned version ---------------------------------------------------------------------
 async def test_check_refuses_a_version_the_experiment_does_not_have(ocs: FakeOCS):
     for version, works in ((99, False), (1, True), (2, True)):  # 2: the working version
-        bot = OcsBot(ocs_bot(ocs, version=version))
-        await bot.start()
-        try:
+        async with started(ocs_bot(ocs, version=version)) as bot:
             if works:
                 assert "can write" in await bot.check()
             else:
                 with pytest.raises(BotError, match="no version 99"):
                     await bot.check()
-        finally:
-            await bot.stop()
 
 
 # 6. every bridged person is one OCS participant --------------------------------------------------
@@ -153,36 +154,24 @@ async def test_people_get_sessions_of_their_own_but_share_the_keys_participant(b
     creates = [c for c in h.ocs.calls if c.method == "POST" and c.path == "/api/sessions/"]
     assert len(creates) == 2 and all("participant" not in c.json for c in creates)  # OCS would 500
     assert {s.owner for s in h.ocs.sessions.values()} == {"admin@example.com"}
-    bot = OcsBot(ocs_bot(h.ocs))
-    await bot.start()
-    try:
+    async with started(ocs_bot(h.ocs)) as bot:
         assert "same OCS participant" in await bot.check()  # the limit, made visible
-    finally:
-        await bot.stop()
 
 
 async def test_a_session_created_for_another_participant_fails_as_ocs_does(ocs: FakeOCS):
-    bot = OcsBot(ocs_bot(ocs))
-    await bot.start()
-    try:
+    async with started(ocs_bot(ocs)) as bot:
         session = ocs.new_session()
         session.owner, session.impersonates = "someone-else", True
         with pytest.raises(BotError, match="500: Exception"):
             await bot.send(session.id, "hi")
-    finally:
-        await bot.stop()
 
 
 async def test_a_cursor_written_as_a_position_before_the_upgrade_skips_what_was_read(ocs: FakeOCS):
-    bot = OcsBot(ocs_bot(ocs))
-    await bot.start()
-    try:
+    async with started(ocs_bot(ocs)) as bot:
         session = ocs.new_session()
         ocs.says(session.id, "delivered before the upgrade")
         ocs.says(session.id, "new")
         history = await bot.history(session.id, "1")
-    finally:
-        await bot.stop()
     assert [m.text for m in history.messages] == ["new"]
 
 
