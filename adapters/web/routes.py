@@ -143,12 +143,14 @@ async def poll_task(request: web.Request) -> web.Response:
 
 
 async def poll_messages(request: web.Request) -> web.Response:
-    """The whole chat, both roles, oldest first, a page at a time (``since`` exclusive, ``limit``)."""
+    """The whole chat, both roles, oldest first, a page at a time (``since`` exclusive, ``limit``),
+    as it stood when the poll came in."""
+    asked = datetime.now(UTC)
     session = await _session(request)
     since = parse_since(request.query.get("since"))
     limit = _limit(request.query.get("limit"))
     store = request.app[CORE].store
-    items = await store.transcript(session.conversation.id, since, limit + 1)
+    items = await store.transcript(session.conversation.id, since, limit + 1, asked)
     links = session.channel.options.attachment_links
     messages = [history_message(item, links=links) for item in items[:limit]]
     status = "ended" if await request.app[CORE].store.ended(session.conversation.id) else "active"

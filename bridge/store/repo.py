@@ -213,15 +213,24 @@ class Store:
         return await self._parts(P.message_id == message_id)
 
     async def transcript(
-        self, conversation_id: int, since: datetime | None, limit: int
+        self, conversation_id: int, since: datetime | None, limit: int, asked: datetime
     ) -> list[StoredMessage | StoredPart]:
         """What the person wrote and what was sent to them, oldest first: at most ``limit`` items
-        after ``since`` (the web channel's history, a page at a time). A message shows once it is
-        answered, as in OCS (a widget that polls while it sends would otherwise show it twice)."""
+        after ``since`` (the web channel's history, a page at a time), as it stood when the widget
+        ``asked``. A message shows once it is answered, as in OCS, and an answer once it was sent:
+        the widget shows what a poll returns and, besides, what it sends and its task's answer, so
+        a poll asked before those were done must not return them (it would show them twice)."""
         written = select(*MESSAGE).where(
-            M.conversation_id == conversation_id, M.kind.in_(_WRITTEN), M.status != "pending"
+            M.conversation_id == conversation_id,
+            M.kind.in_(_WRITTEN),
+            M.status != "pending",
+            or_(M.done_at.is_(None), M.done_at <= asked),
         )
-        sent = select(*PART).where(P.conversation_id == conversation_id, P.status == "sent")
+        sent = select(*PART).where(
+            P.conversation_id == conversation_id,
+            P.status == "sent",
+            or_(P.sent_at.is_(None), P.sent_at <= asked),
+        )
         if since is not None:
             written = written.where(M.received_at > since)
             sent = sent.where(P.created_at > since)
