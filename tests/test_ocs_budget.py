@@ -30,10 +30,11 @@ def is_message(call: Call) -> bool:
     return call.path.endswith("incoming_message") or (call.method == "POST" and call.path == "/api/sessions/")
 
 
-def no_429_twice_in_a_row(calls: list[Call]) -> bool:
-    """No request was refused again right after a refusal: the team waited it out."""
-    statuses = [c.status[0] for c in sorted(calls, key=lambda c: c.at) if c.status]
-    return not any(a == b == 429 for a, b in pairwise(statuses))
+def few_refused(calls: list[Call]) -> bool:
+    """Hardly any request was refused: the bridge kept to the budget. (Not none: a request the
+    bridge counted at the end of its window may reach OCS in the next one, and the ones in flight
+    with it are refused together; without the budget, most would be.)"""
+    return sum(1 for c in calls if 429 in c.status) <= len(calls) // 20
 
 
 def status_checks_and_reads(calls: list[Call]) -> tuple[set[int], list[Call]]:
@@ -70,7 +71,7 @@ async def test_a_burst_of_500_people_against_a_small_team_budget(bridge, ocs: Fa
     sent = Counter(c.json["message"] for c in answered)
     assert set(sent.values()) == {1} and len(sent) == 1000
     calls = api_calls(ocs)
-    assert no_429_twice_in_a_row(calls)
+    assert few_refused(calls)
     # No history read while messages waited: from the first window the messages filled to the
     # window of the last message, OCS saw none (reads only take what messages leave over).
     checks, reads = status_checks_and_reads(calls)
