@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.model import Conversation, Event, Kind, Part, Person, Received
+from bridge.model import Conversation, Event, Kind, Media, Part, Person, Received
 from bridge.settings import BotSettings, ChannelSettings, Texts
 
 
@@ -152,6 +152,13 @@ class Channel(abc.ABC):
 
     async def typing(self, conversation: Conversation) -> None:  # noqa: B027 - optional hook
         """Show "typing..." once (the worker repeats it while the bot thinks)."""
+
+    async def fetch(self, media: Media, limit: int) -> AsyncIterator[bytes]:
+        """The bytes of a file the person sent (``Media.ref``), at most ``limit`` of them, from
+        the platform (with its credentials, which never leave the adapter). Raise ``SendError``
+        (``final`` when it can never be fetched: gone, too large)."""
+        raise SendError(f"channel {self.name!r} cannot fetch files", final=True)
+        yield b""  # pragma: no cover - an async generator
 
     # people's data ------------------------------------------------------------------------------
     def remove_files(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -50,9 +51,38 @@ class InboundMessage:
     what: str = ""  # for UNSUPPORTED: "photo", "sticker", ...
     context: dict[str, Any] = field(default_factory=dict)  # platform details kept with the row
     state: dict[str, Any] = field(default_factory=dict)  # merged into the conversation's state
+    media: tuple[Media, ...] = ()  # files the person sent (``text`` is then their caption)
 
     def __post_init__(self) -> None:
         _strings(self, "channel", "platform_id", "text", "what")
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A file a person sent, as the platform names it: fetched later, in the worker, through the
+    channel (``Channel.fetch``), never in the webhook. ``ref`` is the platform's handle (a
+    Telegram ``file_id``, a Twilio ``MediaUrlN``, a widget upload's id); ``content_type``,
+    ``size`` and ``seconds`` are what the platform claims (the bytes are sniffed once fetched)."""
+
+    kind: str  # photo | document | video | audio | voice | video_note | image | file
+    ref: str
+    name: str = ""
+    content_type: str = ""
+    size: int | None = None
+    seconds: float | None = None  # a voice note's or a video's length, when the platform says
+
+    def __post_init__(self) -> None:
+        _strings(self, "kind", "ref", "name", "content_type")
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A person's file once fetched: on the bridge's disk, its type sniffed from its bytes."""
+
+    path: Path
+    name: str
+    content_type: str
+    size: int
 
 
 def _strings(record: object, *names: str) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bridge.model import Attachment, Conversation, Reply
+from bridge.model import Attachment, Conversation, LocalFile, Reply
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -112,9 +112,12 @@ class Bot(abc.ABC):
     async def open_session(self, conversation: Conversation) -> str:
         """Create a session for this conversation (the person's details in its state); its id."""
 
+    accepts_files = False  # ``send`` takes the person's files (else they reach it as links)
+
     @abc.abstractmethod
-    async def send(self, session_id: str, text: str) -> Reply:
-        """Relay one message in the session and return the bot's answer."""
+    async def send(self, session_id: str, text: str, files: Sequence[LocalFile] = ()) -> Reply:
+        """Relay one message in the session (with the person's ``files``, for a bot that
+        ``accepts_files``) and return the bot's answer."""
 
     async def recover(self, session_id: str, text: str, since: datetime) -> Reply | None:
         """The answer to ``text`` if an earlier attempt (sent at ``since``) already reached the bot,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ from bridge.bots.base import BotError, History, HistoryMessage, SessionGone, Ses
 from bridge.bots.http import CLOCK_SKEW, HttpBot, created_at
 from bridge.bots.team_budget import TeamBudget, parse_rate, retry_after
 from bridge.metrics import Metrics
-from bridge.model import Attachment, Conversation, Reply
+from bridge.model import Attachment, Conversation, LocalFile, Reply
 from bridge.settings import BotSettings
 from bridge.store.repo import Store
 
@@ -104,7 +104,7 @@ class OcsBot(HttpBot):
             raise BotError("OCS created a session without an id")
         return session_id
 
-    async def send(self, session_id: str, text: str) -> Reply:
+    async def send(self, session_id: str, text: str, files: Sequence[LocalFile] = ()) -> Reply:
         body = await self._request(
             "message", "POST", self.message_url, {"message": text, "session": session_id}, session=True
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from bridge.bots.base import AgentReplyDue, BotError, Closed, HandedOff, History
 from bridge.bots.budget import Budget
 from bridge.bots.http import CLOCK_SKEW, HttpBot, created_at
 from bridge.errors import BadRequest, Forbidden, Unauthorized
-from bridge.model import Attachment, Conversation, Reply
+from bridge.model import Attachment, Conversation, LocalFile, Reply
 from bridge.secrets import matches
 from bridge.settings import BotSettings
 
@@ -82,7 +83,7 @@ class OpenCxBot(HttpBot):
             raise BotError("open.cx created a session without an id")
         return session_id
 
-    async def send(self, session_id: str, text: str) -> Reply:
+    async def send(self, session_id: str, text: str, files: Sequence[LocalFile] = ()) -> Reply:
         payload = {"sender": "contact", "message": {"type": "text", "text": text}}
         body = await self._request("POST", f"/chat/sessions/{session_id}/send", payload, session=True)
         handed_off = body.get("sessionIsHandedOff") is True
