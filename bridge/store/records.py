@@ -17,6 +17,7 @@ from bridge.model import (
     DeliveryReport,
     Event,
     InboundMessage,
+    Media,
     Opened,
     Person,
     Received,
@@ -60,6 +61,11 @@ class StoredMessage:
     relayed_at: datetime | None = None  # an earlier attempt handed it to the bot at this time
     context: dict[str, Any] = dataclasses.field(default_factory=dict)  # platform details, kept with the row
 
+    @property
+    def media(self) -> tuple[Media, ...]:
+        """The files the person sent with it (kept in its context at accept)."""
+        return tuple(Media(**item) for item in self.context.get(MEDIA_KEY) or ())
+
 
 @dataclass(frozen=True, slots=True)
 class StoredPart:
@@ -100,6 +106,7 @@ class Schedule:
     fired_at: datetime | None = None
 
 
+MEDIA_KEY = "files"  # the message context's list of the person's files (``Media``)
 ID_LIMIT = 255  # person keys, addresses and platform message ids (String(255) columns)
 
 
@@ -150,9 +157,13 @@ def clean_message(message: InboundMessage) -> InboundMessage:
         person=clean_person(message.person),
         text=clean_text(message.text),
         what=clean_text(message.what)[:64],
-        context=clean_json(message.context),
+        context=clean_json(message.context | _media_context(message.media)),
         state=clean_json(message.state),
     )
+
+
+def _media_context(media: tuple[Media, ...]) -> dict[str, Any]:
+    return {MEDIA_KEY: [dataclasses.asdict(m) for m in media]} if media else {}
 
 
 def clean_received(received: Received) -> Received:
