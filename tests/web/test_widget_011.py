@@ -69,7 +69,12 @@ async def host() -> AsyncIterator[str]:
 
 @pytest.fixture(autouse=True)
 def says_what_it_heard(ocs: FakeOCS) -> None:
+    """A bot that answers in a moment, as bots do: the widget's first poll of a new chat (sent as it
+    sends the first message) is answered before the answer exists. (An instantly answering bot
+    races that poll: under load the poll is read after the answer, and the widget, which shows a
+    poll's messages besides its task's answer, shows it twice, with OCS as with the bridge.)"""
     ocs.reply = lambda text, session: f"You said {text}"
+    ocs.latency = 0.5
 
 
 @pytest.fixture
