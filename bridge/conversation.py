@@ -24,6 +24,7 @@ from bridge.proactive.messages import stored_reply
 from bridge.split import split_text
 from bridge.store.follow import position
 from bridge.store.records import clean_text
+from bridge.voice import relay as heard_relay
 
 if TYPE_CHECKING:
     from bridge.core import Core
@@ -199,7 +200,7 @@ class ConversationRun:
             return await self._complete(message, [])
         bot = self.core.bots[channel.bot]
         kind = Kind(message.kind)
-        handed_off = None  # a session the bot says is with a human agent now
+        handed_off = dead = None  # a session with a human agent now; why a dead letter
         try:
             if kind is Kind.UNSUPPORTED:
                 parts = self._texts(channel.texts.unsupported)
@@ -215,10 +216,10 @@ class ConversationRun:
                 await self._open(bot)
                 parts = self._texts(channel.texts.reset if kind is Kind.RESET else channel.texts.welcome)
             else:
-                parts, handed_off = await self._relay(bot, channel, message)
+                parts, handed_off, dead = await heard_relay(self, bot, channel, message)  # voice notes heard
         except BotError as exc:
             return await self._bot_failed(message, exc)
-        stored = await self._complete(message, parts, handed_off=handed_off)
+        stored = await self._complete(message, parts, dead_reason=dead, handed_off=handed_off)
         if stored is None:
             log.warning("lease lost before the answer was stored; another worker will redo it")
         else:

@@ -15,7 +15,7 @@ from functools import partial
 import structlog
 from aiohttp import hdrs, web
 
-from bridge import admin, api, body, proactive
+from bridge import admin, api, body, proactive, voice
 from bridge.admin.people import retain
 from bridge.bot_events import bot_events
 from bridge.bots import OcsBot, build_bot
@@ -63,6 +63,7 @@ def create_app(
     app.router.add_post("/api/trigger_bot", api.trigger_bot)
     app.router.add_post("/bot-events/{bot}", bot_events)
     participants.install(app)
+    voice.install(app)  # spoken answers, fetched by the platforms
     admin.install(app, settings)
     for plugin in plugins:
         plugin(app)

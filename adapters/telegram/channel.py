@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 JSON = "application/json"
+VOICE = "audio/ogg"  # a voice note: OGG/Opus, sent with sendVoice
 Step = Callable[[int | str], Awaitable[telegram.Message]]
 T = TypeVar("T")
 
@@ -210,11 +211,17 @@ class TelegramChannel(Channel):
             log.info("Telegram refused the markup; sent as plain text", channel=self.name, reason=exc.message)
             return await self.api.send_message(chat, text)
 
+    def speaks(self, conversation: Conversation) -> bool:
+        return True  # sendVoice
+
     async def _send_file(self, chat: int | str, attachment: Attachment) -> telegram.Message:
-        """As a photo (images) or document, by URL; if Telegram cannot fetch it, as a link."""
+        """As a voice note (OGG/Opus), a photo (images) or a document, by URL; if Telegram cannot
+        fetch it, as a link."""
         senders: list[Callable[..., Awaitable[telegram.Message]]] = [self.api.send_document]
         if attachment.is_image:
             senders.insert(0, self.api.send_photo)
+        elif attachment.content_type == VOICE:
+            senders.insert(0, self.api.send_voice)
         for sender in senders:
             try:
                 return await sender(chat, attachment.url)

@@ -173,6 +173,12 @@ class TwilioChannel(Channel):
     def person(self, identifier: str) -> Person:
         return Person(key=identifier, address=identifier, platform=parse.platform_of(identifier))
 
+    def speaks(self, conversation: Conversation) -> bool:
+        """Voice notes go as WhatsApp media, within the 24-hour window as far as the bridge knows
+        (it keeps track with a template set); SMS gets text."""
+        whatsapp = conversation.person.address.startswith(parse.WHATSAPP)
+        return whatsapp and (self.template is None or not window.outside(conversation, datetime.now(UTC)))
+
     async def send(self, conversation: Conversation, part: Part) -> str | None:
         """One REST call per message of the part (usually one); a retried part resumes."""
         to = conversation.person.address
