@@ -36,7 +36,7 @@ BLOCKED = "Forbidden: bot was blocked by the user"
 BAD_MARKUP = 'Bad Request: can\'t parse entities: unsupported start tag "x" at byte offset 0'
 UNFETCHABLE = "Bad Request: wrong file identifier/HTTP URL specified"
 CHAT_NOT_FOUND = "Bad Request: chat not found"
-_SENDS = {"sendMessage", "sendPhoto", "sendDocument", "sendChatAction"}
+_SENDS = {"sendMessage", "sendPhoto", "sendDocument", "sendVoice", "sendChatAction"}
 
 
 @dataclass
@@ -188,7 +188,7 @@ class FakeTelegram:
                 "has_custom_certificate": False,
                 "pending_update_count": 0,
             }
-        if method in {"sendMessage", "sendPhoto", "sendDocument"}:
+        if method in {"sendMessage", "sendPhoto", "sendDocument", "sendVoice"}:
             chat_id = int(params["chat_id"])
             message: dict[str, Any] = {
                 "message_id": next(self._ids),
@@ -200,6 +200,8 @@ class FakeTelegram:
                 message["text"] = params["text"]
             elif method == "sendPhoto":
                 message["photo"] = [{"file_id": "p1", "file_unique_id": "u1", "width": 1, "height": 1}]
+            elif method == "sendVoice":
+                message["voice"] = {"file_id": "v1", "file_unique_id": "u3", "duration": 1}
             else:
                 message["document"] = {"file_id": "d1", "file_unique_id": "u2"}
             return message
