@@ -8,7 +8,8 @@ import time
 from urllib.parse import urlparse
 
 from fakes.telegram import text_update
-from tests.harness import platform_bridge
+from fakes.twilio import sms, whatsapp
+from tests.harness import eventually, platform_bridge
 from tests.voice.helpers import PUBLIC_URL, say_note
 from tests.voice.sounds import codec_of, length
 
@@ -21,8 +22,9 @@ def sent(h, sender):  # (text, [attachment content types]) of each part sent, in
 
 async def fetched(client, url: str) -> bytes:
     """What a platform gets from the bridge for a voice note's link."""
-    assert url.startswith(f"{PUBLIC_URL}/voice/")
-    response = await client.get(urlparse(url).path)
+    path = urlparse(url).path
+    assert path.startswith("/voice/") and path.endswith(".ogg")
+    response = await client.get(path)
     assert response.status == 200 and response.content_type == "audio/ogg"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     return await response.read()
@@ -42,6 +44,7 @@ async def test_reciprocal_answers_a_voice_note_with_a_voice_note(voice_bridge, s
         "response_format": "opus",
     }
     [(_, part)] = h.channel.sent
+    assert part.attachments[0].url.startswith(f"{PUBLIC_URL}/voice/")
     audio = await fetched(h.client, part.attachments[0].url)
     assert codec_of(audio) == ("ogg", "opus") and length(audio) > 0.5
 
@@ -113,7 +116,25 @@ async def test_telegram_gets_a_send_voice_whose_file_is_opus_audio(tmp_path, tg,
         await h.idle()
         [call] = tg.calls("sendVoice")
         assert call.chat_id == "42" and tg.texts(42) == []
-        response = await h.client.get(urlparse(call.params["voice"]).path)
-        audio = await response.read()
-        assert response.status == 200 and codec_of(audio) == ("ogg", "opus")
-        assert length(audio) > 0.5
+        audio = await fetched(h.client, call.params["voice"])
+        assert codec_of(audio) == ("ogg", "opus") and length(audio) > 0.5
+
+
+async def test_whatsapp_gets_the_voice_note_as_media_and_sms_gets_text(tmp_path, tw, ocs, speech):
+    env = {
+        "STT_BASE_URL": speech.url,
+        "STT_API_KEY": speech.api_key,
+        "VOICE_REPLIES": "always",
+        "DATA_DIR": str(tmp_path / "data"),
+        "TWILIO_FROM_NUMBER": "+15557654321",
+    }
+    async with platform_bridge(tmp_path / "bridge.db", ocs=ocs, tw=tw, **env) as h:
+        await h.deliver_form(whatsapp("what time is it"))
+        await h.deliver_form(sms("and by text?"))
+        await eventually(lambda: len(tw.sent()) == 2)
+        await h.idle()
+        [spoken] = tw.sent("whatsapp:+15551230001")
+        assert spoken.body == "" and len(spoken.media) == 1
+        audio = await fetched(h.client, spoken.media[0])
+        assert codec_of(audio) == ("ogg", "opus")
+        assert tw.bodies("+15551230001") == ["bot: and by text?"]
