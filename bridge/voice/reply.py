@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("bridge.voice")
 
+MAX_SPOKEN = 4096  # characters OpenAI's endpoint speaks at once: a longer answer goes as text
 VOICE_TYPE = "audio/ogg"  # how a part's voice note is told apart from other attachments
 _LINK = re.compile(r"https?://|www\.|\]\(", re.IGNORECASE)
 _MARKUP = re.compile(r"[*_`#>~]+")  # Markdown the bot may use: not to be read out
@@ -40,7 +41,7 @@ async def speak(
     has a link or is longer than ``VOICE_REPLY_MAX_CHARS``); ``parts`` unchanged where voice
     cannot go."""
     text = "\n\n".join(t for t, _ in parts if t.strip())
-    if not text or not core.settings.public_url or not channel.speaks(conversation):
+    if not text or len(text) > MAX_SPOKEN or not core.settings.public_url or not channel.speaks(conversation):
         return parts
     try:
         spoken = await speech.synthesize(

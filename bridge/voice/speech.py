@@ -67,6 +67,8 @@ async def _post(url: str, key: SecretStr | None, *, what: str, **body: Any) -> b
             if response.status == 200:
                 return await _read(response, what)
             detail = _detail(await response.content.read(2000))
+            if key is not None:  # some servers quote the key they refused
+                detail = detail.replace(key.get_secret_value(), "[key]")
             reason = f"{what} answered {response.status}{detail}"
             if response.status == 429 or response.status >= 500:
                 raise SpeechError(reason, retryable=True, retry_after=_retry_after(response))
