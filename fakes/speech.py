@@ -20,6 +20,7 @@ from __future__ import annotations
 import array
 import io
 import math
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -48,6 +49,7 @@ class Transcription:
     language: str | None = None
     seconds: float | None = None  # as decoded
     text: str = ""
+    at: float = field(default_factory=time.monotonic)  # when it came
 
 
 @dataclass
