@@ -45,6 +45,10 @@ MAX_MEDIA = 10  # MediaUrl parameters per message
 Message = tuple[str, list[str]]  # (Body, MediaUrls) of one REST call
 
 
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 class _HttpClient(AsyncTwilioHttpClient):
     """The library's client, with basic auth sent as a header (aiohttp deprecates ``auth=``)."""
 
@@ -60,8 +64,7 @@ class _HttpClient(AsyncTwilioHttpClient):
         allow_redirects: bool = False,
     ) -> Any:
         if auth is not None:
-            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-            headers = {**(headers or {}), "Authorization": f"Basic {token}"}
+            headers = {**(headers or {}), "Authorization": basic_auth(*auth)}
         return await super().request(method, url, params, data, headers, None, timeout, allow_redirects)
 
 
@@ -178,7 +181,7 @@ class TwilioChannel(Channel):
         which gets no credentials (``Downloader`` keeps them to the URL's own host)."""
         if not media.ref.startswith(("https://", "http://")):
             raise SendError("Twilio: the media URL is not a URL", final=True)
-        auth = aiohttp.BasicAuth(self.options.account_sid, self._token).encode()
+        auth = basic_auth(self.options.account_sid, self._token)
         async for chunk in self.downloads.stream(media.ref, limit, {"Authorization": auth}):
             yield chunk
 

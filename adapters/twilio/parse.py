@@ -141,9 +141,11 @@ def _media(form: Form) -> list[tuple[str, str]]:
 
 
 def _file(url: str, content_type: str) -> Media:
-    """A ``MediaUrlN``: fetched later with the account's credentials (its type is sniffed then)."""
+    """A ``MediaUrlN``: fetched later with the account's credentials (its type is sniffed then).
+    Audio is a voice note (a WhatsApp voice message, an MMS recording): for speech to text."""
     what = _what(content_type)
-    return Media(kind=what, ref=url, content_type=content_type.strip().lower()[:100])
+    kind = "voice" if what == "audio" else what
+    return Media(kind=kind, ref=url, content_type=content_type.strip().lower()[:100])
 
 
 def _what(content_type: str) -> str:
