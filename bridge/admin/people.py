@@ -98,15 +98,17 @@ async def retain(core: Core) -> None:
 
 
 async def keep_media(core: Core) -> None:
-    """``MEDIA_KEEP_HOURS``: delete people's fetched files older than that, now and then."""
-    media = media_store(core.settings.data_dir)
+    """``MEDIA_KEEP_HOURS`` (or ``RETAIN_DAYS``, if shorter): delete the files people sent that are
+    older than that, now and then."""
+    settings = core.settings
+    hours = min(settings.media_keep_hours, (settings.retain_days or float("inf")) * 24)
+    media = media_store(settings.data_dir)
     while True:
-        before = utcnow() - timedelta(hours=core.settings.media_keep_hours)
         try:
-            removed = await asyncio.to_thread(media.remove, before=before)
+            removed = await asyncio.to_thread(media.remove, before=utcnow() - timedelta(hours=hours))
         except Exception:
             log.exception("removing old files failed")
         else:
             if removed:
-                log.info("old files removed", files=removed, older_than_hours=core.settings.media_keep_hours)
+                log.info("old files removed", files=removed, older_than_hours=hours)
         await asyncio.sleep(RETENTION_IDLE)

@@ -49,7 +49,9 @@ class Downloader:
         """The body of ``GET url`` in chunks, at most ``limit`` bytes (``FileTooLarge`` past it).
         Redirects are followed here, ``credentials`` (headers) only to ``url``'s own origin."""
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_read=self.timeout))
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(sock_connect=self.timeout, sock_read=self.timeout)
+            )
         origin = _origin(url)
         try:
             for _ in range(MAX_REDIRECTS + 1):

@@ -19,9 +19,11 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from bridge.channel import Channel
 from bridge.files import safe_name
@@ -153,11 +155,13 @@ class MediaStore:
 async def _download(channel: Channel, media: Media, path: Path) -> tuple[int, bytes]:
     """Stream the file to ``path``: its size and first bytes (to sniff its type)."""
     size, head = 0, b""
+    chunks = cast(AsyncGenerator[bytes, None], channel.fetch(media, MAX_BYTES))  # closed when stopped early
     with path.open("wb") as out:
-        async for chunk in channel.fetch(media, MAX_BYTES):
-            size += len(chunk)
-            if size > MAX_BYTES:  # whatever the channel checked
-                raise FileTooLarge(MAX_BYTES)
-            head += chunk[: HEAD - len(head)]
-            out.write(chunk)
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > MAX_BYTES:  # whatever the channel checked
+                    raise FileTooLarge(MAX_BYTES)
+                head += chunk[: HEAD - len(head)]
+                out.write(chunk)
     return size, head
