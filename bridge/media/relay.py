@@ -3,7 +3,8 @@ bot is sent. A bot that ``accepts_files`` gets the fetched files and the caption
 the caption with a named link per file (``MEDIA_AS_LINKS``, on by default), else the caption alone.
 
 Voice notes (kinds in ``VOICE``) are not fetched here: they are left in ``Outgoing.voice`` for
-speech to text; until something reads them, a message that is only a voice note is unsupported."""
+speech to text (``fetch_file`` gets one to disk, ``index`` being its place in ``message.media``);
+until something reads them, a message that is only a voice note is unsupported."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ async def outgoing(
         return Outgoing(message.text)
     wanted = bot.accepts_files or settings.media_as_links
     fetched = [
-        await _fetch(settings, channel, conversation, message, index, item)
+        await fetch_file(settings, channel, conversation, message, index, item)
         for index, item in enumerate(media)
         if wanted and item.kind not in VOICE
     ]
@@ -78,7 +79,7 @@ async def prepare(
     return dataclasses.replace(message, text=out.text), out.files
 
 
-async def _fetch(
+async def fetch_file(
     settings: Settings,
     channel: Channel,
     conversation: Conversation,
@@ -86,6 +87,9 @@ async def _fetch(
     index: int,
     media: Media,
 ) -> Stored:
+    """The message's ``index``-th file (its place in ``message.media``) on disk, fetched once for
+    every attempt. ``Refused`` when it can never be fetched, ``BotError(retryable=True)`` when a
+    later attempt may succeed."""
     store = media_store(settings.data_dir)
     try:
         stored = await store.fetch(channel, conversation.person.key, message.id, index, media)
