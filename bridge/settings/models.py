@@ -54,6 +54,8 @@ class Texts:
     apology: str = "Sorry, something went wrong and I could not answer that. Please try again later."
     handoff: str = "A person from our team will answer you here shortly."
     progress: str = ""  # the widget shows it while the bot thinks (a line at a time, in turn)
+    too_large: str = "Sorry, that file is too large for me: I can take files of up to {limit}."
+    file_lost: str = "Sorry, I could not get the file you sent. Please send it again."
     voice_echo: str = ""  # before the answer to a voice note: what was understood (``{text}``)
     voice_failed: str = "Sorry, I could not make out that voice message. Please try again or write it."
     voice_too_long: str = "Sorry, I can only listen to voice messages up to {limit} seconds long."
@@ -220,6 +222,10 @@ class Settings(BaseSettings):
     # message texts, parts and files older than this are deleted (counts stay)
     retain_days: float | None = Field(default=None, gt=0, validation_alias="RETAIN_DAYS")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="MAX_BODY_BYTES")
+    # people's files: to a bot that takes text only, as links (else the caption alone), for so long
+    media_as_links: bool = Field(default=True, validation_alias="MEDIA_AS_LINKS")
+    media_link_hours: float = Field(default=24.0, gt=0, validation_alias="MEDIA_LINK_HOURS")
+    media_keep_hours: float = Field(default=72.0, gt=0, validation_alias="MEDIA_KEEP_HOURS")
     bots: dict[str, BotSettings] = Field(default_factory=dict)
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

@@ -14,6 +14,7 @@ import structlog
 
 from bridge.bots import BotError
 from bridge.channel import Channel, SendError
+from bridge.media.relay import Refused
 from bridge.model import Media
 from bridge.store import transcripts
 from bridge.voice import audio, speech
@@ -34,15 +35,6 @@ def is_voice(media: Media) -> bool:
     return media.kind in VOICE_KINDS or media.content_type.lower().startswith("audio/")
 
 
-class Unheard(Exception):
-    """The notes cannot be heard: answer ``answer``; ``reason`` (if any) makes it a dead letter."""
-
-    def __init__(self, answer: str, reason: str | None = None):
-        super().__init__(reason or answer)
-        self.answer = answer
-        self.reason = reason
-
-
 @dataclass(frozen=True, slots=True)
 class Listener:
     """Hears the voice notes of one message for one channel and its bot's settings."""
@@ -52,8 +44,9 @@ class Listener:
     settings: BotSettings
 
     async def hear(self, message: StoredMessage, notes: list[Media]) -> list[str]:
-        """What each note said, in order. Raise ``Unheard`` (an answer instead of the bot's), or a
-        retryable ``BotError`` (429, 5xx, timeouts: the message is tried again later, in order)."""
+        """What each note said, in order. Raise ``Refused`` (an answer instead of the bot's; with a
+        reason, a dead letter), or a retryable ``BotError`` (429, 5xx, timeouts: the message is
+        tried again later, in order)."""
         known = transcripts.heard(message.context)
         said = []
         for note in notes:
@@ -76,7 +69,7 @@ class Listener:
             log.info("voice note too long", limit=settings.voice_max_seconds)
             metrics.voice_failures.labels(self.channel.name, "too_long").inc()
             limit = f"{settings.voice_max_seconds:g}"
-            raise Unheard(self.channel.texts.voice_too_long.replace("{limit}", limit))
+            raise Refused(self.channel.texts.voice_too_long.replace("{limit}", limit))
         extension = sound.extension
         if extension is None:  # AMR/3GPP from MMS, a video note: its sound as OGG/Opus
             data, extension = await asyncio.to_thread(audio.to_ogg_opus, data), "ogg"
@@ -120,7 +113,7 @@ class Listener:
             raise self._failed("fetch", f"voice note not fetched: {exc.reason}") from None
         return b"".join(chunks)
 
-    def _failed(self, stage: str, reason: str) -> Unheard:
+    def _failed(self, stage: str, reason: str) -> Refused:
         log.warning("voice note not heard", stage=stage, reason=reason)
         self.core.metrics.voice_failures.labels(self.channel.name, stage).inc()
-        return Unheard(self.channel.texts.voice_failed, reason)
+        return Refused(self.channel.texts.voice_failed, reason)

@@ -11,7 +11,7 @@ from bridge.bots import Bot
 from bridge.channel import Channel
 from bridge.model import Kind
 from bridge.store.records import MEDIA_KEY
-from bridge.voice.hear import Listener, Unheard, is_voice
+from bridge.voice.hear import Listener, is_voice
 from bridge.voice.reply import speak, wanted
 
 if TYPE_CHECKING:
@@ -21,27 +21,24 @@ if TYPE_CHECKING:
 
 async def relay(
     run: ConversationRun, bot: Bot, channel: Channel, message: StoredMessage
-) -> tuple[Parts, str | None, str | None]:
-    """What ``run._relay`` gives (the answer's parts, a session handed to a human agent now), and
-    why the message is a dead letter (a voice note that could not be heard), if it is one."""
+) -> tuple[Parts, str | None]:
+    """What ``run._relay`` gives (the answer's parts, a session handed to a human agent now). A
+    voice note that cannot be heard raises ``Refused`` (the answer to give, and why)."""
     settings = run.core.settings.bots[channel.bot]
     notes = [media for media in message.media if is_voice(media)]
     said: list[str] = []
     if notes and settings.hears:
-        try:
-            said = await Listener(run.core, channel, settings).hear(message, notes)
-        except Unheard as exc:
-            return run._texts(exc.answer), None, exc.reason
+        said = await Listener(run.core, channel, settings).hear(message, notes)
         message = _heard(message, said)
     elif notes and len(notes) == len(message.media) and not message.text.strip():
-        return run._texts(channel.texts.unsupported), None, None  # voice off: as before
+        return run._texts(channel.texts.unsupported), None  # voice off: as before
     parts, handed_off = await run._relay(bot, channel, message)
     if handed_off is None and message.kind == Kind.TEXT and wanted(settings, spoke=bool(said)):
         parts = await speak(run.core, channel, run.claim.conversation, settings, parts)
     echo = channel.texts.voice_echo
     if said and echo:
         parts = run._texts(echo.replace("{text}", " ".join(said))) + parts
-    return parts, handed_off, None
+    return parts, handed_off
 
 
 def _heard(message: StoredMessage, said: list[str]) -> StoredMessage:
