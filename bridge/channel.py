@@ -153,6 +153,10 @@ class Channel(abc.ABC):
     async def typing(self, conversation: Conversation) -> None:  # noqa: B027 - optional hook
         """Show "typing..." once (the worker repeats it while the bot thinks)."""
 
+    def speaks(self, conversation: Conversation) -> bool:
+        """A voice note (an ``audio/ogg`` attachment, OGG/Opus) can go to this conversation now."""
+        return False
+
     async def fetch(self, media: Media, limit: int) -> AsyncIterator[bytes]:
         """The bytes of a file the person sent (``Media.ref``), at most ``limit`` of them, from
         the platform (with its credentials, which never leave the adapter). Raise ``SendError``

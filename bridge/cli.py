@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 
 import adapters
-from bridge import __version__, logs, redact
+from bridge import __version__, logs, redact, voice
 from bridge.admin import commands as admin_commands
 from bridge.bots import BotError, build_bot
 from bridge.channel import Channel, SendError
@@ -308,6 +308,7 @@ def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
                 await probe(f"bot {name!r}", bot.check, (BotError,))
             finally:
                 await bot.stop()
+            print(f"ok    bot {name!r} voice notes: {voice.describe(bot_settings)}")
         for name, channel in channels.items():
             try:
                 await probe(f"channel {name!r} ({channel.kind})", channel.check, (SendError,))

@@ -19,11 +19,13 @@ import structlog
 
 from bridge.bots import Bot, BotError, SessionGone
 from bridge.channel import Channel, SendError, Unreachable
+from bridge.media.relay import Refused, prepare
 from bridge.model import Attachment, Kind, Part, Reply
 from bridge.proactive.messages import stored_reply
 from bridge.split import split_text
 from bridge.store.follow import position
 from bridge.store.records import clean_text
+from bridge.voice import relay as heard_relay
 
 if TYPE_CHECKING:
     from bridge.core import Core
@@ -215,9 +217,11 @@ class ConversationRun:
                 await self._open(bot)
                 parts = self._texts(channel.texts.reset if kind is Kind.RESET else channel.texts.welcome)
             else:
-                parts, handed_off = await self._relay(bot, channel, message)
+                parts, handed_off = await heard_relay(self, bot, channel, message)  # voice notes heard first
         except BotError as exc:
             return await self._bot_failed(message, exc)
+        except Refused as exc:  # a person's file the bot cannot be given: they are told
+            return await self._complete(message, self._texts(exc.answer), dead_reason=exc.reason)
         stored = await self._complete(message, parts, handed_off=handed_off)
         if stored is None:
             log.warning("lease lost before the answer was stored; another worker will redo it")
@@ -245,6 +249,7 @@ class ConversationRun:
 
     async def _relay(self, bot: Bot, channel: Channel, message: StoredMessage) -> tuple[Parts, str | None]:
         """The bot's answer as parts, and the session if the bot handed it to a human agent just now."""
+        message, files = await prepare(self.core.settings, channel, bot, self.claim.conversation, message)
         async with self.worker.bot_slots[channel.bot]:  # the bot's requests in flight are bounded
             session_id = self.claim.conversation.session_id
             idle = self.config.session_idle_timeout
@@ -272,10 +277,10 @@ class ConversationRun:
                 reply = await self._recovered(bot, session_id, message)
                 if reply is None:
                     try:
-                        reply = await bot.send(session_id, message.text)
+                        reply = await bot.send(session_id, message.text, files)
                     except SessionGone:
                         log.info("bot session gone upstream; opening a new one")
-                        reply = await bot.send(await self._open(bot), message.text)
+                        reply = await bot.send(await self._open(bot), message.text, files)
             finally:
                 typing.cancel()
         metrics.bot_latency.labels(channel.name).observe(time.monotonic() - started)

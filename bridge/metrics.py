@@ -70,6 +70,7 @@ class Metrics:
             "bridge_http_request_seconds", "Time to answer an HTTP request", ["route"], registry=r
         )  # the default buckets: 5 ms to 10 s
         self._bot_budget(r)
+        self._voice(r)
         self.queue_depth = Gauge("bridge_queue_depth", "Messages and reply parts waiting", registry=r)
         self.dead_letters = Gauge(
             "bridge_dead_letters", "Messages and reply parts that could not be handled", registry=r
@@ -99,6 +100,27 @@ class Metrics:
         )
         self.bot_rate_limited = Counter(
             "bridge_bot_rate_limited", "429 answers: the team's requests paused", ["bot"], registry=r
+        )
+
+    def _voice(self, r: CollectorRegistry) -> None:
+        """Voice notes heard (speech to text) and answers spoken (text to speech)."""
+        self.voice_notes = Counter(
+            "bridge_voice_notes_transcribed", "Voice notes transcribed", ["channel"], registry=r
+        )
+        self.voice_seconds = Counter(
+            "bridge_voice_seconds",
+            "Seconds of audio transcribed (what speech-to-text bills)",
+            ["channel"],
+            registry=r,
+        )
+        self.voice_failures = Counter(
+            "bridge_voice_failures",
+            "Voice notes not heard, or answers not spoken, by stage (fetch, audio, too_long, stt, tts)",
+            ["channel", "stage"],
+            registry=r,
+        )
+        self.voice_replies = Counter(
+            "bridge_voice_replies", "Answers sent as voice notes", ["channel"], registry=r
         )
 
     def render(self, backlog: Backlog | None) -> bytes:

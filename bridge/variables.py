@@ -22,7 +22,20 @@ from bridge.settings.sources import (
 )
 
 # Prefixes the bridge owns: an unknown name under one of them is most likely a typo.
-PREFIXES = ("TELEGRAM_", "TWILIO_", "OCS_", "OPENCX_", "WIDGET_", "WORKER_", "BRIDGE_", "TEXT_", "PROACTIVE_")
+PREFIXES = (
+    "TELEGRAM_",
+    "TWILIO_",
+    "OCS_",
+    "OPENCX_",
+    "WIDGET_",
+    "WORKER_",
+    "BRIDGE_",
+    "TEXT_",
+    "PROACTIVE_",
+    "STT_",
+    "TTS_",
+    "VOICE_",
+)
 # Platforms set names of their own under these (WORKER_ID, WORKER_CLASS ...): only names close to
 # one of ours are reported.
 LOOSE = ("WORKER_",)

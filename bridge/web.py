@@ -15,14 +15,15 @@ from functools import partial
 import structlog
 from aiohttp import hdrs, web
 
-from bridge import admin, api, body, proactive
-from bridge.admin.people import retain
+from bridge import admin, api, body, proactive, voice
+from bridge.admin.people import keep_media, retain
 from bridge.bot_events import bot_events
 from bridge.bots import OcsBot, build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
 from bridge.errors import ApiError, NotFound, Unstorable, error_detail
 from bridge.health import database_errors, database_ready, healthz, metrics, migrate_sqlite, readyz
+from bridge.media import links
 from bridge.proactive import participants
 from bridge.settings import Settings
 from bridge.store import Store, heartbeats
@@ -62,7 +63,9 @@ def create_app(
     app.router.add_post("/webhooks/{channel}/status", status_webhook)
     app.router.add_post("/api/trigger_bot", api.trigger_bot)
     app.router.add_post("/bot-events/{bot}", bot_events)
+    app.router.add_get(links.ROUTE, links.serve)
     participants.install(app)
+    voice.install(app)  # spoken answers, fetched by the platforms
     admin.install(app, settings)
     for plugin in plugins:
         plugin(app)
@@ -106,7 +109,7 @@ def _core_context(
                 working = asyncio.create_task(_after(ready, worker.run), name="worker")
                 tasks += [
                     asyncio.create_task(_after(ready, partial(run, core)), name="proactive")
-                    for run in [*proactive.loops(), retain]
+                    for run in [*proactive.loops(), retain, keep_media]
                 ]
             app[CORE] = core
             try:

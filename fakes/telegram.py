@@ -2,7 +2,8 @@
 
 Every call is recorded with its parameters (JSON, form or multipart bodies alike). Answers can be
 scripted per method: 429 with ``retry_after``, 403 blocked, 400 bad markup, 400 unfetchable URL.
-``getUpdates`` serves queued updates for long polling::
+``getUpdates`` serves queued updates for long polling. ``getFile`` knows the files a test adds
+(``add_file``), served at ``/file/bot{token}/{path}`` as the Bot API does (20 MB at most)::
 
     async with FakeTelegram(prefix="/tg") as tg:
         channel = TelegramChannel("telegram", settings(api_base_url=tg.url))
@@ -36,7 +37,10 @@ BLOCKED = "Forbidden: bot was blocked by the user"
 BAD_MARKUP = 'Bad Request: can\'t parse entities: unsupported start tag "x" at byte offset 0'
 UNFETCHABLE = "Bad Request: wrong file identifier/HTTP URL specified"
 CHAT_NOT_FOUND = "Bad Request: chat not found"
-_SENDS = {"sendMessage", "sendPhoto", "sendDocument", "sendChatAction"}
+TOO_BIG = "Bad Request: file is too big"
+INVALID_FILE = "Bad Request: invalid file_id"
+MAX_FILE = 20 * 1000 * 1000  # getFile refuses larger files
+_SENDS = {"sendMessage", "sendPhoto", "sendDocument", "sendVoice", "sendChatAction"}
 
 
 @dataclass
@@ -77,11 +81,14 @@ class FakeTelegram:
         self._new_update = asyncio.Event()
         self._ids = itertools.count(1000)
         self._runner: web.AppRunner | None = None
+        self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, bytes)
+        self.downloads: list[str] = []  # file paths fetched, in order
 
     # lifecycle --------------------------------------------------------------------------------
     async def __aenter__(self) -> FakeTelegram:
         app = web.Application()
         app.router.add_route("*", self.prefix + "/bot{token}/{method}", self._handle)
+        app.router.add_get(self.prefix + "/file/bot{token}/{path:.+}", self._download)
         self._runner, self.url = await serve_locally(app, self.prefix)
         return self
 
@@ -127,6 +134,10 @@ class FakeTelegram:
         """Telegram refuses the formatting of the next message(s) sent with ``parse_mode``."""
         self.fail("sendMessage", 400, BAD_MARKUP, when=lambda p: bool(p.get("parse_mode")), times=times)
 
+    def add_file(self, file_id: str, content: bytes, path: str = "") -> None:
+        """A file a person sent: ``getFile`` finds it by ``file_id``, then it can be downloaded."""
+        self.files[file_id] = (path or f"documents/file_{len(self.files)}", content)
+
     def push_update(self, update: dict[str, Any]) -> None:
         """Queue an update for ``getUpdates``."""
         self.updates.append(update)
@@ -171,6 +182,8 @@ class FakeTelegram:
             return _error(rule.status, rule.description, rule.parameters)
         if method == "getUpdates":
             return _ok(await self._get_updates(params))
+        if method == "getFile":
+            return self._get_file(str(params.get("file_id", "")))
         return _ok(self._result(method, params))
 
     def _result(self, method: str, params: dict[str, Any]) -> Any:
@@ -188,7 +201,7 @@ class FakeTelegram:
                 "has_custom_certificate": False,
                 "pending_update_count": 0,
             }
-        if method in {"sendMessage", "sendPhoto", "sendDocument"}:
+        if method in {"sendMessage", "sendPhoto", "sendDocument", "sendVoice"}:
             chat_id = int(params["chat_id"])
             message: dict[str, Any] = {
                 "message_id": next(self._ids),
@@ -200,10 +213,37 @@ class FakeTelegram:
                 message["text"] = params["text"]
             elif method == "sendPhoto":
                 message["photo"] = [{"file_id": "p1", "file_unique_id": "u1", "width": 1, "height": 1}]
+            elif method == "sendVoice":
+                message["voice"] = {"file_id": "v1", "file_unique_id": "u3", "duration": 1}
             else:
                 message["document"] = {"file_id": "d1", "file_unique_id": "u2"}
             return message
         return True  # sendChatAction, setMyCommands, ...
+
+    def _get_file(self, file_id: str) -> web.Response:
+        if file_id not in self.files:
+            return _error(400, INVALID_FILE)
+        path, content = self.files[file_id]
+        if len(content) > MAX_FILE:
+            return _error(400, TOO_BIG)
+        return _ok(
+            {
+                "file_id": file_id,
+                "file_unique_id": f"u{file_id}",
+                "file_size": len(content),
+                "file_path": path,
+            }
+        )
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        path = request.match_info["path"]
+        found = next((content for p, content in self.files.values() if p == path), None)
+        if found is None:
+            return _error(404, "Not Found")
+        self.downloads.append(path)
+        return web.Response(body=found, content_type="application/octet-stream")
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)

@@ -6,7 +6,10 @@ scripted error in Twilio's JSON shape ``{"code", "message", "more_info", "status
 ``GET {prefix}/2010-04-01/Accounts/{sid}.json`` answers the account. Opted-out numbers get 21610
 on every send, like Twilio after STOP. WhatsApp addresses in ``outside_window`` get 63016 for a
 free-form message and take only a template (``ContentSid`` of one of ``templates``, whose
-variables ``GET {prefix}/v1/Content/{sid}`` answers like Twilio's Content API)::
+variables ``GET {prefix}/v1/Content/{sid}`` answers like Twilio's Content API). A person's media
+(``add_media``) is at ``{prefix}/2010-04-01/Accounts/{sid}/Messages/{MM}/Media/{ME}``, which takes
+the account's basic auth and redirects, as Twilio does, to a second loopback server (its storage)
+that refuses any request carrying credentials::
 
     async with FakeTwilio(prefix="/tw") as tw:
         tw.fail(63016, to="whatsapp:+15551230001")
@@ -109,7 +112,11 @@ class FakeTwilio:
     opted_out: set[str] = field(default_factory=set)
     outside_window: set[str] = field(default_factory=set)  # WhatsApp people who have not written for 24 h
     templates: dict[str, dict[str, str]] = field(default_factory=dict)  # ContentSid -> its variables
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # ME sid -> (bytes, content type)
+    downloads: list[str] = field(default_factory=list)  # ME sids the storage served, in order
+    storage_url: str = ""
     _runner: web.AppRunner | None = None
+    _storage: web.AppRunner | None = None
 
     async def __aenter__(self) -> FakeTwilio:
         app = web.Application()
@@ -117,19 +124,31 @@ class FakeTwilio:
         app.router.add_post(base + "/Messages.json", self._create)
         app.router.add_get(base + ".json", self._account)
         app.router.add_get(f"{self.prefix.rstrip('/')}/v1/Content/{{sid}}", self._content)
+        app.router.add_get(base + "/Messages/{message}/Media/{media}", self._media)
+        storage = web.Application()
+        storage.router.add_get("/media/{media}", self._stored)
+        self._storage, self.storage_url = await serve_locally(storage)
         self._runner, self.url = await serve_locally(app, self.prefix.rstrip("/"))
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in (self._runner, self._storage):
+            if runner is not None:
+                await runner.cleanup()
 
     # scripting --------------------------------------------------------------------------------
     def fail(self, code: int, *, to: str | None = None, times: int | None = 1) -> None:
         """The next ``times`` sends (to ``to``, if given) answer Twilio error ``code``."""
         self.rules.append(Rule(code, lambda p: to is None or p.get("To") == to, times))
+
+    def add_media(self, content: bytes, content_type: str) -> str:
+        """A file a person sent: its ``MediaUrl`` (the webhook's ``MediaUrl0``)."""
+        sid = "ME" + secrets.token_hex(16)
+        self.media[sid] = (content, content_type)
+        message = "MM" + secrets.token_hex(16)
+        return f"{self.url}/2010-04-01/Accounts/{self.account_sid}/Messages/{message}/Media/{sid}"
 
     def opt_out(self, number: str) -> None:
         self.opted_out.add(number)
@@ -221,6 +240,24 @@ class FakeTwilio:
                 "links": {},
             }
         )
+
+    async def _media(self, request: web.Request) -> web.Response:
+        if self._authorized(request) is None:
+            return _error(20003)
+        sid = request.match_info["media"]
+        if sid not in self.media:
+            return _error(20404)
+        raise web.HTTPTemporaryRedirect(f"{self.storage_url}/media/{sid}")
+
+    async def _stored(self, request: web.Request) -> web.Response:
+        if hdrs.AUTHORIZATION in request.headers:  # the account's credentials must not reach storage
+            return web.Response(status=400, text="Only one auth mechanism allowed")
+        sid = request.match_info["media"]
+        if sid not in self.media:
+            return web.Response(status=404)
+        self.downloads.append(sid)
+        content, content_type = self.media[sid]
+        return web.Response(body=content, content_type=content_type)
 
     def _scripted(self, params: MultiDict[str]) -> int | None:
         for rule in self.rules:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ensure the system packages the tests need (Debian/Ubuntu): PostgreSQL server binaries (the tests
 # run their own initdb), Chromium (browser tests), Node.js + npm and promtool (from the `prometheus`
-# package: it checks deploy/prometheus/alerts.yml). Does nothing when all are there.
+# package: it checks deploy/prometheus/alerts.yml) and espeak-ng (the voice tests speak their voice
+# notes with it). Does nothing when all are there.
 # As root it installs what is missing; otherwise it prints the command to run and fails.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ have_postgres || missing+=(postgresql)
 have chromium || missing+=(chromium)
 have npm || missing+=(nodejs npm)
 have promtool || missing+=(prometheus)
+have espeak-ng || missing+=(espeak-ng)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

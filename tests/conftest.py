@@ -104,6 +104,7 @@ async def make_client(tmp_path: Path) -> AsyncIterator[MakeClient]:
                 "PUBLIC_URL": "http://bridge.test",
                 "WIDGET_ALLOWED_ORIGINS": ORIGIN,
                 "WIDGET_UPLOADS_DIR": str(tmp_path / "uploads"),
+                "DATA_DIR": str(tmp_path / "data"),
                 **env,
             }
             settings = load_settings(environ)

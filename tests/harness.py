@@ -100,6 +100,7 @@ def environment(
     """The environment of a bridge on ``database`` whose bot and channels are these fakes."""
     environ = {
         "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "DATA_DIR": str(database.parent / "data"),  # people's files, beside the database
         "PUBLIC_URL": PUBLIC_URL,
         **{
             f"WORKER_{name.upper()}": str(value)

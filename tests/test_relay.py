@@ -261,7 +261,7 @@ async def test_a_bug_while_answering_ends_as_a_dead_letter_not_a_loop(bridge):
     from bridge.bots import EchoBot
 
     class Exploding(EchoBot):
-        async def send(self, session_id, text):
+        async def send(self, session_id, text, files=()):
             raise RuntimeError("boom")
 
     h = await bridge(worker={"max_attempts": 2})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import structlog
@@ -15,7 +15,8 @@ from telegram.constants import ChatAction, ParseMode
 
 from bridge.channel import Capabilities, Channel, ChannelContext, Resumable, SendError, WebhookRequest
 from bridge.errors import BadRequest, Forbidden, UnsupportedMediaType
-from bridge.model import Attachment, ChatMoved, Conversation, Part, Received
+from bridge.media.download import Downloader, FileTooLarge
+from bridge.model import Attachment, ChatMoved, Conversation, Media, Part, Received
 from bridge.secrets import matches
 from bridge.split import utf16_length
 
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_FILE = 20_000_000  # getFile's limit: Telegram lets a bot download files up to 20 MB
 JSON = "application/json"
+VOICE = "audio/ogg"  # a voice note: OGG/Opus, sent with sendVoice
 Step = Callable[[int | str], Awaitable[telegram.Message]]
 T = TypeVar("T")
 
@@ -77,6 +80,7 @@ class TelegramChannel(Channel):
         self._api: telegram.Bot | None = None
         self._requests: tuple[AiohttpRequest, ...] = ()
         self.progress = Resumable()
+        self.downloads = Downloader("Telegram", self.options.request_timeout)
 
     @property
     def api(self) -> telegram.Bot:
@@ -104,6 +108,7 @@ class TelegramChannel(Channel):
                 log.warning("Telegram getMe failed", channel=self.name, reason=exc.reason)
 
     async def stop(self) -> None:
+        await self.downloads.close()
         if self._api is not None:
             api, self._api = self._api, None
             await api.shutdown()
@@ -164,6 +169,26 @@ class TelegramChannel(Channel):
 
         return await self.progress.run(part.id, [functools.partial(run, step) for step in steps])
 
+    async def fetch(self, media: Media, limit: int) -> AsyncIterator[bytes]:
+        """``getFile``, then its file path from the Bot API server. The file URL holds the bot
+        token: it is never logged, and no failure reason quotes it."""
+        limit = min(limit, MAX_FILE)
+        if media.size is not None and media.size > limit:
+            raise FileTooLarge(limit)
+        try:
+            found = await self.api.get_file(media.ref)
+        except tg.BadRequest as exc:
+            if "too big" in exc.message.lower():
+                raise FileTooLarge(limit) from None
+            raise SendError(f"Telegram: {self.scrub(exc.message)}", final=True) from None
+        except tg.TelegramError as exc:
+            raise self.scrub.send_error(exc) from None
+        url = found.file_path or ""  # PTB made it the file URL: api_base_url/file/bot<token>/<path>
+        if not url.startswith(("http://", "https://")):
+            raise SendError("Telegram gave no file path to download", final=True)
+        async for chunk in self.downloads.stream(url, limit):
+            yield chunk
+
     async def typing(self, conversation: Conversation) -> None:
         chat = conversation.person.address
         if self.limiter.paused(chat):
@@ -210,11 +235,17 @@ class TelegramChannel(Channel):
             log.info("Telegram refused the markup; sent as plain text", channel=self.name, reason=exc.message)
             return await self.api.send_message(chat, text)
 
+    def speaks(self, conversation: Conversation) -> bool:
+        return True  # sendVoice
+
     async def _send_file(self, chat: int | str, attachment: Attachment) -> telegram.Message:
-        """As a photo (images) or document, by URL; if Telegram cannot fetch it, as a link."""
+        """As a voice note (OGG/Opus), a photo (images) or a document, by URL; if Telegram cannot
+        fetch it, as a link."""
         senders: list[Callable[..., Awaitable[telegram.Message]]] = [self.api.send_document]
         if attachment.is_image:
             senders.insert(0, self.api.send_photo)
+        elif attachment.content_type == VOICE:
+            senders.insert(0, self.api.send_voice)
         for sender in senders:
             try:
                 return await sender(chat, attachment.url)

@@ -11,13 +11,16 @@ from telegram import Message, MessageEntity, Update
 from telegram.constants import ChatMemberStatus, ChatType, MessageAttachmentType
 
 from bridge.errors import BadRequest
-from bridge.model import Blocked, ChatMoved, Event, InboundMessage, Kind, Person, Received
+from bridge.model import Blocked, ChatMoved, Event, InboundMessage, Kind, Media, Person, Received
 
 PLATFORM = "telegram"
 COMMANDS = {"start": Kind.START, "reset": Kind.RESET, "help": Kind.HELP}
 _GROUPS = {ChatType.GROUP, ChatType.SUPERGROUP}
 # Venue messages also carry a location: name the more specific kind first.
 _CONTENT = ("venue", *(str(t) for t in MessageAttachmentType if t != MessageAttachmentType.VENUE))
+# Files the bot can be given (fetched later with getFile). An animation also comes as a document:
+# the more specific kind first. Stickers, locations and contacts stay unsupported.
+MEDIA = ("animation", "photo", "video", "video_note", "voice", "audio", "document")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +69,12 @@ def messages(update: Update, rules: Rules) -> list[InboundMessage]:
         return []
     if group and kind is Kind.TEXT:
         text = _strip_mention(message, text, rules)
+    media = media_of(message) if kind is Kind.TEXT else ()
     if kind is Kind.TEXT and not text:
         if group and not _replies_to_bot(message, rules):
             return []  # a sticker in a group is not for the bot unless it answers the bot
-        kind = Kind.UNSUPPORTED
+        if not media:
+            kind = Kind.UNSUPPORTED
     return [
         InboundMessage(
             channel=rules.channel,
@@ -79,6 +84,7 @@ def messages(update: Update, rules: Rules) -> list[InboundMessage]:
             text=text,
             what=what if kind is Kind.UNSUPPORTED else "",
             context=_context(message, what),
+            media=media,
         )
     ]
 
@@ -132,6 +138,29 @@ def _content_kind(message: Message) -> str:
         if getattr(message, name, None):
             return name.replace("_", " ")
     return ""
+
+
+def media_of(message: Message) -> tuple[Media, ...]:
+    """The file the message carries, as the update describes it (a photo: its largest size)."""
+    for kind in MEDIA:
+        found = getattr(message, kind, None)
+        if not found:
+            continue
+        if kind == "photo":
+            found = max(found, key=lambda size: (size.width * size.height, size.file_size or 0))
+        item = found.to_dict()  # plain values (PTB 22 would warn on ``duration``)
+        duration = item.get("duration")
+        return (
+            Media(
+                kind=kind,
+                ref=item["file_id"],
+                name=item.get("file_name") or "",
+                content_type=item.get("mime_type") or "",
+                size=item.get("file_size"),
+                seconds=float(duration) if isinstance(duration, int | float) else None,
+            ),
+        )
+    return ()
 
 
 def _entities(message: Message) -> dict[MessageEntity, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import functools
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -20,7 +21,8 @@ from twilio.rest import Client
 from bridge.channel import Capabilities, Channel, Resumable, SendError, WebhookRequest
 from bridge.errors import BadRequest, Forbidden, UnsupportedMediaType
 from bridge.logs import mask
-from bridge.model import Blocked, Conversation, DeliveryReport, Part, Person, Received
+from bridge.media.download import Downloader
+from bridge.model import Blocked, Conversation, DeliveryReport, Media, Part, Person, Received
 from bridge.secrets import matches
 from bridge.split import split_text, utf16_length
 
@@ -43,6 +45,10 @@ MAX_MEDIA = 10  # MediaUrl parameters per message
 Message = tuple[str, list[str]]  # (Body, MediaUrls) of one REST call
 
 
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 class _HttpClient(AsyncTwilioHttpClient):
     """The library's client, with basic auth sent as a header (aiohttp deprecates ``auth=``)."""
 
@@ -58,8 +64,7 @@ class _HttpClient(AsyncTwilioHttpClient):
         allow_redirects: bool = False,
     ) -> Any:
         if auth is not None:
-            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-            headers = {**(headers or {}), "Authorization": f"Basic {token}"}
+            headers = {**(headers or {}), "Authorization": basic_auth(*auth)}
         return await super().request(method, url, params, data, headers, None, timeout, allow_redirects)
 
 
@@ -78,6 +83,7 @@ class TwilioChannel(Channel):
         self._validator = RequestValidator(self._token)
         self._client: Client | None = None
         self.progress = Resumable()
+        self.downloads = Downloader("Twilio", self.options.request_timeout)
         sid = self.options.whatsapp_template_sid
         self.template = window.Template(sid, lambda: self.client) if sid else None
         if self.template is not None:  # held WhatsApp messages wait for the person's next message
@@ -97,6 +103,7 @@ class TwilioChannel(Channel):
 
     # lifecycle ----------------------------------------------------------------------------------
     async def stop(self) -> None:
+        await self.downloads.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.http_client.close()
@@ -169,9 +176,24 @@ class TwilioChannel(Channel):
     def ack(self) -> web.Response:
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
+    async def fetch(self, media: Media, limit: int) -> AsyncIterator[bytes]:
+        """``MediaUrlN`` with the account's basic auth. Twilio redirects it to a storage host,
+        which gets no credentials (``Downloader`` keeps them to the URL's own host)."""
+        if not media.ref.startswith(("https://", "http://")):
+            raise SendError("Twilio: the media URL is not a URL", final=True)
+        auth = basic_auth(self.options.account_sid, self._token)
+        async for chunk in self.downloads.stream(media.ref, limit, {"Authorization": auth}):
+            yield chunk
+
     # outbound -----------------------------------------------------------------------------------
     def person(self, identifier: str) -> Person:
         return Person(key=identifier, address=identifier, platform=parse.platform_of(identifier))
+
+    def speaks(self, conversation: Conversation) -> bool:
+        """Voice notes go as WhatsApp media, within the 24-hour window as far as the bridge knows
+        (it keeps track with a template set); SMS gets text."""
+        whatsapp = conversation.person.address.startswith(parse.WHATSAPP)
+        return whatsapp and (self.template is None or not window.outside(conversation, datetime.now(UTC)))
 
     async def send(self, conversation: Conversation, part: Part) -> str | None:
         """One REST call per message of the part (usually one); a retried part resumes."""

@@ -8,7 +8,7 @@ from multidict import MultiDict
 
 from bridge.channel import command_kind
 from bridge.errors import BadRequest
-from bridge.model import DeliveryReport, InboundMessage, Kind, Person
+from bridge.model import DeliveryReport, InboundMessage, Kind, Media, Person
 
 from .errors import UNREACHABLE, describe
 
@@ -80,11 +80,16 @@ def messages(form: Form, channel: str) -> list[InboundMessage]:
     if media:
         context["media"] = [{"url": url, "content_type": kind} for url, kind in media]
 
+    files = tuple(_file(url, content_type) for url, content_type in media if _what(content_type) != "contact")
+
     def message(kind: Kind, text: str = "", what: str = "") -> list[InboundMessage]:
         state = {STATE_TO: to}  # replies go out from the number the person wrote to
-        return [InboundMessage(channel, platform_id, who, kind, text, what, context, state)]
+        given = files if kind is Kind.TEXT else ()
+        return [InboundMessage(channel, platform_id, who, kind, text, what, context, state, given)]
 
     if not text.strip():
+        if files:
+            return message(Kind.TEXT)
         if media:
             return message(Kind.UNSUPPORTED, what=_what(media[0][1]))
         if form.get("Latitude"):
@@ -133,6 +138,14 @@ def _media(form: Form) -> list[tuple[str, str]]:
     count = min(count, 10)
     found = [(form.get(f"MediaUrl{i}", ""), form.get(f"MediaContentType{i}", "")) for i in range(count)]
     return [(url, kind) for url, kind in found if url]
+
+
+def _file(url: str, content_type: str) -> Media:
+    """A ``MediaUrlN``: fetched later with the account's credentials (its type is sniffed then).
+    Audio is a voice note (a WhatsApp voice message, an MMS recording): for speech to text."""
+    what = _what(content_type)
+    kind = "voice" if what == "audio" else what
+    return Media(kind=kind, ref=url, content_type=content_type.strip().lower()[:100])
 
 
 def _what(content_type: str) -> str:

@@ -7,6 +7,7 @@ channel "sends" is what the widget's polls read back (parts the worker marked as
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from bridge.channel import Capabilities, Channel, ChannelContext, WebhookRequest, command_kind
 from bridge.errors import BadRequest, NotFound, TooLarge
-from bridge.model import Conversation, InboundMessage, Opened, Part, Person, Received
+from bridge.model import Conversation, InboundMessage, Media, Opened, Part, Person, Received
 from bridge.typedefs import CORE
 
 from . import uploads
@@ -88,6 +89,11 @@ class WebChannel(Channel):
         if not self.allowed_origins:
             self.allowed_origins = frozenset({_origin(context.base_url)})
         self.uploads_dir = Path(self.options.uploads_dir or context.data_dir / "uploads")
+
+    async def fetch(self, media: Media, limit: int) -> AsyncIterator[bytes]:
+        """An upload the person attached (``Media.ref`` is its id), from disk."""
+        async for chunk in uploads.read(self.uploads_dir, media.ref, limit):
+            yield chunk
 
     def remove_files(
         self, data_dir: Path, *, person_key: str | None = None, before: datetime | None = None

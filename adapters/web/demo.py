@@ -11,10 +11,10 @@ from pathlib import Path
 from aiohttp import web
 
 from bridge.errors import NotFound
+from bridge.files import FileResponse, under
 from bridge.typedefs import CORE
 
 from .channel import web_channels
-from .files import FileResponse, under
 
 STATIC_DIR = Path(__file__).parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"

@@ -11,21 +11,20 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
 from bridge.body import json_object
 from bridge.core import Core
 from bridge.errors import BadRequest, NotFound
-from bridge.model import Conversation, InboundMessage, Kind, Received
+from bridge.files import FileResponse, download_headers, under
+from bridge.model import Conversation, InboundMessage, Kind, Media, Received
 from bridge.typedefs import CORE
 
 from . import uploads
 from .channel import REMOTE_ID, WebChannel, web_channels
 from .demo import demo_page, install_static
 from .digest import token_digest
-from .files import FileResponse, under
 from .security import (
     RateLimiter,
     check_embed_key,
@@ -118,8 +117,8 @@ async def message(request: web.Request) -> web.Response:
     _limit_address(request, channel)
     request.app[LIMITER].hit(f"session:{conversation.id}", channel.options.session_rate, "messages")
     if body.get("attachment_ids"):
-        links = _attachment_links(request, channel, conversation, body["attachment_ids"])
-        inbound = dataclasses.replace(inbound, text=inbound.text + links)
+        media = _attachments(channel, conversation, body["attachment_ids"])
+        inbound = dataclasses.replace(inbound, media=media)
     accepted = (await request.app[CORE].receive(channel.name, Received(messages=(inbound,))))[0]
     return web.json_response({"task_id": accepted.public_id, "status": "processing"}, status=202)
 
@@ -182,19 +181,9 @@ async def download(request: web.Request) -> web.FileResponse:
         except NotFound:
             continue
         if found.name == request.match_info["name"]:
-            return FileResponse(under(root, f"{found.id}/{found.name}"), headers=download_headers(found))
+            headers = download_headers(found.name, found.content_type)
+            return FileResponse(under(root, f"{found.id}/{found.name}"), headers=headers)
     raise NotFound("unknown file")
-
-
-def download_headers(found: uploads.Upload) -> dict[str, str]:
-    """Uploads are anyone's bytes served from the bridge's origin: always a download, never a page
-    (an uploaded text/html or SVG would otherwise run its scripts as the bridge)."""
-    return {
-        "Content-Type": found.content_type,
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(found.name, safe='')}",
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "sandbox",
-    }
 
 
 # helpers --------------------------------------------------------------------------------------------
@@ -235,14 +224,12 @@ def _limit_address(request: web.Request, channel: WebChannel) -> None:
     request.app[LIMITER].hit(f"ip:{address}", channel.options.ip_rate, "requests from your address")
 
 
-def _attachment_links(
-    request: web.Request, channel: WebChannel, conversation: Conversation, ids: object
-) -> str:
+def _attachments(channel: WebChannel, conversation: Conversation, ids: object) -> tuple[Media, ...]:
+    """The person's own uploads the message names (fetched from disk later, in the worker)."""
     if not channel.options.uploads_enabled:
         raise BadRequest("file uploads are not enabled for this chat")
     files = uploads.owned(channel.uploads_dir, ids, conversation.person.key)
-    base = request.app[CORE].settings.base_url
-    return "".join(f"\n\n[{f.name}]({base}/uploads/{f.id}/{quote(f.name)})" for f in files)
+    return tuple(Media("file", f.id, f.name, f.content_type, f.size) for f in files)
 
 
 def _empty_message() -> dict[str, Any]:

@@ -1,15 +1,16 @@
-"""Files people attach in the widget (only when ``uploads_enabled``): kept on disk, linked by URL.
-
-The bot reads text only, so an attached file reaches it as a named link in the message text.
+"""Files people attach in the widget (only when ``uploads_enabled``): kept on disk. A message
+names its uploads (``attachment_ids``); the worker reads them from here (``read``) like any
+person's file, to give them to the bot or to link them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,11 +18,13 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 
 from bridge import body
+from bridge.channel import SendError
 from bridge.errors import BadRequest, NotFound, TooLarge, UnsupportedMediaType
+from bridge.files import safe_name
+from bridge.media.download import CHUNK, FileTooLarge
 
 from .digest import token_digest
 
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _MEDIA_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,64}/[A-Za-z0-9!#$&^_.+-]{1,64}$")  # sent back in a header
 META = ".meta.json"  # safe_name never starts with a dot: no upload can overwrite it
@@ -37,11 +40,6 @@ class Upload:
 
     def public(self) -> dict[str, object]:
         return {"id": self.id, "name": self.name, "size": self.size, "content_type": self.content_type}
-
-
-def safe_name(name: str) -> str:
-    cleaned = _SAFE_NAME.sub("_", Path(name).name).strip(" .")
-    return cleaned[:120] or "file"
 
 
 MAX_FILES = 10  # files in one upload request (the widget sends the ones picked at once)
@@ -139,6 +137,22 @@ def find(root: Path, file_id: str) -> Upload:
         return Upload(**json.loads((root / file_id / META).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         raise NotFound("unknown file") from None
+
+
+async def read(root: Path, file_id: str, limit: int) -> AsyncIterator[bytes]:
+    """An upload's bytes (``FileTooLarge`` past ``limit``; a final ``SendError`` once it is gone)."""
+    try:
+        found = find(root, file_id)
+        handle = (root / found.id / found.name).open("rb")
+    except (NotFound, OSError):
+        raise SendError("the uploaded file is gone", final=True) from None
+    with handle:
+        size = 0
+        while chunk := await asyncio.to_thread(handle.read, CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise FileTooLarge(limit)
+            yield chunk
 
 
 def owned(root: Path, file_ids: object, session_id: str) -> list[Upload]:

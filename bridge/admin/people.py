@@ -16,6 +16,7 @@ import structlog
 from bridge.bots import Bot, BotError
 from bridge.channel import Channel
 from bridge.logs import mask
+from bridge.media.store import media_store, person_digest
 from bridge.store import Store
 from bridge.store import admin as records
 from bridge.store.tables import utcnow
@@ -62,9 +63,11 @@ async def erase_person(
     erased = await store.erase(conversation_id)
     if erased is None:
         return None
-    files = 0
+    media = media_store(str(data_dir))
+    person = person_digest(erased.channel, erased.person_key)
+    files = await asyncio.to_thread(media.remove, person=person)
     if channel is not None:
-        files = await asyncio.to_thread(channel.remove_files, data_dir, person_key=erased.person_key)
+        files += await asyncio.to_thread(channel.remove_files, data_dir, person_key=erased.person_key)
     log.info("person erased", channel=erased.channel, person=mask(erased.person_key), files=files)
     return ErasedPerson(erased.channel, files, ended)
 
@@ -92,3 +95,20 @@ async def retain(core: Core) -> None:
         if passed:
             log.info("old texts emptied", rows=passed, older_than_days=days)
         await asyncio.sleep(RETENTION_BUSY if passed else RETENTION_IDLE)
+
+
+async def keep_media(core: Core) -> None:
+    """``MEDIA_KEEP_HOURS`` (or ``RETAIN_DAYS``, if shorter): delete the files people sent that are
+    older than that, now and then."""
+    settings = core.settings
+    hours = min(settings.media_keep_hours, (settings.retain_days or float("inf")) * 24)
+    media = media_store(settings.data_dir)
+    while True:
+        try:
+            removed = await asyncio.to_thread(media.remove, before=utcnow() - timedelta(hours=hours))
+        except Exception:
+            log.exception("removing old files failed")
+        else:
+            if removed:
+                log.info("old files removed", files=removed, older_than_hours=hours)
+        await asyncio.sleep(RETENTION_IDLE)

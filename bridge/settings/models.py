@@ -30,6 +30,7 @@ M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_OCS_URL = "https://www.openchatstudio.com"
 DEFAULT_OPENCX_URL = "https://api.open.cx"
+DEFAULT_SPEECH_URL = "https://api.openai.com/v1"
 
 
 def check_url(value: str) -> str:
@@ -53,6 +54,11 @@ class Texts:
     apology: str = "Sorry, something went wrong and I could not answer that. Please try again later."
     handoff: str = "A person from our team will answer you here shortly."
     progress: str = ""  # the widget shows it while the bot thinks (a line at a time, in turn)
+    too_large: str = "Sorry, that file is too large for me: I can take files of up to {limit}."
+    file_lost: str = "Sorry, I could not get the file you sent. Please send it again."
+    voice_echo: str = ""  # before the answer to a voice note: what was understood (``{text}``)
+    voice_failed: str = "Sorry, I could not make out that voice message. Please try again or write it."
+    voice_too_long: str = "Sorry, I can only listen to voice messages up to {limit} seconds long."
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> Texts:
@@ -60,8 +66,44 @@ class Texts:
         return cls(**{k: v for k, v in values.items() if k in known and v is not None})
 
 
-class BotSettings(BaseModel):
-    """One bot backend: an OCS chatbot (experiment), open.cx, or the built-in echo bot.
+class VoiceSettings(BaseModel):
+    """Voice notes heard through an OpenAI-compatible speech-to-text endpoint, and answers in voice
+    through a text-to-speech one (a bot's settings: ``STT_*``, ``TTS_*``, ``VOICE_*``)."""
+
+    # speech to text: on with a key, or with a base URL of its own (a self-hosted server)
+    stt_base_url: BaseUrl = Field(default=DEFAULT_SPEECH_URL, validation_alias="STT_BASE_URL")
+    stt_api_key: SecretStr | None = Field(default=None, validation_alias="STT_API_KEY")
+    stt_model: str = Field(default="whisper-1", min_length=1, validation_alias="STT_MODEL")
+    stt_language: str | None = Field(default=None, validation_alias="STT_LANGUAGE")  # unset: detect
+    voice_max_seconds: float = Field(default=300.0, gt=0, validation_alias="VOICE_MAX_SECONDS")
+    # answers in voice: when the person spoke (reciprocal), or to every message (always)
+    voice_replies: Literal["off", "reciprocal", "always"] = Field(
+        default="off", validation_alias="VOICE_REPLIES"
+    )
+    tts_base_url: BaseUrl | None = Field(default=None, validation_alias="TTS_BASE_URL")  # unset: STT's
+    tts_api_key: SecretStr | None = Field(default=None, validation_alias="TTS_API_KEY")  # unset: STT's
+    tts_model: str = Field(default="tts-1", min_length=1, validation_alias="TTS_MODEL")
+    tts_voice: str = Field(default="alloy", min_length=1, validation_alias="TTS_VOICE")
+    # longer answers (or any with a link) are sent as text too, after the voice note
+    voice_reply_max_chars: int = Field(default=600, ge=1, validation_alias="VOICE_REPLY_MAX_CHARS")
+
+    @property
+    def hears(self) -> bool:
+        """Voice notes are transcribed (otherwise they get ``TEXT_UNSUPPORTED``, as before)."""
+        return self.stt_api_key is not None or "stt_base_url" in self.model_fields_set
+
+    @property
+    def speech_url(self) -> str:
+        return self.tts_base_url or self.stt_base_url
+
+    @property
+    def speech_key(self) -> SecretStr | None:
+        return self.tts_api_key or self.stt_api_key
+
+
+class BotSettings(VoiceSettings):
+    """One bot backend: an OCS chatbot (experiment), open.cx, or the built-in echo bot, and how it
+    hears voice notes (``VoiceSettings``).
 
     Where a field has two variables, the first is OCS's and the second open.cx's."""
 
@@ -180,6 +222,10 @@ class Settings(BaseSettings):
     # message texts, parts and files older than this are deleted (counts stay)
     retain_days: float | None = Field(default=None, gt=0, validation_alias="RETAIN_DAYS")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="MAX_BODY_BYTES")
+    # people's files: to a bot that takes text only, as links (else the caption alone), for so long
+    media_as_links: bool = Field(default=True, validation_alias="MEDIA_AS_LINKS")
+    media_link_hours: float = Field(default=24.0, gt=0, validation_alias="MEDIA_LINK_HOURS")
+    media_keep_hours: float = Field(default=72.0, gt=0, validation_alias="MEDIA_KEEP_HOURS")
     bots: dict[str, BotSettings] = Field(default_factory=dict)
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

@@ -83,9 +83,7 @@ def test_help_is_relayed_when_the_channel_has_no_help_text() -> None:
 @pytest.mark.parametrize(
     ("name", "what"),
     [
-        ("photo", "photo"),
         ("sticker", "sticker"),
-        ("voice", "voice"),
         ("location", "location"),
         ("venue", "venue"),
         ("contact", "contact"),

@@ -185,7 +185,7 @@ async def test_reset_ends_the_session_and_says_so(bridge: Harness, tg: FakeTeleg
     await tg.wait_for(lambda: tg.texts(42)[-1:] == ["Just write."])
 
 
-@pytest.mark.parametrize("kind", ["photo", "sticker", "voice", "location", "contact"])
+@pytest.mark.parametrize("kind", ["sticker", "voice", "location", "contact"])
 async def test_non_text_is_answered_without_calling_ocs(
     bridge: Harness, tg: FakeTelegram, ocs: FakeOCS, kind: str
 ) -> None:
@@ -196,9 +196,15 @@ async def test_non_text_is_answered_without_calling_ocs(
     assert ocs.sessions == {}
 
 
-async def test_caption_is_relayed(bridge: Harness, tg: FakeTelegram, ocs: FakeOCS) -> None:
+async def test_caption_is_relayed_with_a_link_to_the_photo(
+    bridge: Harness, tg: FakeTelegram, ocs: FakeOCS
+) -> None:
+    tg.add_file("AgACAgIAAxkBAAIBZ2c_big", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "photos/file_7.jpg")
     await bridge.deliver_update(payload("photo_caption"))
-    await tg.wait_for(lambda: tg.texts(42) == ["bot: What is in this picture?"])
+    await tg.wait_for(lambda: len(tg.texts(42)) == 1)
+    [(caption, link)] = [text.split("\n\n") for text in relayed(ocs)]
+    assert caption == "What is in this picture?"
+    assert link.startswith(f"[photo.jpg]({bridge.public_url}/media/")
 
 
 @pytest.mark.parametrize("name", ["edited", "channel_post", "new_members", "unblocked"])

@@ -250,17 +250,18 @@ async def test_stop_as_the_very_first_message_holds(
     assert relayed(ocs) == ["hello again"]
 
 
-async def test_media_without_text_gets_the_unsupported_answer(
+async def test_a_location_gets_the_unsupported_answer_and_media_a_link(
     bridge: Harness, tw: FakeTwilio, ocs: FakeOCS
 ) -> None:
-    for name in ("whatsapp_image", "whatsapp_location"):
-        await bridge.deliver_form(payload(name))
-    await tw.wait_for(lambda: len(tw.sent()) == 2)
-    assert all("text" in body for body in tw.bodies())
+    await bridge.deliver_form(payload("whatsapp_location"))
+    await tw.wait_for(lambda: len(tw.sent()) == 1)
+    assert "text" in tw.bodies()[0]
     assert relayed(ocs) == []
-    # a caption is relayed
-    await bridge.deliver_form(payload("whatsapp_image", Body="What is this?"))
-    await tw.wait_for(lambda: tw.bodies()[-1:] == ["bot: What is this?"])
+    # an image, with or without a caption, reaches the bot as a link (tests/twilio/test_twilio_media.py)
+    url = tw.add_media(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", "image/jpeg")
+    await bridge.deliver_form(payload("whatsapp_image", Body="What is this?", MediaUrl0=url))
+    await tw.wait_for(lambda: len(tw.sent()) == 2)
+    assert relayed(ocs)[0].startswith("What is this?\n\n[image.jpg](")
 
 
 async def test_reset_starts_a_new_session(bridge: Harness, tw: FakeTwilio, ocs: FakeOCS) -> None:

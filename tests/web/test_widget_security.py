@@ -4,6 +4,7 @@ CORS, embed keys, session tokens, undecodable headers, rate limits and uploads."
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -190,10 +191,13 @@ async def test_upload_when_enabled_reaches_the_bot_as_a_link(make_client: MakeCl
     assert uploaded["name"] == "notes.txt" and uploaded["size"] == 10
     task = await send_with(client, sid, {"message": "read this", "attachment_ids": [uploaded["id"]]})
     content = (await answer(client, sid, task))["message"]["content"]
-    url = f"http://bridge.test/uploads/{uploaded['id']}/notes.txt"
-    assert content == f"echo: read this\n\n[notes.txt]({url})"
-    download = await client.get(f"/uploads/{uploaded['id']}/notes.txt")
-    assert download.status == 200 and await download.read() == b"hello file"
+    caption, link = content.split("\n\n")
+    assert caption == "echo: read this"
+    linked = re.fullmatch(r"\[notes\.txt\]\(http://bridge\.test(/media/[\w-]{32}/notes\.txt)\)", link)
+    assert linked is not None, link  # a link of its own, not the upload's id
+    for path in (linked[1], f"/uploads/{uploaded['id']}/notes.txt"):
+        download = await client.get(path)
+        assert download.status == 200 and await download.read() == b"hello file"
     other = (await start(client))["session_id"]
     stolen = await client.post(
         f"/api/chat/{other}/message/", json={"message": "x", "attachment_ids": [uploaded["id"]]}

@@ -1,10 +1,13 @@
-"""Serving files from a folder (the widget's files, uploads): every error answer is JSON, and a
-name that cannot be a file there is a 404, whatever its length or bytes."""
+"""Serving files from a folder (the widget's files, its uploads, people's files behind links):
+every error answer is JSON, a name that cannot be a file there is a 404, whatever its length or
+bytes, and anyone's bytes are always a download."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -12,6 +15,7 @@ from aiohttp.helpers import must_be_empty_body
 
 from bridge.errors import NotFound, error_detail
 
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 MAX_NAME = 255  # bytes in one path component (NAME_MAX on Linux)
 MAX_PATH = 1024
 
@@ -36,6 +40,12 @@ class FileResponse(web.FileResponse, _JsonErrors):
     pass
 
 
+def safe_name(name: str) -> str:
+    """A file name that is one harmless path component (never empty, never starting with a dot)."""
+    cleaned = _SAFE_NAME.sub("_", Path(name).name).strip(" .")
+    return cleaned[:120] or "file"
+
+
 def under(root: Path, relative: str) -> Path:
     """``root/relative`` if that is a regular file inside ``root``; else 404 (never an OSError)."""
     parts = relative.split("/")
@@ -55,3 +65,15 @@ def under(root: Path, relative: str) -> Path:
     except (OSError, ValueError):
         raise NotFound("no such file") from None
     return path
+
+
+def download_headers(name: str, content_type: str) -> dict[str, str]:
+    """Headers of a file anyone may have written, served from the bridge's origin: always a
+    download, never a page (an uploaded text/html or SVG would otherwise run its scripts as the
+    bridge)."""
+    return {
+        "Content-Type": content_type,
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+    }
