@@ -245,7 +245,7 @@ class ConversationRun:
 
     async def _relay(self, bot: Bot, channel: Channel, message: StoredMessage) -> tuple[Parts, str | None]:
         """The bot's answer as parts, and the session if the bot handed it to a human agent just now."""
-        async with self.worker.bot_slots[channel.bot]:  # the bot's requests in flight are bounded
+        async with bot.slot(self.worker.bot_slots[channel.bot]):  # its requests in flight are bounded
             session_id = self.claim.conversation.session_id
             idle = self.config.session_idle_timeout
             if (
