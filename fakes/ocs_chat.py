@@ -28,6 +28,7 @@ recorded in ``/work/shared/recorded/ocs-a77c545/chat-api-and-more.txt``:
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 import itertools
 import uuid
@@ -35,8 +36,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePath
 from typing import TYPE_CHECKING
+from urllib.parse import unquote_plus
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from fakes.ocs_chat_records import EXTENSIONS, ChatSession, Participant, Received, Task, Upload
 from fakes.ocs_records import (
@@ -164,8 +166,8 @@ class FakeChat:
         form = await request.post()
         client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
         if request.headers.get("Authorization", "").startswith("Basic "):
-            auth = BasicAuth.decode(request.headers["Authorization"])
-            client_id, secret = auth.login, auth.password
+            pair = base64.b64decode(request.headers["Authorization"][6:]).decode()
+            client_id, _, secret = (unquote_plus(part) for part in pair.partition(":"))
         self.token_requests += 1
         if (client_id, secret) != (self.client_id, self.client_secret):
             return web.json_response({"error": "invalid_client"}, status=401)

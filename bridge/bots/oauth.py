@@ -6,10 +6,11 @@ logged."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import quote_plus
 
-import aiohttp
 from pydantic import SecretStr
 
 from bridge.bots.base import BotError
@@ -50,8 +51,10 @@ class ClientToken:
 
     async def _fetch(self, exchange: Exchange) -> tuple[str, float]:
         form = {"grant_type": "client_credentials", "scope": SCOPE}
-        auth = aiohttp.BasicAuth(self.client_id, self._secret.get_secret_value())
-        status, raw, _ = await exchange("POST", self.url, data=form, auth=auth)
+        # RFC 6749 §2.3.1: each form-encoded, then HTTP Basic (as django-oauth-toolkit reads it)
+        pair = f"{quote_plus(self.client_id)}:{quote_plus(self._secret.get_secret_value())}"
+        basic = {"Authorization": f"Basic {base64.b64encode(pair.encode()).decode()}"}
+        status, raw, _ = await exchange("POST", self.url, data=form, headers=basic)
         body = json_object(raw)
         if status == 200 and isinstance(body.get("access_token"), str):
             expires_in = body.get("expires_in")
