@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from bridge.bots import BotError, OcsChatBot, SessionGone
+from bridge.bots import BotError, OcsBot, OcsChatBot, SessionGone, build_bot
+from bridge.errors import ConfigError
 from bridge.model import Conversation, LocalFile, Person, Reply
-from bridge.settings import BotSettings, Texts
-from fakes.ocs import FakeOCS
+from bridge.settings import BotSettings, Texts, load_settings
+from fakes.ocs import EXPERIMENT, FakeOCS
 from tests.harness import eventually, ocs_bot
 
 FAST = {"proactive_poll_seconds": 0.1}
@@ -226,3 +227,19 @@ async def test_check_names_an_unknown_chatbot(fake_ocs: FakeOCS):
     async with started(chat_bot(fake_ocs, experiment_id="00000000-0000-0000-0000-000000000000")) as bot:
         with pytest.raises(BotError, match="OCS has no chatbot"):
             await bot.check()
+
+
+# 5. Settings ---------------------------------------------------------------------------------------
+def test_the_chat_transport_is_chosen_by_its_settings_and_says_what_it_lacks():
+    base = {"OCS_TRANSPORT": "chat", "OCS_EXPERIMENT_ID": EXPERIMENT, "OCS_CLIENT_ID": "client"}
+    with pytest.raises(ConfigError) as refused:
+        load_settings(base)
+    assert str(refused.value).splitlines() == [
+        "OCS_CLIENT_SECRET: required when transport is 'chat' (BOT_BACKEND 'ocs')"
+    ]
+    settings = load_settings(base | {"OCS_CLIENT_SECRET": "s3cret-value"})
+    bot = settings.bots["default"]
+    assert isinstance(build_bot(bot), OcsChatBot)
+    assert "s3cret-value" not in repr(settings)
+    incoming = load_settings({"OCS_API_KEY": "k", "OCS_EXPERIMENT_ID": EXPERIMENT}).bots["default"]
+    assert incoming.transport == "incoming" and isinstance(build_bot(incoming), OcsBot)
