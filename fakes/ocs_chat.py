@@ -120,8 +120,12 @@ class FakeChat:
     def limit_rate(self, limit: int, window: float = 300.0) -> None:
         self.rate = (limit, window)
 
-    def participant_of(self, session_id: str) -> Participant:
-        return self.chats[session_id].participant
+    def clear(self) -> None:
+        """Forget every session, participant, upload and task (the bench's runs)."""
+        for kept in (self.chats, self.uploads, self.tasks, self._limits):
+            kept.clear()
+        self.participants.clear()
+        self.received.clear()
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -294,6 +298,8 @@ class FakeChat:
 
     async def _run(self, task: Task, session: FakeSession, text: str) -> None:
         """OCS's celery task: the bot's answer to the user turn (or an error)."""
+        self.ocs.answering += 1
+        self.ocs.max_answering = max(self.ocs.max_answering, self.ocs.answering)
         try:
             if self.ocs.latency:
                 await asyncio.sleep(self.ocs.latency)
@@ -309,6 +315,7 @@ class FakeChat:
         except Exception:
             task.error = (500, DEFAULT_ERROR)
         finally:
+            self.ocs.answering -= 1
             task.done = True
 
     async def _task_poll(self, request: web.Request) -> web.Response:
