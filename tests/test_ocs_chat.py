@@ -197,6 +197,19 @@ async def test_a_turn_that_reached_ocs_is_recovered_not_sent_again(fake_ocs: Fak
     assert fake_ocs.messages(session_id) == ["hello"]
 
 
+async def test_the_chat_api_rate_limit_per_session_is_waited_out(bridge, fake_ocs: FakeOCS):
+    """OCS's ``chat_api`` limit, per session (2 requests in 3 s here): refused messages wait for
+    the server's ``Retry-After`` and go again; every answer arrives once, in order."""
+    fake_ocs.chat.limit_rate(2, window=3)
+    h = await bridge(bot=chat_bot(fake_ocs))
+    for n in range(3):
+        await h.say("ada", f"m{n}")
+    assert await h.replies("ada", 3, timeout=30) == ["bot: m0", "bot: m1", "bot: m2"]
+    [session_id] = fake_ocs.chat.chats
+    assert fake_ocs.messages(session_id) == ["m0", "m1", "m2"]
+    assert 429 in [status for c in fake_ocs.calls for status in c.status]
+
+
 # 4. bridge check -----------------------------------------------------------------------------------
 async def test_check_gets_a_token_and_starts_nothing(fake_ocs: FakeOCS):
     async with started(chat_bot(fake_ocs)) as bot:
