@@ -309,8 +309,10 @@ class FakeChat:
             result = self.ocs.reply(text, session)
             if inspect.isawaitable(result):
                 result = await result
-            answer = result if isinstance(result, str) else result[0]
-            task.message = FakeMessage("assistant", answer, _now())
+            answer, files = (result, []) if isinstance(result, str) else result
+            served = [self.ocs._serve(name, content) for name, content in files]
+            listed = [{"name": f["file_name"], "content_url": f["link"]} for f in served]
+            task.message = FakeMessage("assistant", answer, _now(), listed)
             self.ocs._add(session, task.message)
         except Exception:
             task.error = (500, DEFAULT_ERROR)

@@ -166,6 +166,15 @@ async def test_ocs_own_message_is_delivered_once(bridge, fake_ocs: FakeOCS):
     assert h.channel.texts_to("ada") == ["bot: hello", "Are you still there?", "bot: yes"]
 
 
+async def test_the_bots_files_come_with_its_answer(fake_ocs: FakeOCS):
+    fake_ocs.reply = lambda text, session: (f"bot: {text}", [("report.pdf", b"%PDF-1.4")])
+    async with started(chat_bot(fake_ocs)) as bot:
+        reply = await bot.send(await bot.open_session(conversation()), "the report?")
+    assert reply.text == "bot: the report?"
+    [attachment] = reply.attachments
+    assert attachment.name == "report.pdf" and attachment.url.startswith(fake_ocs.url)
+
+
 async def test_a_task_error_ocs_shows_the_person_is_their_answer(fake_ocs: FakeOCS):
     fake_ocs.chat.fail_task(400, "Your message is too long for this bot.")
     async with started(chat_bot(fake_ocs)) as bot:

@@ -50,6 +50,7 @@ from bridge.store.tables import utcnow
 
 CHAT_RATE = "300/5m"  # OCS's RATE_LIMIT_CHAT_API: session starts per channel (and requests per session)
 TOKEN_LIFETIME = timedelta(days=7)  # OCS's CHAT_SESSION_TOKEN_LIFETIME (a channel may set it shorter)
+KEPT = 10_000  # sessions whose token is at hand in memory (the others are read from the store)
 FIRST_POLL, POLL_GROWTH, LONGEST_POLL = 1.0, 1.5, 4.0  # seconds between task polls
 MAX_UPLOAD_MB = 50  # OCS's MAX_FILE_SIZE_MB, each and in total
 ADMITS = "Version number requires authentication"  # chat/start/'s answer to an admitted probe
@@ -122,8 +123,7 @@ class OcsChatBot(HttpBot):
         chatbot = body.get("chatbot")
         if isinstance(chatbot, dict) and chatbot.get("name"):
             self._name = str(chatbot["name"])
-        session = _Session(str(token or ""), utcnow(), state, context=state)
-        self._sessions[session_id] = session
+        session = self._remember(session_id, _Session(str(token or ""), utcnow(), state, context=state))
         if self._store is not None:
             await keep_token(self._store, session_id, session.token, session.started_at)
         return session_id
@@ -165,12 +165,18 @@ class OcsChatBot(HttpBot):
         if session is None and self._store is not None:
             kept = await session_token(self._store, session_id)
             if kept is not None:
-                session = self._sessions[session_id] = _Session(*kept)
+                session = self._remember(session_id, _Session(*kept))
         if session is None:
             raise SessionGone("no session token is kept for this OCS chat session")
         if utcnow() - session.started_at > TOKEN_LIFETIME:
             await self._forget(session_id)
             raise SessionGone("the OCS chat session's token has expired")
+        return session
+
+    def _remember(self, session_id: str, session: _Session) -> _Session:
+        if len(self._sessions) >= KEPT:  # the longest kept goes (its token stays in the store)
+            self._sessions.pop(next(iter(self._sessions)))
+        self._sessions[session_id] = session
         return session
 
     async def _chat(self, method: str, session_id: str, path: str, **request: Any) -> Any:
