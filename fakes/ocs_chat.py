@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import inspect
 import itertools
 import uuid
@@ -173,7 +174,8 @@ class FakeChat:
             pair = base64.b64decode(request.headers["Authorization"][6:]).decode()
             client_id, _, secret = (unquote_plus(part) for part in pair.partition(":"))
         self.token_requests += 1
-        if (client_id, secret) != (self.client_id, self.client_secret):
+        same_id = hmac.compare_digest(client_id, self.client_id)
+        if not (same_id and hmac.compare_digest(secret, self.client_secret)):
             return web.json_response({"error": "invalid_client"}, status=401)
         if form.get("grant_type") != "client_credentials":
             return web.json_response({"error": "unsupported_grant_type"}, status=400)
@@ -237,7 +239,7 @@ class FakeChat:
             return web.json_response(
                 {"error": "Session token required", "code": "session_token_required"}, status=403
             )
-        if token != chat.token:
+        if not hmac.compare_digest(token, chat.token):
             return web.json_response(
                 {"error": "Invalid session token", "code": "session_token_invalid"}, status=403
             )
