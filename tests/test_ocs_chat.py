@@ -245,6 +245,12 @@ async def test_check_says_what_is_missing(fake_ocs: FakeOCS, breakage: dict[str,
             await bot.check()
 
 
+async def test_check_refuses_a_pinned_version_the_chat_api_cannot_use(fake_ocs: FakeOCS):
+    async with started(chat_bot(fake_ocs, version=1)) as bot:
+        with pytest.raises(BotError, match="OCS_EXPERIMENT_VERSION cannot be used"):
+            await bot.check()
+
+
 async def test_check_names_an_unknown_chatbot(fake_ocs: FakeOCS):
     async with started(chat_bot(fake_ocs, experiment_id="00000000-0000-0000-0000-000000000000")) as bot:
         with pytest.raises(BotError, match="OCS has no chatbot"):

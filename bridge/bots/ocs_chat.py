@@ -80,6 +80,7 @@ class OcsChatBot(HttpBot):
             raise ValueError("an OCS Chat API bot needs an OAuth client id and secret and a chatbot id")
         super().__init__(settings)
         self.chatbot = settings.experiment_id
+        self.version = settings.version  # not on the Chat API: only a logged-in user may pick one
         self.oauth = ClientToken(f"{self.base}/o/token/", settings.client_id, settings.client_secret)
         rate = settings.team_rate_limit if "team_rate_limit" in settings.model_fields_set else CHAT_RATE
         self.starts = TeamBudget(self.base, f"chat:{settings.client_id}", *parse_rate(rate))
@@ -340,6 +341,11 @@ class OcsChatBot(HttpBot):
     async def check(self) -> str:
         """Gets a token, and asks ``chat/start/`` for a version (only a logged-in user may): an
         admitted caller is told so, and nothing is started."""
+        if self.version is not None:
+            raise BotError(
+                "OCS_EXPERIMENT_VERSION cannot be used with OCS_TRANSPORT=chat: OCS lets only a "
+                "logged-in user pick a version on its Chat API (the default version answers)"
+            )
         _, (status, raw, headers) = await self._started({"chatbot_id": self.chatbot, "version_number": 1})
         if status == 403 and json_object(raw).get("error") == ADMITS:
             return (
