@@ -7,7 +7,7 @@ limits are lifted (they cap one bot at about 30 messages a second: the bench mea
 bridge). The ceiling relay (``bench/ceiling.py``) runs the same load in the same run; compare
 ratios, not absolute figures (see ``bench/load.py`` for what each column means).
 
-    python -m bench [--scenarios fast,burst,crowd] [--targets ceiling,sqlite,postgresql]
+    python -m bench [--scenarios fast,burst,crowd] [--targets ceiling,sqlite,sqlite-chat,postgresql]
                     [--scale 1.0] [--timeout 300] [--env NAME=VALUE ...]
 """
 
@@ -40,7 +40,9 @@ SCENARIOS = {
     "crowd": Scenario("2 s bot, 10000 convs x 1", 10_000, 1, 2.0),
 }
 COLUMNS = ("answered/s", "ratio", "drain s", "ack p50 ms", "ack p99 ms", "answer p50 ms", "answer p99 ms")
-COLUMNS += ("cpu ms/msg", "rss MB", "typing", "bot in flight")
+COLUMNS += ("cpu ms/msg", "rss MB", "typing", "bot in flight", "ocs req/msg")
+# A target ending in "-chat" is the bridge on OCS's Chat API (OCS_TRANSPORT=chat), beside the default.
+CHAT = {"OCS_TRANSPORT": "chat", "OCS_CLIENT_ID": "bridge-client", "OCS_CLIENT_SECRET": "bridge-secret"}
 
 
 @contextlib.contextmanager
@@ -108,7 +110,9 @@ async def measure(
         command += [urls["telegram"], TOKEN, SECRET]
         env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
     else:
-        if target == "postgresql":
+        if target.endswith("-chat"):
+            extra = CHAT | extra
+        if target.startswith("postgresql"):
             assert postgres is not None
             database = await fresh_postgres(postgres, run)
         else:
@@ -156,16 +160,16 @@ def show(label: str, result: Result, ceiling: Result | None) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--scenarios", default="fast,burst,crowd")
-    parser.add_argument("--targets", default="ceiling,sqlite,postgresql")
+    parser.add_argument("--targets", default="ceiling,sqlite,sqlite-chat,postgresql,postgresql-chat")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of conversations")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every answer")
     parser.add_argument("--env", action="append", default=[], help="a bridge setting, NAME=VALUE")
     parser.add_argument("--profile", help="a directory: sample each target with py-spy into it")
     args = parser.parse_args()
     targets = args.targets.split(",")
-    if "postgresql" in targets and find_postgres_bin() is None:
-        print("PostgreSQL binaries not found: skipping the postgresql target", file=sys.stderr)
-        targets.remove("postgresql")
+    if find_postgres_bin() is None and any(t.startswith("postgresql") for t in targets):
+        print("PostgreSQL binaries not found: skipping the postgresql targets", file=sys.stderr)
+        targets = [t for t in targets if not t.startswith("postgresql")]
     print(f"{os.cpu_count()} CPUs; target columns: " + ", ".join(COLUMNS))
     print("| scenario / target | " + " | ".join(COLUMNS) + " | check |")
     print("|---" * (len(COLUMNS) + 2) + "|")
@@ -173,7 +177,8 @@ async def main() -> None:
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         urls = stack.enter_context(fakes())
-        postgres = stack.enter_context(start_postgres("bench")) if "postgresql" in targets else None
+        pg = any(t.startswith("postgresql") for t in targets)
+        postgres = stack.enter_context(start_postgres("bench")) if pg else None
         for key in args.scenarios.split(","):
             base = SCENARIOS[key]
             scenario = Scenario(

@@ -4,7 +4,7 @@ process of their own (so their CPU is not the bridge's), with a small control AP
     python -m bench.fakes   # prints {"ocs": URL, "telegram": URL, "control": URL} on one line
 
 Control: ``POST /latency {"seconds"}``, ``GET /sends`` (what the bot sent, typing calls, the most
-bot requests in flight at once), ``POST /reset``.
+bot requests in flight at once, the requests OCS got), ``POST /reset``.
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ def control_app(ocs: FakeOCS, tg: FakeTelegram) -> web.Application:
     async def sends(request: web.Request) -> web.Response:
         texts = [(c.chat_id, c.params.get("text", ""), c.at) for c in tg.log if c.method == "sendMessage"]
         typing = sum(1 for c in tg.log if c.method == "sendChatAction")
-        return web.json_response({"sends": texts, "typing": typing, "max_in_flight": ocs.max_answering})
+        report = {"sends": texts, "typing": typing, "max_in_flight": ocs.max_answering}
+        return web.json_response(report | {"ocs_requests": len(ocs.calls)})
 
     async def reset(request: web.Request) -> web.Response:
         tg.log.clear()
         ocs.calls.clear()
         ocs.sessions.clear()
+        ocs.chat.clear()
         ocs.max_answering = 0
         return web.json_response({"ok": True})
 

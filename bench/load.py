@@ -7,6 +7,7 @@ webhooks, with the fake OCS and fake Bot API in their own process. Figures per r
 - ``answer p50/p99``: webhook posted -> answer received by the fake Bot API
 - ``cpu ms/msg``: the target process's CPU time (user + system) over the run, per message
 - ``rss MB``: the target's peak resident memory (VmHWM)
+- ``ocs req/msg``: requests the fake OCS got (tokens, starts, messages, polls, reads) per answer
 - ``check``: every chat got exactly its answers, in order (else what went wrong)
 """
 
@@ -149,6 +150,7 @@ async def run_load(scenario: Scenario, run: int, url: str, control: str, pid: in
             "rss MB": peak_rss_mb(pid),
             "typing": float(report.get("typing", 0)) if sends else 0.0,
             "bot in flight": float(report.get("max_in_flight", 0)) if sends else 0.0,
+            "ocs req/msg": float(report.get("ocs_requests", 0)) / max(1, answered),
         },
         "; ".join(failures) or "ok",
     )

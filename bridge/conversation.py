@@ -20,11 +20,10 @@ import structlog
 from bridge.bots import Bot, BotError, SessionGone
 from bridge.channel import Channel, SendError, Unreachable
 from bridge.media.relay import Refused, prepare
-from bridge.model import Attachment, Kind, Part, Reply
+from bridge.model import Kind, Part, Reply
 from bridge.proactive.messages import stored_reply
-from bridge.split import split_text
+from bridge.shape import Parts, shape
 from bridge.store.follow import position
-from bridge.store.records import clean_text
 from bridge.voice import relay as heard_relay
 
 if TYPE_CHECKING:
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("bridge.worker")
 
-Parts = list[tuple[str, tuple[Attachment, ...]]]
 JUST_OPENED = 10.0  # seconds: a session this run opened is not looked at before relaying into it
 
 
@@ -206,7 +204,7 @@ class ConversationRun:
             if kind is Kind.UNSUPPORTED:
                 parts = self._texts(channel.texts.unsupported)
             elif kind is Kind.DELIVER:  # a proactive message: delivered as is, no bot call
-                parts = self._shape(channel, stored_reply(message))
+                parts = shape(channel, stored_reply(message))
             elif kind is Kind.HELP and channel.texts.help:
                 parts = self._texts(channel.texts.help)
             elif kind is Kind.END:
@@ -250,7 +248,7 @@ class ConversationRun:
     async def _relay(self, bot: Bot, channel: Channel, message: StoredMessage) -> tuple[Parts, str | None]:
         """The bot's answer as parts, and the session if the bot handed it to a human agent just now."""
         message, files = await prepare(self.core.settings, channel, bot, self.claim.conversation, message)
-        async with self.worker.bot_slots[channel.bot]:  # the bot's requests in flight are bounded
+        async with bot.slot(self.worker.bot_slots[channel.bot]):  # its requests in flight are bounded
             session_id = self.claim.conversation.session_id
             idle = self.config.session_idle_timeout
             if (
@@ -285,7 +283,7 @@ class ConversationRun:
                 typing.cancel()
         metrics.bot_latency.labels(channel.name).observe(time.monotonic() - started)
         metrics.replied.labels(channel.name).inc()
-        parts = goodbye + self._shape(channel, reply)
+        parts = goodbye + shape(channel, reply)
         session_id = self.claim.conversation.session_id
         if not reply.handed_off or session_id is None or self.claim.handoff_session == session_id:
             return parts, None
@@ -304,7 +302,7 @@ class ConversationRun:
             return [], session_id
         log.info("bot session ended upstream; opening a new one")
         said = [Reply(text=m.text, attachments=m.attachments) for m in history.messages]
-        return [part for reply in said for part in self._shape(channel, reply)], None
+        return [part for reply in said for part in shape(channel, reply)], None
 
     async def _recovered(self, bot: Bot, session_id: str, message: StoredMessage) -> Reply | None:
         """If an earlier attempt reached the bot (a crash, a timeout), its answer: never the same
@@ -387,19 +385,4 @@ class ConversationRun:
     # shaping replies ----------------------------------------------------------------------------
     def _texts(self, text: str) -> Parts:
         assert self.channel is not None
-        return self._shape(self.channel, Reply(text=text))
-
-    @staticmethod
-    def _shape(channel: Channel, reply: Reply) -> Parts:
-        caps = channel.capabilities
-        text, attachments = clean_text(reply.text), reply.attachments
-        if attachments and not caps.media_by_url:
-            links = "\n".join(f"[{a.name}]({a.url})" for a in attachments)
-            text, attachments = f"{text}\n\n{links}".strip(), ()
-        texts = split_text(text, caps.max_text, caps.length)
-        if not texts and attachments:
-            texts = [""]
-        parts: Parts = [(t, ()) for t in texts]
-        if parts:
-            parts[-1] = (parts[-1][0], attachments)
-        return parts
+        return shape(self.channel, Reply(text=text))

@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from bridge import admin, api, body, proactive, voice
 from bridge.admin.people import keep_media, retain
 from bridge.bot_events import bot_events
-from bridge.bots import OcsBot, build_bot
+from bridge.bots import OcsBot, OcsChatBot, build_bot
 from bridge.channel import Channel, WebhookRequest
 from bridge.core import Core
 from bridge.errors import ApiError, NotFound, Unstorable, error_detail
@@ -89,7 +89,7 @@ def _core_context(
             stack.push_async_callback(store.close)
             core = Core(settings=settings, store=store, channels=channels, bots=bots)
             for name, bot in bots.items():
-                if isinstance(bot, OcsBot):  # one budget per OCS team, shared through the store
+                if isinstance(bot, OcsBot | OcsChatBot):  # budgets (and chat tokens) in the store
                     bot.attach(store, core.metrics, name)
             for bot in bots.values():
                 await bot.start()

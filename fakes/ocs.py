@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from fakes.ocs_chat import FakeChat
 from fakes.ocs_records import (
     _INVALID,
     BODY,
@@ -117,6 +118,8 @@ class FakeOCS(SessionEndpoints):
         self._inflight: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.chat = FakeChat(self)
+        """OCS's Chat API and OAuth token endpoint (``fakes.ocs_chat``)."""
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -133,6 +136,7 @@ class FakeOCS(SessionEndpoints):
             f"{p}/channels/api/{{experiment}}/v{{version:\\d+}}/incoming_message", self._incoming
         )
         app.router.add_get(f"{p}/files/{{file_id}}/{{name}}", self._file)
+        self.chat.mount(app, p)
         self._runner, self.url = await serve_locally(app, self.prefix)
         return self
 
@@ -249,6 +253,8 @@ class FakeOCS(SessionEndpoints):
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if self.chat.owns(request.path):  # its own credentials, and multipart bodies
+            return await self.chat.handle(request, handler)
         body: Any = None
         if request.can_read_body:
             try:

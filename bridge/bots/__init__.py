@@ -1,4 +1,5 @@
-"""Bot backends: ``ocs`` (Open Chat Studio), ``opencx`` and ``echo``."""
+"""Bot backends: ``ocs`` (Open Chat Studio, through ``incoming_message`` or its Chat API), ``opencx``
+and ``echo``."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from bridge.bots.base import (
 )
 from bridge.bots.echo import EchoBot
 from bridge.bots.ocs import OcsBot
+from bridge.bots.ocs_chat import OcsChatBot
 from bridge.bots.opencx import OpenCxBot
 from bridge.settings import BotSettings
 
 
 def build_bot(settings: BotSettings) -> Bot:
     if settings.backend == "ocs":
-        return OcsBot(settings)
+        return OcsChatBot(settings) if settings.transport == "chat" else OcsBot(settings)
     return OpenCxBot(settings) if settings.backend == "opencx" else EchoBot()
 
 
@@ -37,6 +39,7 @@ __all__ = [
     "History",
     "HistoryMessage",
     "OcsBot",
+    "OcsChatBot",
     "OpenCxBot",
     "SessionEvent",
     "SessionGone",

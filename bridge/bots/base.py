@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,6 +115,12 @@ class Bot(abc.ABC):
         """Create a session for this conversation (the person's details in its state); its id."""
 
     accepts_files = False  # ``send`` takes the person's files (else they reach it as links)
+
+    def slot(self, bound: asyncio.Semaphore) -> contextlib.AbstractAsyncContextManager[Any]:
+        """What a message holds while the bot answers it: the worker's ``bound`` on the bot's
+        requests in flight. A bot that waits between its requests (it polls for the answer) holds
+        nothing: its connection pool bounds each request, and no slot is held while it waits."""
+        return bound
 
     @abc.abstractmethod
     async def send(self, session_id: str, text: str, files: Sequence[LocalFile] = ()) -> Reply:

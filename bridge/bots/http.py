@@ -70,10 +70,16 @@ class HttpBot(Bot):
     ) -> Any:
         """One request; failures become ``BotError`` (retryable when the turn cannot have landed).
         With ``session`` (the URL names a session), a 404 is ``SessionGone``."""
+        status, raw, headers = await self._exchange(method, url, json=payload, params=params)
+        return self._read(status, raw, headers, session=session)
+
+    async def _exchange(self, method: str, url: str, **request: Any) -> tuple[int, bytes, Mapping[str, str]]:
+        """One request as sent (``request``: aiohttp's ``json``, ``data``, ``params``, ``headers``):
+        its status, body and headers. A connection error or a timeout is a retryable ``BotError``."""
         if self._http is None:
             raise RuntimeError(f"{type(self).__name__}.start() was not called")
         try:
-            async with self._http.request(method, url, json=payload, params=params) as response:
+            async with self._http.request(method, url, **request) as response:
                 raw = await response.read()
                 status = response.status
                 headers = response.headers
@@ -83,6 +89,10 @@ class HttpBot(Bot):
             reason = f"cannot reach {self.service} at {self.base} ({type(exc).__name__})"
             raise BotError(reason, retryable=True) from None
         await self.answered(status, raw, headers)
+        return status, raw, headers
+
+    def _read(self, status: int, raw: bytes, headers: Mapping[str, str], *, session: bool = False) -> Any:
+        """An answer's JSON body; a failure as ``BotError`` (see ``_call``)."""
         if status in RETRYABLE_STATUS:
             retry_after = self.retry_after(raw, headers) if status == 429 else None
             raise BotError(
@@ -108,6 +118,15 @@ def _detail(raw: bytes) -> str:
         title = TITLE.search(raw[:4096].decode(errors="replace"))
         detail = html.unescape(title.group(1).strip()) if title else None
     return f": {str(detail)[:200]}" if detail else ""
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A body's JSON object; empty if it is none."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def created_at(item: dict[str, Any]) -> datetime:

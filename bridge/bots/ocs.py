@@ -131,13 +131,13 @@ class OcsBot(HttpBot):
         earliest = since - CLOCK_SKEW
         for index in range(len(messages) - 1, -1, -1):
             turn = messages[index]
-            if _is_turn(turn, "user", text) and created_at(turn) >= earliest:
-                answer = next((m for m in messages[index + 1 :] if _is_turn(m, "assistant")), None)
+            if is_turn(turn, "user", text) and created_at(turn) >= earliest:
+                answer = next((m for m in messages[index + 1 :] if is_turn(m, "assistant")), None)
                 if answer is None:
                     raise BotError("OCS is still answering an earlier attempt", retryable=True)
                 if str(answer.get("content") or "").startswith(APOLOGY):
                     return None
-                return Reply(text=str(answer.get("content") or ""), attachments=_history_files(answer))
+                return Reply(text=str(answer.get("content") or ""), attachments=history_files(answer))
         return None
 
     async def update_session(self, session_id: str, change: StateChange | None = None) -> SessionInfo:
@@ -167,7 +167,7 @@ class OcsBot(HttpBot):
         a cursor (the follower never read the session), what OCS wrote since the person's last turn."""
         session = await self._session(session_id, "status")
         if cursor is None:
-            turns = [m for m in _messages(session) if _is_turn(m, "user")]
+            turns = [m for m in _messages(session) if is_turn(m, "user")]
             cursor = created_at(turns[-1]).isoformat() if turns else None
         return _unread(session, cursor)
 
@@ -238,9 +238,9 @@ def _unread(session: dict[str, Any], cursor: str | None) -> History:
     if cursor and cursor.isdigit():  # everything up to that position was read
         read = [m for m in listed[: int(cursor)] if isinstance(m, dict)]
         after = max((created_at(m) for m in read), default=None)
-    turns = [m for m in listed if _is_turn(m, "user") or _is_turn(m, "assistant")]
+    turns = [m for m in listed if is_turn(m, "user") or is_turn(m, "assistant")]
     found = [
-        HistoryMessage(id=_identity(m), text=str(m.get("content") or ""), attachments=_history_files(m))
+        HistoryMessage(id=identity(m), text=str(m.get("content") or ""), attachments=history_files(m))
         for index, m in enumerate(turns)
         if (after is None or created_at(m) > after)
         and m["role"] == "assistant"
@@ -251,7 +251,7 @@ def _unread(session: dict[str, Any], cursor: str | None) -> History:
     return History(found, position, closed=session.get("status", "active") not in OPEN_STATUSES)
 
 
-def _identity(message: dict[str, Any]) -> str:
+def identity(message: dict[str, Any]) -> str:
     """A history message's identity: when OCS stored it and what it says (positions shift)."""
     digest = hashlib.sha256(str(message.get("content")).encode()).hexdigest()[:16]
     return f"{message.get('created_at')}:{digest}"
@@ -262,13 +262,13 @@ def _messages(session: dict[str, Any]) -> list[Any]:
     return messages if isinstance(messages, list) else []
 
 
-def _is_turn(message: Any, role: str, content: str | None = None) -> bool:
+def is_turn(message: Any, role: str, content: str | None = None) -> bool:
     if not isinstance(message, dict) or message.get("role") != role:
         return False
     return content is None or message.get("content") == content
 
 
-def _history_files(message: dict[str, Any]) -> tuple[Attachment, ...]:
+def history_files(message: dict[str, Any]) -> tuple[Attachment, ...]:
     """Attachments as the session history lists them (``name``/``content_url``, or the API
     channel's ``file_name``/``link``)."""
     files = []

@@ -22,6 +22,7 @@ from bridge.settings.sources import (
 )
 
 _REQUIRED = {"ocs": ("api_key", "experiment_id"), "opencx": ("api_key",)}  # by backend
+_CHAT_REQUIRED = ("client_id", "client_secret", "experiment_id")  # OCS's Chat API transport
 _VARIABLES = SETTINGS_VARIABLES | BOT_VARIABLES
 _MODELS: dict[str, type[BaseModel]] = {"bots": BotSettings, "worker": WorkerSettings}
 
@@ -51,7 +52,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 def _ocs_without_key(env: Mapping[str, str]) -> Iterable[str]:
     """An OCS chatbot named without its key is half-configured (the echo bot would answer)."""
-    if any(env.get(name) for name in (CONFIG, "BOT_BACKEND", "OCS_API_KEY", "OPENCX_API_KEY")):
+    chosen = (CONFIG, "BOT_BACKEND", "OCS_API_KEY", "OCS_CLIENT_ID", "OPENCX_API_KEY")
+    if any(env.get(name) for name in chosen):
         return  # a chosen backend: the checks across bots say what it lacks
     for name in ("OCS_EXPERIMENT_ID", "OCS_EXPERIMENT_VERSION"):
         if env.get(name):
@@ -77,10 +79,12 @@ def _across(values: dict[str, Any], from_file: bool) -> Iterator[str]:
     backend = "backend" if from_file else "BOT_BACKEND"
     bots = values.get("bots", {})
     for bot_name, bot in _each_valid(BotSettings, bots):
-        for field in _REQUIRED.get(bot.backend, ()):
+        chat = bot.backend == "ocs" and bot.transport == "chat"
+        for field in _CHAT_REQUIRED if chat else _REQUIRED.get(bot.backend, ()):
             if not getattr(bot, field):
                 where = f"bots.{bot_name}.{field}" if from_file else bot_variable(field, bot.backend)
-                yield f"{where}: required when {backend} is {bot.backend!r}"
+                when = f"transport is 'chat' ({backend} 'ocs')" if chat else f"{backend} is {bot.backend!r}"
+                yield f"{where}: required when {when}"
     for channel_name, channel in _each_valid(ChannelSettings, values.get("channels", {})):
         if channel.bot not in bots:
             where = f"channels.{channel_name}.bot" if from_file else "BOT_BACKEND"

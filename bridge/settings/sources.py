@@ -32,7 +32,16 @@ ENV_CHANNELS = (
 # The bot variables a backend does not read: both of a pair set the same field.
 _NOT_FOR = {
     "opencx": frozenset(
-        {"OCS_BASE_URL", "OCS_API_KEY", "OCS_EXPERIMENT_ID", "OCS_EXPERIMENT_VERSION", "OCS_RATE_LIMIT"}
+        {
+            "OCS_BASE_URL",
+            "OCS_API_KEY",
+            "OCS_EXPERIMENT_ID",
+            "OCS_EXPERIMENT_VERSION",
+            "OCS_RATE_LIMIT",
+            "OCS_TRANSPORT",
+            "OCS_CLIENT_ID",
+            "OCS_CLIENT_SECRET",
+        }
     ),
     "ocs": frozenset({"OPENCX_BASE_URL", "OPENCX_API_KEY"}),
 }
@@ -118,7 +127,8 @@ class OneBotSource(_Source):
 
     def bot(self) -> dict[str, Any]:
         env = self.environ
-        default = "ocs" if env.get("OCS_API_KEY") else "opencx" if env.get("OPENCX_API_KEY") else "echo"
+        ocs = env.get("OCS_API_KEY") or env.get("OCS_CLIENT_ID")
+        default = "ocs" if ocs else "opencx" if env.get("OPENCX_API_KEY") else "echo"
         backend = env.get("BOT_BACKEND") or default
         return self.values(BotSettings, skip=_not_for(backend)) | {"BOT_BACKEND": backend}
 

@@ -18,9 +18,9 @@ from bridge.voice import audio, files, speech
 
 if TYPE_CHECKING:
     from bridge.channel import Channel
-    from bridge.conversation import Parts
     from bridge.core import Core
     from bridge.settings import BotSettings
+    from bridge.shape import Parts
 
 log = structlog.get_logger("bridge.voice")
 

@@ -15,7 +15,8 @@ from bridge.voice.hear import Listener, is_voice
 from bridge.voice.reply import speak, wanted
 
 if TYPE_CHECKING:
-    from bridge.conversation import ConversationRun, Parts
+    from bridge.conversation import ConversationRun
+    from bridge.shape import Parts
     from bridge.store import StoredMessage
 
 
