@@ -10,7 +10,9 @@ import aiohttp
 from fakes.ocs import FakeOCS
 from fakes.server import free_port
 from fakes.telegram import FakeTelegram, text_update
+from fakes.telegram import payload as telegram_update
 from fakes.twilio import FakeTwilio, whatsapp
+from fakes.twilio import payload as twilio_form
 from tests.harness import eventually, platform_bridge
 from tests.proc import BridgeProcess, post_update, relay_env, settled
 from tests.test_ocs_chat import chat_bot
@@ -42,6 +44,44 @@ async def test_whatsapp_round_trip(tmp_path, ocs: FakeOCS, tw: FakeTwilio):
         await tw.wait_for(lambda: tw.bodies("whatsapp:+15551230001") == ["bot: Hello, bot!"], 10)
     [participant] = ocs.chat.participants
     assert participant.remote_id.endswith("+15551230001")
+
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 200
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def uploaded(ocs: FakeOCS) -> list[tuple[str, str, bytes, str]]:
+    """What OCS took: each message's text with its uploaded files (name, type, bytes)."""
+    return [
+        (u.name, u.content_type, u.data, r.message)
+        for r in ocs.chat.received
+        for u in (ocs.chat.uploads[i] for i in r.attachment_ids)
+    ]
+
+
+async def test_a_telegram_photo_reaches_ocs_as_a_file_with_its_caption(
+    tmp_path, ocs: FakeOCS, tg: FakeTelegram
+):
+    tg.add_file("AgACAgIAAxkBAAIBZ2c_big", JPEG, "photos/file_7.jpg")
+    async with platform_bridge(tmp_path / "bridge.db", ocs=ocs, tg=tg, **chat_env(ocs)) as h:
+        await h.deliver_update(telegram_update("photo_caption"))
+        await tg.wait_for(lambda: len(tg.texts(42)) == 1, 10)
+    [(name, content_type, data, message)] = uploaded(ocs)  # the largest size, once
+    assert (content_type, data, message) == ("image/jpeg", JPEG, "What is in this picture?")
+    assert name.endswith(".jpg")
+    assert tg.texts(42) == ["bot: What is in this picture?"]
+
+
+async def test_a_whatsapp_image_reaches_ocs_as_a_file_with_its_caption(
+    tmp_path, ocs: FakeOCS, tw: FakeTwilio
+):
+    url = tw.add_media(PNG, "image/png")
+    form = twilio_form("whatsapp_image", MediaUrl0=url, MediaContentType0="image/png", Body="my rash")
+    async with platform_bridge(tmp_path / "bridge.db", ocs=ocs, tw=tw, **chat_env(ocs)) as h:
+        await h.deliver_form(form)
+        await tw.wait_for(lambda: len(tw.sent("whatsapp:+15551230001")) == 1, 10)
+    [(_, content_type, data, message)] = uploaded(ocs)
+    assert (content_type, data, message) == ("image/png", PNG, "my rash")
 
 
 async def test_widget_round_trip(make_client: MakeClient, fake_ocs: FakeOCS):
