@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from fakes.server import wait_healthy
+from fakes.server import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,6 +93,14 @@ def relay_env(ocs: Any, tg: Any) -> dict[str, str]:
         "TELEGRAM_WEBHOOK_SECRET": SECRET,
         "TELEGRAM_API_BASE_URL": tg.url,
     }
+
+
+def killable_env(tmp_path: Path, ocs: Any, tg: Any, **extra: str) -> dict[str, str]:
+    """Settings for a bridge process a test kills: its own port and SQLite database, relaying
+    Telegram to the fake OCS, with a short lease (a restarted bridge resumes the work soon)."""
+    database = f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}"
+    base = {"PORT": str(free_port()), "DATABASE_URL": database, **relay_env(ocs, tg)}
+    return base | extra | {"WORKER_LEASE_SECONDS": "3"}
 
 
 async def post_update(http: aiohttp.ClientSession, url: str, update: dict[str, Any]) -> None:

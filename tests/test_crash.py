@@ -7,10 +7,9 @@ import asyncio
 import aiohttp
 
 from fakes.ocs import FakeOCS
-from fakes.server import free_port
 from fakes.telegram import FakeTelegram, text_update
 from tests.harness import eventually
-from tests.proc import BridgeProcess, post_update, relay_env, settled
+from tests.proc import BridgeProcess, killable_env, post_update, settled
 
 CHATS = (101, 102, 103, 104)
 PER_CHAT = 3
@@ -28,12 +27,7 @@ async def post_updates(url: str) -> None:
 async def test_sigkill_while_ocs_is_slow(tmp_path):
     async with FakeOCS() as ocs, FakeTelegram() as tg:
         ocs.latency = 1.0
-        env = {
-            "PORT": str(free_port()),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}",
-            **relay_env(ocs, tg),
-            "WORKER_LEASE_SECONDS": "3",
-        }
+        env = killable_env(tmp_path, ocs, tg)
         first = await BridgeProcess(["serve"], env, tmp_path / "bridge.log").start()
         try:
             await post_updates(first.url)

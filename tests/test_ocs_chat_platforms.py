@@ -8,13 +8,12 @@ import asyncio
 import aiohttp
 
 from fakes.ocs import FakeOCS
-from fakes.server import free_port
 from fakes.telegram import FakeTelegram, text_update
 from fakes.telegram import payload as telegram_update
 from fakes.twilio import FakeTwilio, whatsapp
 from fakes.twilio import payload as twilio_form
 from tests.harness import eventually, platform_bridge
-from tests.proc import BridgeProcess, post_update, relay_env, settled
+from tests.proc import BridgeProcess, killable_env, post_update, settled
 from tests.test_ocs_chat import chat_bot
 from tests.widget import MakeClient, answer, send, start
 
@@ -114,13 +113,7 @@ async def test_sigkill_while_polling_for_answers(tmp_path):
     chats = (101, 102, 103)
     async with FakeOCS() as ocs, FakeTelegram() as tg:
         ocs.latency = 3.0
-        env = {
-            "PORT": str(free_port()),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}",
-            **relay_env(ocs, tg),
-            **chat_env(ocs),
-            "WORKER_LEASE_SECONDS": "3",
-        }
+        env = killable_env(tmp_path, ocs, tg, **chat_env(ocs))
         first = await BridgeProcess(["serve"], env, tmp_path / "bridge.log").start()
         try:
             async with aiohttp.ClientSession() as http:

@@ -89,13 +89,7 @@ class OcsBot(HttpBot):
         return f"{self.base}/channels/api/{self.experiment}{version}/incoming_message"
 
     async def open_session(self, conversation: Conversation) -> str:
-        person = conversation.person
-        state = {
-            "platform": person.platform or conversation.channel,
-            "channel": conversation.channel,
-            "user_id": person.key,
-            "user_name": person.name,
-        }
+        state = person_state(conversation)
         body = await self._request(
             "session", "POST", f"{self.base}/api/sessions/", {"experiment": self.experiment, "state": state}
         )
@@ -220,6 +214,17 @@ class OcsBot(HttpBot):
             f"OCS chatbot {name!r} at {self.base}, API key can write; every person is the same OCS "
             "participant (the key's user)"
         )
+
+
+def person_state(conversation: Conversation) -> dict[str, Any]:
+    """Who the person is, as a session's state tells the bot: platform, channel, id, name."""
+    person = conversation.person
+    return {
+        "platform": person.platform or conversation.channel,
+        "channel": conversation.channel,
+        "user_id": person.key,
+        "user_name": person.name,
+    }
 
 
 def _versions(experiment: dict[str, Any]) -> set[int]:

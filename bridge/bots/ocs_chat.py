@@ -39,7 +39,7 @@ import aiohttp
 from bridge.bots.base import BotError, History, HistoryMessage, SessionGone, SessionInfo, StateChange
 from bridge.bots.http import CLOCK_SKEW, HttpBot, created_at, json_object
 from bridge.bots.oauth import ClientToken
-from bridge.bots.ocs import history_files, identity, is_turn
+from bridge.bots.ocs import history_files, identity, is_turn, person_state
 from bridge.bots.team_budget import TeamBudget, parse_rate, retry_after
 from bridge.metrics import Metrics
 from bridge.model import Conversation, LocalFile, Reply
@@ -104,12 +104,7 @@ class OcsChatBot(HttpBot):
 
     async def open_session(self, conversation: Conversation) -> str:
         person = conversation.person
-        state = {
-            "platform": person.platform or conversation.channel,
-            "channel": conversation.channel,
-            "user_id": person.key,
-            "user_name": person.name,
-        }
+        state = person_state(conversation)
         payload: dict[str, Any] = {
             "chatbot_id": self.chatbot,
             "participant_remote_id": f"{conversation.channel}:{person.key}",
