@@ -5,7 +5,7 @@ the answer spoken (``VOICE_REPLIES``)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bridge.bots import Bot
 from bridge.channel import Channel
@@ -15,14 +15,26 @@ from bridge.voice.hear import Listener, is_voice
 from bridge.voice.reply import speak, wanted
 
 if TYPE_CHECKING:
-    from bridge.conversation import ConversationRun
+    from bridge.core import Core
     from bridge.shape import Parts
     from bridge.store import StoredMessage
+    from bridge.store.queue import Claim
 
 
-async def relay(
-    run: ConversationRun, bot: Bot, channel: Channel, message: StoredMessage
-) -> tuple[Parts, str | None]:
+class Run(Protocol):
+    """The conversation run, as the voice step sees it (``bridge.conversation.ConversationRun``)."""
+
+    core: Core
+    claim: Claim
+
+    def _texts(self, text: str) -> Parts: ...
+
+    async def _relay(
+        self, bot: Bot, channel: Channel, message: StoredMessage
+    ) -> tuple[Parts, str | None]: ...
+
+
+async def relay(run: Run, bot: Bot, channel: Channel, message: StoredMessage) -> tuple[Parts, str | None]:
     """What ``run._relay`` gives (the answer's parts, a session handed to a human agent now). A
     voice note that cannot be heard raises ``Refused`` (the answer to give, and why)."""
     settings = run.core.settings.bots[channel.bot]
