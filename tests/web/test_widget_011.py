@@ -108,8 +108,8 @@ class Widget:
         file. A widget busy with what came before (under load) may drop the typing or the key
         press; they are done again, never once the widget has taken the text."""
         said = self.questions.get_by_text(text, exact=True)
-        before = await said.count()
-        taken = said.nth(before).or_(self.element.locator(".selected-file-error"))
+        refused = self.element.locator(".selected-file-error")
+        taken = said.nth(await said.count()).or_(refused.nth(await refused.count()))
         for _ in range(5):
             await expect(self.textarea).to_be_enabled(timeout=TIMEOUT_MS)
             if await taken.count():
@@ -232,6 +232,7 @@ async def test_refused_uploads_leave_the_chat_alive(
 
         step[0] = "the chat goes on without the file"
         await widget.element.locator(".selected-file-remove-button").click()
+        await expect(refusal).to_have_count(0)
         await widget.say("without the file")
         await expect(widget.answer("without the file")).to_be_visible(timeout=TIMEOUT_MS)
         await expect(widget.notices.filter(has_text="expired")).to_have_count(0)
