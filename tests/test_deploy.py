@@ -116,7 +116,7 @@ def test_the_lock_file_pins_every_runtime_dependency_within_pyproject_bounds():
         assert dependency.specifier.contains(pinned[name]), f"{name}=={pinned[name]}: run `make lock`"
 
 
-def test_compose_builds_the_image_once_and_lets_the_env_file_set_the_database():
+def test_compose_builds_the_image_once_shares_data_and_lets_the_env_file_set_the_database():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     bridge = {name: s for name, s in services.items() if s.get("image") == "channel-bridge"}
     assert sorted(bridge) == ["migrate", "web", "worker"]
@@ -125,6 +125,11 @@ def test_compose_builds_the_image_once_and_lets_the_env_file_set_the_database():
         assert service["command"][0] == "chatbridge", name
         assert service["environment"]["DATABASE_URL"].startswith("${DATABASE_URL:-"), name
         assert "build" in service or service["pull_policy"] == "never", name  # never pulled from a registry
+    # the workers store what the web serves (people's files, voice answers) and remove it (retention)
+    assert services["worker"]["volumes"] == services["web"]["volumes"] == ["data:/data"]
+    # a worker's metrics can be scraped, and its health is checked on that port
+    port = services["worker"]["command"][services["worker"]["command"].index("--metrics-port") + 1]
+    assert port in " ".join(services["worker"]["healthcheck"]["test"])
 
 
 @pytest.mark.parametrize(
