@@ -22,7 +22,10 @@ What it does as OCS does:
   apology as the response. ``""`` is stored as ``[empty message]``.
 - ``update_state`` with ``{}``: 400 ``{"error": …}``; ending an unknown session: 404
   ``{"error": "Session not found:{id}"}`` (sic); the session's history has ``system`` summaries
-  (``summarise``), ``metadata.trace_info``, ``tags`` and ``usage``; the experiment lists ``versions``.
+  (``summarise``), ``metadata.trace_info`` (a user turn and its answer share one trace; user turns
+  have ``ocs_attachment_file_ids``), ``tags`` and ``usage``; the experiment lists ``versions``, and
+  a session's ``experiment.version_number`` is the working version. A create answers 201 with
+  ``Location``; a session the Chat API started shows ``platform: "api"`` and the remote id.
 - With ``limit_rate(limit, window)``: OCS's per-team limit, fixed windows, ``X-RateLimit-*`` on
   every answer, 429 ``{"detail": "Rate limit exceeded.", "available_in": N}`` with ``Retry-After``.
 
@@ -115,6 +118,7 @@ class FakeOCS(SessionEndpoints):
         self._failures: list[_Failure] = []
         self._files: dict[str, tuple[str, Path | bytes]] = {}
         self._file_ids = itertools.count(1)
+        self._trace_ids = itertools.count(1)
         self._inflight: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -369,8 +373,10 @@ class FakeOCS(SessionEndpoints):
         self._add(session, FakeMessage("assistant", ERROR_REPLY, _now()))
         return answer
 
-    @staticmethod
-    def _add(session: FakeSession, message: FakeMessage) -> None:
+    def _add(self, session: FakeSession, message: FakeMessage) -> None:
+        """Store a message: the bot's answer to a user turn is traced with it, anything else alone."""
+        answers = message.role == "assistant" and session.messages and session.messages[-1].role == "user"
+        message.trace_id = session.messages[-1].trace_id if answers else next(self._trace_ids)
         session.messages.append(message)
         session.updated_at = message.created_at
 

@@ -33,7 +33,7 @@ class SessionEndpoints:
         raise NotImplementedError
 
     def _session_json(self, s: FakeSession, *, with_messages: bool) -> dict[str, Any]:
-        return session_json(self.url, s, with_messages=with_messages)
+        return session_json(self.url, s, self.versions, with_messages=with_messages)
 
     async def _get_experiment(self, request: web.Request) -> web.Response:
         experiment = request.match_info["id"]
@@ -60,7 +60,8 @@ class SessionEndpoints:
         if participant := body.get("participant"):
             session.impersonates = str(participant) != session.owner
             session.owner = str(participant)
-        return web.json_response(self._session_json(session, with_messages=False), status=201)
+        answer = self._session_json(session, with_messages=False)
+        return web.json_response(answer, status=201, headers={"Location": answer["url"]})
 
     def _session(self, request: web.Request) -> FakeSession | None:
         return self.sessions.get(request.match_info["id"])
