@@ -14,7 +14,8 @@ What it does as OCS does:
 - Experiment and session ids are UUIDs (others: 400 on create, 404 elsewhere). A session's
   participant is the API key's user (every key of the user: one participant); one created with
   another ``participant`` answers every message with a 500 ("cannot impersonate").
-- Statuses ``setup`` (created), ``active`` (a message came), ``pending-review`` (ended, ``end``):
+- Statuses ``setup`` (created), ``active`` (a message came), ``pending-review`` or ``complete``
+  (ended, ``end``):
   an ended session still accepts messages, answers 200, and is ``active`` again.
 - Unknown experiment with a ``session``: 500 HTML; without: 404. Unknown version, missing
   ``message``, pipeline runtime errors: 500 HTML pages (a runtime error stores the user turn and
@@ -185,12 +186,17 @@ class FakeOCS(SessionEndpoints):
         files_json = [{"name": a["file_name"], "content_url": a["link"]} for a in attachments]
         self._add(self.sessions[session_id], FakeMessage("assistant", text, _now(), files_json))
 
-    def end(self, session_id: str, goodbye: str | None = None) -> None:
+    def end(
+        self,
+        session_id: str,
+        goodbye: str | None = None,
+        status: Literal["pending-review", "complete"] = "pending-review",
+    ) -> None:
         """OCS ends the session by itself (a timeout trigger's "end conversation", its UI), saying
-        ``goodbye`` first if given: ``pending-review``."""
+        ``goodbye`` first if given: ``pending-review``, or ``complete`` (set in OCS's UI)."""
         if goodbye is not None:
             self.says(session_id, goodbye)
-        self.sessions[session_id].status = "pending-review"
+        self.sessions[session_id].status = status
 
     def summarise(self, session_id: str, summary: str = "The conversation so far, in short.") -> None:
         """OCS compresses the history: a ``system`` summary entry appears before the newest message."""
