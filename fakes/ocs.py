@@ -202,22 +202,6 @@ class FakeOCS(SessionEndpoints):
         """OCS compresses the history: a ``system`` summary entry appears before the newest message."""
         self.sessions[session_id].messages[-1].summary = summary
 
-    def history_reads(self, session_id: str | None = None) -> int:
-        """How many ``GET /api/sessions/{id}/`` requests arrived (for one session, or any)."""
-        return len(self.reads(session_id))
-
-    def reads(self, session_id: str | None = None) -> list[Call]:
-        """The ``GET /api/sessions/{id}/`` requests (for one session, or any)."""
-        prefix = f"{self.prefix}/api/sessions/"
-        return [
-            c
-            for c in self.calls
-            if c.method == "GET"
-            and c.path.startswith(prefix)
-            and c.path.count("/") == prefix.count("/") + 1
-            and (session_id is None or c.path == f"{prefix}{session_id}/")
-        ]
-
     def new_session(self, *, key: str | None = None, experiment: str | None = None) -> FakeSession:
         """Create a session directly (as if OCS had made it), the participant ``key``'s user."""
         now = _now()
