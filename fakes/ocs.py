@@ -14,7 +14,8 @@ What it does as OCS does:
 - Experiment and session ids are UUIDs (others: 400 on create, 404 elsewhere). A session's
   participant is the API key's user (every key of the user: one participant); one created with
   another ``participant`` answers every message with a 500 ("cannot impersonate").
-- Statuses ``setup`` (created), ``active`` (a message came), ``pending-review`` (ended, ``end``):
+- Statuses ``setup`` (created), ``active`` (a message came), ``pending-review`` or ``complete``
+  (ended, ``end``):
   an ended session still accepts messages, answers 200, and is ``active`` again.
 - Unknown experiment with a ``session``: 500 HTML; without: 404. Unknown version, missing
   ``message``, pipeline runtime errors: 500 HTML pages (a runtime error stores the user turn and
@@ -22,7 +23,10 @@ What it does as OCS does:
   apology as the response. ``""`` is stored as ``[empty message]``.
 - ``update_state`` with ``{}``: 400 ``{"error": …}``; ending an unknown session: 404
   ``{"error": "Session not found:{id}"}`` (sic); the session's history has ``system`` summaries
-  (``summarise``), ``metadata.trace_info``, ``tags`` and ``usage``; the experiment lists ``versions``.
+  (``summarise``), ``metadata.trace_info`` (a user turn and its answer share one trace; user turns
+  have ``ocs_attachment_file_ids``), ``tags`` and ``usage``; the experiment lists ``versions``, and
+  a session's ``experiment.version_number`` is the working version. A create answers 201 with
+  ``Location``; a session the Chat API started shows ``platform: "api"`` and the remote id.
 - With ``limit_rate(limit, window)``: OCS's per-team limit, fixed windows, ``X-RateLimit-*`` on
   every answer, 429 ``{"detail": "Rate limit exceeded.", "available_in": N}`` with ``Retry-After``.
 
@@ -115,6 +119,7 @@ class FakeOCS(SessionEndpoints):
         self._failures: list[_Failure] = []
         self._files: dict[str, tuple[str, Path | bytes]] = {}
         self._file_ids = itertools.count(1)
+        self._trace_ids = itertools.count(1)
         self._inflight: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -181,32 +186,21 @@ class FakeOCS(SessionEndpoints):
         files_json = [{"name": a["file_name"], "content_url": a["link"]} for a in attachments]
         self._add(self.sessions[session_id], FakeMessage("assistant", text, _now(), files_json))
 
-    def end(self, session_id: str, goodbye: str | None = None) -> None:
+    def end(
+        self,
+        session_id: str,
+        goodbye: str | None = None,
+        status: Literal["pending-review", "complete"] = "pending-review",
+    ) -> None:
         """OCS ends the session by itself (a timeout trigger's "end conversation", its UI), saying
-        ``goodbye`` first if given: ``pending-review``."""
+        ``goodbye`` first if given: ``pending-review``, or ``complete`` (set in OCS's UI)."""
         if goodbye is not None:
             self.says(session_id, goodbye)
-        self.sessions[session_id].status = "pending-review"
+        self.sessions[session_id].status = status
 
     def summarise(self, session_id: str, summary: str = "The conversation so far, in short.") -> None:
         """OCS compresses the history: a ``system`` summary entry appears before the newest message."""
         self.sessions[session_id].messages[-1].summary = summary
-
-    def history_reads(self, session_id: str | None = None) -> int:
-        """How many ``GET /api/sessions/{id}/`` requests arrived (for one session, or any)."""
-        return len(self.reads(session_id))
-
-    def reads(self, session_id: str | None = None) -> list[Call]:
-        """The ``GET /api/sessions/{id}/`` requests (for one session, or any)."""
-        prefix = f"{self.prefix}/api/sessions/"
-        return [
-            c
-            for c in self.calls
-            if c.method == "GET"
-            and c.path.startswith(prefix)
-            and c.path.count("/") == prefix.count("/") + 1
-            and (session_id is None or c.path == f"{prefix}{session_id}/")
-        ]
 
     def new_session(self, *, key: str | None = None, experiment: str | None = None) -> FakeSession:
         """Create a session directly (as if OCS had made it), the participant ``key``'s user."""
@@ -369,8 +363,10 @@ class FakeOCS(SessionEndpoints):
         self._add(session, FakeMessage("assistant", ERROR_REPLY, _now()))
         return answer
 
-    @staticmethod
-    def _add(session: FakeSession, message: FakeMessage) -> None:
+    def _add(self, session: FakeSession, message: FakeMessage) -> None:
+        """Store a message: the bot's answer to a user turn is traced with it, anything else alone."""
+        answers = message.role == "assistant" and session.messages and session.messages[-1].role == "user"
+        message.trace_id = session.messages[-1].trace_id if answers else next(self._trace_ids)
         session.messages.append(message)
         session.updated_at = message.created_at
 

@@ -219,6 +219,7 @@ class FakeChat:
         self.participants.append(participant)
         session = self.ocs.new_session(experiment=chatbot)
         session.owner, session.status = participant.identifier, "active"
+        session.platform, session.remote_id = "api", participant.remote_id
         token = f"{uuid.uuid4().hex}:{uuid.uuid4().hex}"
         self.chats[session.id] = ChatSession(token, datetime.now(UTC), participant)
         chatbot_json = experiment_json(self.ocs.url, chatbot, self.ocs.versions)

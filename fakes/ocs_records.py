@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import math
 import time
 import uuid
@@ -60,6 +61,8 @@ class FakeMessage:
     summary: str | None = None
     """OCS's compression: a summary of the history before this message, shown as a ``system``
     entry just before it, with its ``created_at``."""
+    trace_id: int = 0
+    """OCS's trace of the turn: a user message and the bot's answer to it share one."""
 
 
 @dataclass
@@ -75,6 +78,10 @@ class FakeSession:
     updated_at: str = ""
     impersonates: bool = False
     """Created with another ``participant`` than the key's user: every message answers 500."""
+    platform: str | None = None
+    """``"api"`` for a session the Chat API started; ``None`` for one made through ``/api/sessions/``."""
+    remote_id: str = ""
+    """The participant's remote id (the Chat API's ``participant_remote_id``)."""
 
     @property
     def ended(self) -> bool:
@@ -138,16 +145,22 @@ def _html(status: int, body: str) -> web.Response:
 
 def error_page(title: str, exc: str) -> web.Response:
     """A runtime error as OCS answers it: a 500 HTML page naming the exception."""
-    return _html(500, f"<html><head><title>{title}</title></head><body><pre>{exc}</pre></body></html>")
+    page = f"<html><head><title>{title}</title></head><body><pre>{html.escape(exc)}</pre></body></html>"
+    return _html(500, page)
 
 
 def _message_json(m: FakeMessage, role: str | None = None, content: str | None = None) -> dict[str, Any]:
-    trace = {"trace_info": [{"trace_id": 1, "trace_url": "/a/team/traces/1/", "trace_provider": "ocs"}]}
+    trace_url = f"/a/{TEAM['slug']}/traces/{m.trace_id}/"
+    metadata: dict[str, Any] = {
+        "trace_info": [{"trace_id": m.trace_id, "trace_url": trace_url, "trace_provider": "ocs"}]
+    }
+    if m.role == "user":
+        metadata["ocs_attachment_file_ids"] = []
     return {
         "created_at": m.created_at,
         "role": role or m.role,
         "content": m.content if content is None else content,
-        "metadata": trace if role is None else {"compression_marker": "summarize"},
+        "metadata": metadata if role is None else {"compression_marker": "summarize"},
         "tags": ["v1"] if m.role == "assistant" and role is None else [],
         "attachments": m.attachments if role is None else [],
     }
@@ -164,19 +177,25 @@ def history_json(s: FakeSession) -> list[dict[str, Any]]:
     return listed
 
 
-def session_json(base: str, s: FakeSession, *, with_messages: bool) -> dict[str, Any]:
+def session_json(base: str, s: FakeSession, versions: set[int], *, with_messages: bool) -> dict[str, Any]:
     """A session as OCS's ``GET /api/sessions/{id}/`` shows it."""
-    experiment = experiment_json(base, s.experiment)
+    experiment = experiment_json(base, s.experiment, versions)
     data: dict[str, Any] = {
         "url": f"{base}/api/sessions/{s.id}/",
         "id": s.id,
         "team": TEAM,
-        "experiment": {k: experiment[k] for k in ("id", "name", "url", "version_number")},
-        "participant": {"identifier": s.owner, "remote_id": ""},
+        "experiment": {
+            "id": experiment["id"],
+            "name": experiment["name"],
+            "description": "",
+            "url": experiment["url"],
+            "version_number": experiment["version_number"],
+        },
+        "participant": {"identifier": s.owner, "remote_id": s.remote_id},
         "created_at": s.created_at,
         "updated_at": s.updated_at or s.created_at,
         "status": s.status,
-        "platform": None,
+        "platform": s.platform,
     }
     if with_messages:
         data["messages"] = history_json(s)

@@ -12,6 +12,7 @@ from fakes.ocs_records import (
     NO_EXPERIMENT,
     NO_SESSION,
     NOT_FOUND,
+    Call,
     FakeSession,
     experiment_json,
     is_uuid,
@@ -23,8 +24,10 @@ class SessionEndpoints:
     """What ``FakeOCS`` answers on its session endpoints."""
 
     url: str
+    prefix: str
     versions: set[int]
     sessions: dict[str, FakeSession]
+    calls: list[Call]
 
     def _known_experiment(self, experiment: object) -> bool:
         raise NotImplementedError
@@ -32,8 +35,24 @@ class SessionEndpoints:
     def new_session(self, *, key: str | None = None, experiment: str | None = None) -> FakeSession:
         raise NotImplementedError
 
+    def history_reads(self, session_id: str | None = None) -> int:
+        """How many ``GET /api/sessions/{id}/`` requests arrived (for one session, or any)."""
+        return len(self.reads(session_id))
+
+    def reads(self, session_id: str | None = None) -> list[Call]:
+        """The ``GET /api/sessions/{id}/`` requests (for one session, or any)."""
+        prefix = f"{self.prefix}/api/sessions/"
+        return [
+            c
+            for c in self.calls
+            if c.method == "GET"
+            and c.path.startswith(prefix)
+            and c.path.count("/") == prefix.count("/") + 1
+            and (session_id is None or c.path == f"{prefix}{session_id}/")
+        ]
+
     def _session_json(self, s: FakeSession, *, with_messages: bool) -> dict[str, Any]:
-        return session_json(self.url, s, with_messages=with_messages)
+        return session_json(self.url, s, self.versions, with_messages=with_messages)
 
     async def _get_experiment(self, request: web.Request) -> web.Response:
         experiment = request.match_info["id"]
@@ -60,7 +79,8 @@ class SessionEndpoints:
         if participant := body.get("participant"):
             session.impersonates = str(participant) != session.owner
             session.owner = str(participant)
-        return web.json_response(self._session_json(session, with_messages=False), status=201)
+        answer = self._session_json(session, with_messages=False)
+        return web.json_response(answer, status=201, headers={"Location": answer["url"]})
 
     def _session(self, request: web.Request) -> FakeSession | None:
         return self.sessions.get(request.match_info["id"])

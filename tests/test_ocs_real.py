@@ -77,10 +77,11 @@ async def test_the_history_never_delivers_system_or_user_entries(ocs: FakeOCS):
 
 
 # 2. Ended means ended -----------------------------------------------------------------------------
-async def test_a_session_ocs_ended_is_noticed_by_the_follower_and_the_goodbye_delivered(bridge):
+@pytest.mark.parametrize("status", ["pending-review", "complete"])
+async def test_a_session_ocs_ended_is_noticed_by_the_follower_and_the_goodbye_delivered(bridge, status):
     h = await bridge(**FAST)
     session = await chatting(h)
-    h.ocs.end(session.id, goodbye="Goodbye, this chat is closed")
+    h.ocs.end(session.id, goodbye="Goodbye, this chat is closed", status=status)
     assert (await h.replies("ada", 2))[1] == "Goodbye, this chat is closed"
 
     async def forgotten() -> bool:  # the follower forgets the session: the next message opens a new one
