@@ -26,7 +26,7 @@ from bridge.health import database_errors, database_ready, healthz, metrics, mig
 from bridge.media import links
 from bridge.proactive import participants
 from bridge.settings import Settings
-from bridge.store import Store, heartbeats
+from bridge.store import Store
 from bridge.store.db import DATABASE_ERRORS, create_engine
 from bridge.typedefs import CORE
 from bridge.worker import Worker
@@ -121,7 +121,7 @@ def _core_context(
                     await asyncio.wait([working], timeout=settings.worker.poll_interval + 5)
                     tasks.append(working)
                     with contextlib.suppress(*DATABASE_ERRORS):  # /readyz elsewhere: gone at once
-                        await heartbeats.forget(store, worker.queue.owner)
+                        await store.forget_worker(worker.queue.owner)
                 if ready is not None:
                     tasks.append(ready)
                 for task in tasks:
