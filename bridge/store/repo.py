@@ -205,6 +205,9 @@ class Store:
     ) -> tuple[admin.RetentionCursor, int]:
         return await self._write(admin.expire, before=before, cursor=cursor, batch=batch)
 
+    async def expire_tokens(self, before: datetime) -> int:
+        return await self._write(admin.expire_tokens, before=before)
+
     # the OCS Chat API's session tokens (``bridge.store.session_tokens``) --------------------------
     async def keep_token(self, session_id: str, token: str, started_at: datetime) -> None:
         await self._write(session_tokens.keep, session_id=session_id, token=token, started_at=started_at)
