@@ -28,6 +28,7 @@ from bridge.proactive import commands
 from bridge.settings import CONFIG, Settings, exit_on_config_error, load_settings, read_environment
 from bridge.store import Store
 from bridge.store.db import DATABASE_ERRORS, create_engine, migrate, schema_problem, short, sqlite_file
+from bridge.typedefs import CORE
 from bridge.variables import check_environment, unknown_variables
 from bridge.web import create_app
 
@@ -150,27 +151,36 @@ def _run_http(
 def _worker(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
     _existing_database(settings)
 
-    async def run() -> None:
+    async def run() -> int:
         runner = web.AppRunner(create_app(settings, channels, workers=True, probes_only=True))
         await runner.setup()  # starts the core (and its workers); listens only with --metrics-port
         if args.metrics_port is not None:
             await web.TCPSite(runner, settings.host, args.metrics_port).start()
         log.info("worker started", channels=sorted(channels), metrics_port=args.metrics_port)
         try:
-            await _until_signal()
+            died = await _until_signal([worker.ended for worker in runner.app[CORE].workers])
         finally:
             await runner.cleanup()
+        if died:  # its traceback is logged: exit non-zero, so that a supervisor restarts the process
+            log.error("the worker loop died; stopping")
+        return 1 if died else 0
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
 
 
-async def _until_signal() -> None:
+async def _until_signal(ended: list[asyncio.Event]) -> bool:
+    """Wait for SIGINT or SIGTERM (False), or for one of ``ended`` to be set first (True)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    waits = [asyncio.ensure_future(event.wait()) for event in [stop, *ended]]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    return not stop.is_set()
 
 
 # database ---------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ class Running(Protocol):
 
     wakeup: asyncio.Event
     running: bool
+    ended: asyncio.Event  # its loop is over (stopped, or died)
 
     async def stop(self, grace: float) -> None: ...
 

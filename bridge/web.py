@@ -26,8 +26,8 @@ from bridge.health import database_errors, database_ready, healthz, metrics, mig
 from bridge.media import links
 from bridge.proactive import participants
 from bridge.settings import Settings
-from bridge.store import Store, heartbeats
-from bridge.store.db import DATABASE_ERRORS, create_engine
+from bridge.store import Store
+from bridge.store.db import create_engine
 from bridge.typedefs import CORE
 from bridge.worker import Worker
 
@@ -119,9 +119,7 @@ def _core_context(
                     await running.stop(settings.worker.shutdown_grace)
                 if working is not None:  # its loop sees the stop: no query is cut off under way
                     await asyncio.wait([working], timeout=settings.worker.poll_interval + 5)
-                    tasks.append(working)
-                    with contextlib.suppress(*DATABASE_ERRORS):  # /readyz elsewhere: gone at once
-                        await heartbeats.forget(store, worker.queue.owner)
+                    tasks.append(working)  # (its end forgets its heartbeat: /readyz elsewhere follows)
                 if ready is not None:
                     tasks.append(ready)
                 for task in tasks:

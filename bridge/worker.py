@@ -51,6 +51,7 @@ class Worker:
         self.running = False
         self._retaken: set[int] = set()  # running conversations claimed again (see ``_spawn``)
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self.ended = asyncio.Event()  # its loop is over: stopped, or died (``chatbridge worker`` exits)
         self._last_claim_warning = -CLAIM_WARNING_EVERY
 
     async def run(self) -> None:
@@ -74,6 +75,9 @@ class Worker:
                     await asyncio.wait_for(self.wakeup.wait(), self.config.poll_interval)
         finally:
             self.running = False
+            if not self.stopping:  # died (a bug): it must not look alive (see ``stop``)
+                await self.stop(0)
+            self.ended.set()
 
     def _claim_failed(self, exc: Exception) -> None:
         """The database gone away: one short line every 30 s, not a traceback a second."""
@@ -132,7 +136,8 @@ class Worker:
                 log.exception("heartbeat failed")
 
     async def stop(self, grace: float) -> None:
-        """Stop claiming; let in-flight conversations finish for ``grace`` seconds, then release them."""
+        """Stop claiming; let in-flight conversations finish for ``grace`` seconds, then release them;
+        stop beating and be forgotten."""
         self.stopping = True
         self.wakeup.set()
         tasks = list(self.active.values())
@@ -143,3 +148,6 @@ class Worker:
             await asyncio.gather(*pending, return_exceptions=True)
         if self._heartbeat_task is not None:  # leases stay alive while in-flight work finishes
             self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+        with contextlib.suppress(*DATABASE_ERRORS):  # /readyz anywhere: this worker is gone at once
+            await self.core.store.forget_worker(self.queue.owner)

@@ -75,3 +75,27 @@ async def test_counts_transcript_erase_and_retention(store):
         assert await db.scalar(select(func.count()).where(MessageRow.conversation_id == ann)) == 0
         assert await db.scalar(select(func.count()).where(PartRow.conversation_id == ann)) == 0
     assert [c.person_key for c in await records.conversations(store)] == ["bob"]
+
+
+async def test_erase_and_retention_remove_the_chat_api_session_tokens(store):
+    """A session token is a key to the person's OCS session: gone with the person, and with a
+    conversation idle longer than RETAIN_DAYS (or a session left behind), kept while it is in use."""
+    ann, bob, cat = [await answered(store, who, "hi") for who in ("ann", "bob", "cat")]
+    ago, now = utcnow() - timedelta(days=3), utcnow()
+    for conversation_id, session in ((ann, "s-ann"), (bob, "s-bob"), (cat, "s-cat")):
+        await store.set_session(conversation_id, session)
+    for session, started in (("s-ann", ago), ("s-bob", ago), ("s-cat", ago), ("s-left", ago), ("s-new", now)):
+        await store.keep_token(session, f"token-{session}", started)
+    await store.writer(
+        lambda c: c.execute(
+            update(ConversationRow).where(ConversationRow.id == ann).values(last_activity_at=ago)
+        )
+    )
+
+    await store.erase(cat)
+    assert await store.session_token("s-cat") is None
+    assert await store.expire_tokens(utcnow() - timedelta(days=1)) == 2
+    assert await store.session_token("s-ann") is None  # idle for three days
+    assert await store.session_token("s-left") is None  # no conversation is in it any more
+    assert await store.session_token("s-bob") == ("token-s-bob", ago)  # bob wrote today
+    assert await store.session_token("s-new") is not None  # just started, its conversation not set yet

@@ -91,6 +91,49 @@ async def test_readyz_turns_503_at_once_when_the_last_worker_stops(fresh_postgre
         worker.stop()
 
 
+# loaded by the worker process at start (``sitecustomize``): its loop fails on the first conversation
+PLANTED_BUG = """
+from bridge.worker import Worker
+
+def _spawn(self, claim):
+    raise RuntimeError("planted: the worker loop dies")
+
+Worker._spawn = _spawn
+"""
+
+
+async def test_a_worker_whose_loop_died_exits_non_zero_and_readyz_turns_503(fresh_postgres, tmp_path):
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "sitecustomize.py").write_text(PLANTED_BUG)
+    async with FakeOCS() as ocs, FakeTelegram() as tg:
+        env = {"DATABASE_URL": fresh_postgres, **relay_env(ocs, tg)}
+        migrate(env)
+        web = BridgeProcess(["serve", "--no-worker"], {**env, "PORT": str(free_port())}, tmp_path / "web.log")
+        port = free_port()
+        worker = BridgeProcess(
+            ["worker", "--metrics-port", str(port)],
+            {**env, "PORT": str(port), "PYTHONPATH": str(planted)},
+            tmp_path / "worker.log",
+        )
+        try:
+            await web.start()
+            await worker.start()
+            await wait_status(f"{web.url}/readyz", 200, 30)
+            async with aiohttp.ClientSession() as http:
+                await post_update(http, web.url, text_update("hello", chat_id=4242))
+            assert worker.process is not None
+            code = await asyncio.to_thread(worker.process.wait, 30)  # a supervisor restarts it
+            assert code == 1, worker.output()
+            assert (await get(f"{web.url}/readyz"))[0] == 503  # its heartbeat forgotten as it died
+        finally:
+            web.stop()
+            worker.stop()
+    output = worker.log_path.read_text()
+    assert "in _spawn" in output and "RuntimeError" in output  # the traceback (its text withheld)
+    assert "the worker loop died; stopping" in output
+
+
 async def test_telegram_poll_exits_non_zero_when_telegram_is_unreachable_at_start(tmp_path):
     async with FakeOCS() as ocs:
         nowhere = f"http://127.0.0.1:{free_port()}"

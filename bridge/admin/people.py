@@ -74,7 +74,8 @@ async def erase_person(
 
 async def retain(core: Core) -> None:
     """``RETAIN_DAYS``: empty the texts of messages and replies older than that (rows, and so
-    counts, stay) and delete older files; one small batch at a time, between which delivery runs."""
+    counts, stay), delete older files and the Chat API session tokens of conversations idle longer;
+    one small batch at a time, between which delivery runs."""
     days = core.settings.retain_days
     if days is None:
         return
@@ -86,8 +87,9 @@ async def retain(core: Core) -> None:
         passed = 0
         try:
             cursor, passed = await core.store.expire_texts(before, cursor)
-            if time.monotonic() - swept >= RETENTION_IDLE:  # files: a directory walk, now and then
-                swept = time.monotonic()
+            if time.monotonic() - swept >= RETENTION_IDLE:  # files (a directory walk) and the Chat
+                swept = time.monotonic()  # API's session tokens of idle conversations, now and then
+                await core.store.expire_tokens(before)
                 for channel in core.channels.values():
                     await asyncio.to_thread(channel.remove_files, data_dir, before=before)
         except Exception:

@@ -5,7 +5,7 @@ As OCS at commit a77c545 serves it (``apps/api/views/chat.py``): a client-creden
 (scope ``chat:start``, ``bridge.bots.oauth``) starts a session on a chatbot whose "Chat Widget &
 API" channel is in ``oauth`` mode, and OCS creates a new anonymous participant for it (with the
 ``participant_remote_id`` and ``participant_name`` given). Everything after the start goes with the
-session's token (``X-Session-Token``, kept in the store: ``bridge.store.session_tokens``): files to
+session's token (``X-Session-Token``, kept in the store: ``Store.keep_token``): files to
 ``upload/``, the message to ``message/`` (a task), the answer from the task's ``poll/``, OCS's own
 messages and the session's end from the session's ``poll/?since=``.
 
@@ -45,7 +45,6 @@ from bridge.metrics import Metrics
 from bridge.model import Conversation, LocalFile, Reply
 from bridge.settings import BotSettings
 from bridge.store.repo import Store
-from bridge.store.session_tokens import forget_token, keep_token, session_token
 from bridge.store.tables import utcnow
 
 CHAT_RATE = "300/5m"  # OCS's RATE_LIMIT_CHAT_API: session starts per channel (and requests per session)
@@ -121,7 +120,7 @@ class OcsChatBot(HttpBot):
             self._name = str(chatbot["name"])
         session = self._remember(session_id, _Session(str(token or ""), utcnow(), state, context=state))
         if self._store is not None:
-            await keep_token(self._store, session_id, session.token, session.started_at)
+            await self._store.keep_token(session_id, session.token, session.started_at)
         return session_id
 
     async def _start(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +158,7 @@ class OcsChatBot(HttpBot):
         OCS's token lifetime is over."""
         session = self._sessions.get(session_id)
         if session is None and self._store is not None:
-            kept = await session_token(self._store, session_id)
+            kept = await self._store.session_token(session_id)
             if kept is not None:
                 session = self._remember(session_id, _Session(*kept))
         if session is None:
@@ -192,7 +191,7 @@ class OcsChatBot(HttpBot):
     async def _forget(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
         if self._store is not None:
-            await forget_token(self._store, session_id)
+            await self._store.forget_token(session_id)
 
     # --- messages ------------------------------------------------------------------------------
 

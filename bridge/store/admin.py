@@ -16,6 +16,7 @@ from sqlalchemy import Connection, case, delete, func, select, update
 
 from bridge.store.db import Reader
 from bridge.store.proactive_tables import HistoryCursorRow, ParticipantDataRow, ScheduleRow
+from bridge.store.session_tokens import SessionTokenRow
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
 
 C = ConversationRow.__table__.c
@@ -260,14 +261,16 @@ class Erased:
 
 def erase(connection: Connection, conversation_id: int) -> Erased | None:
     """Delete a conversation and everything kept with it (messages, parts, participant data,
-    schedules, history cursor); what it was, or None. (``Store.erase``)"""
+    schedules, history cursor, its Chat API session tokens); what it was, or None. (``Store.erase``)"""
     row = connection.execute(
-        select(C.channel, C.person_key, C.session_id).where(C.id == conversation_id)
+        select(C.channel, C.person_key, C.session_id, C.closed_session).where(C.id == conversation_id)
     ).first()
     if row is None:
         return None
     for table in (PartRow, MessageRow, ParticipantDataRow, ScheduleRow, HistoryCursorRow):
         connection.execute(delete(table).where(table.conversation_id == conversation_id))
+    sessions = [s for s in (row.session_id, row.closed_session) if s]
+    connection.execute(delete(SessionTokenRow).where(SessionTokenRow.session_id.in_(sessions)))
     connection.execute(delete(ConversationRow).where(C.id == conversation_id))
     return Erased(row.channel, row.person_key, row.session_id)
 
@@ -304,3 +307,15 @@ def expire(
         ids.append(old[-1][0] if old else after)
         passed += len(old)
     return RetentionCursor(*ids), passed
+
+
+def expire_tokens(connection: Connection, before: datetime) -> int:
+    """Delete the Chat API session tokens started before ``before`` whose session is not that of a
+    conversation active since (an idle conversation's, or a session left behind); how many.
+    (``Store.expire_tokens``)"""
+    active = select(C.session_id).where(C.last_activity_at >= before, C.session_id.is_not(None))
+    T = SessionTokenRow.__table__.c
+    gone = connection.execute(
+        delete(SessionTokenRow).where(T.started_at < before, T.session_id.not_in(active))
+    )
+    return int(gone.rowcount or 0)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-
 from sqlalchemy import Connection, delete
 
-from bridge.store.repo import Store
 from bridge.store.tables import HeartbeatRow
 
 BEAT_SECONDS = 2.0  # at most; a shorter lease beats more often
@@ -22,10 +19,6 @@ def silent_after(lease_seconds: float) -> float:
     return 3 * beat_interval(lease_seconds)
 
 
-async def forget(store: Store, owner: str) -> None:
-    """A worker stopping cleanly: it is not alive any more, at once."""
-    await store.writer(functools.partial(_forget, owner=owner))
-
-
-def _forget(connection: Connection, owner: str) -> None:
+def forget(connection: Connection, owner: str) -> None:
+    """A worker stopped (or its loop died): it is not alive any more, at once. (``Store.forget_worker``)"""
     connection.execute(delete(HeartbeatRow).where(HeartbeatRow.owner == owner))

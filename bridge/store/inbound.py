@@ -186,7 +186,7 @@ class Inbound:
             changes: dict[str, Any] = {"address": insert.excluded.address}
             if name:
                 changes["person_name"] = insert.excluded.person_name
-            if work:
+            if work:  # not ``statements._WAKE``: a later next_run_at (a backoff) stays; ``wake`` moves it up
                 changes["inbox_seq"] = C.inbox_seq + 1
                 changes["next_run_at"] = func.coalesce(C.next_run_at, insert.excluded.next_run_at)
             if unblock:

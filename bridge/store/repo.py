@@ -2,7 +2,8 @@
 
 Every write is a Writer operation (``bridge.store.writer``: group commit), a plain function on a
 connection kept in the module of its topic (``events``, ``handoff``, ``follow``, ``people``,
-``letters``, ``statements``); the methods here hand them to the writer. Reads use ``reading()``."""
+``letters``, ``session_tokens``, ``heartbeats``, ``statements``); the methods here hand them to
+the writer. Reads use ``reading()``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bridge.model import Conversation, InboundMessage, Kind, Person, Received
-from bridge.store import admin, events, follow, handoff, letters, people, statements
+from bridge.store import (
+    admin,
+    events,
+    follow,
+    handoff,
+    heartbeats,
+    letters,
+    people,
+    session_tokens,
+    statements,
+)
 from bridge.store.db import sessionmaker, sqlite_writer_engine
 from bridge.store.inbound import Inbound
 from bridge.store.records import (
@@ -194,6 +205,22 @@ class Store:
     ) -> tuple[admin.RetentionCursor, int]:
         return await self._write(admin.expire, before=before, cursor=cursor, batch=batch)
 
+    async def expire_tokens(self, before: datetime) -> int:
+        return await self._write(admin.expire_tokens, before=before)
+
+    # the OCS Chat API's session tokens (``bridge.store.session_tokens``) --------------------------
+    async def keep_token(self, session_id: str, token: str, started_at: datetime) -> None:
+        await self._write(session_tokens.keep, session_id=session_id, token=token, started_at=started_at)
+
+    async def session_token(self, session_id: str) -> tuple[str, datetime] | None:
+        """A session's token and when the session started; None if none is kept."""
+        async with self.reading() as session:
+            found = (await session.execute(session_tokens.SESSION_TOKEN, {"session_id": session_id})).first()
+        return None if found is None else (found.token, found.started_at)
+
+    async def forget_token(self, session_id: str) -> None:
+        await self._write(session_tokens.forget, session_id=session_id)
+
     # dead letters (``bridge.store.letters``) ----------------------------------------------------
     async def dead_letters(self) -> list[DeadLetter]:
         async with self.reading() as session:
@@ -299,6 +326,10 @@ class Store:
             connection.execute(delete(HeartbeatRow).where(HeartbeatRow.seen_at < now - _FORGET))
 
         await self.writer(beat)
+
+    async def forget_worker(self, owner: str) -> None:
+        """A worker stopped, or its loop died: ``/readyz`` elsewhere stops counting it at once."""
+        await self._write(heartbeats.forget, owner=owner)
 
     async def live_workers(self, within: float) -> int:
         """How many worker processes, anywhere, beat in the last ``within`` seconds."""

@@ -4,15 +4,13 @@ never logged, never shown on the admin page."""
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 
-from sqlalchemy import Connection, String, Text, delete, select
+from sqlalchemy import Connection, String, Text, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bridge.store.repo import Store
 from bridge.store.tables import Base, UTCDateTime
 
 
@@ -24,31 +22,18 @@ class SessionTokenRow(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the token expires a time after it
 
 
-async def keep_token(store: Store, session_id: str, token: str, started_at: datetime) -> None:
-    """Keep a new session's token (a session's token never changes)."""
-    await store.writer(functools.partial(_keep, session_id=session_id, token=token, started_at=started_at))
+SESSION_TOKEN = select(SessionTokenRow.token, SessionTokenRow.started_at).where(
+    SessionTokenRow.session_id == bindparam("session_id")
+)
 
 
-async def session_token(store: Store, session_id: str) -> tuple[str, datetime] | None:
-    """A session's token and when the session started; None if none is kept."""
-    query = select(SessionTokenRow.token, SessionTokenRow.started_at).where(
-        SessionTokenRow.session_id == session_id
-    )
-    async with store.reading() as reading:
-        found = (await reading.execute(query)).first()
-    return None if found is None else (found.token, found.started_at)
-
-
-async def forget_token(store: Store, session_id: str) -> None:
-    """The session ended: its token is of no more use."""
-    await store.writer(functools.partial(_forget, session_id=session_id))
-
-
-def _keep(connection: Connection, session_id: str, token: str, started_at: datetime) -> None:
+def keep(connection: Connection, session_id: str, token: str, started_at: datetime) -> None:
+    """Keep a new session's token (a session's token never changes). (``Store.keep_token``)"""
     insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
     row = {"session_id": session_id, "token": token, "started_at": started_at}
     connection.execute(insert(SessionTokenRow).values(row).on_conflict_do_nothing())
 
 
-def _forget(connection: Connection, session_id: str) -> None:
+def forget(connection: Connection, session_id: str) -> None:
+    """The session ended: its token is of no more use. (``Store.forget_token``)"""
     connection.execute(delete(SessionTokenRow).where(SessionTokenRow.session_id == session_id))
