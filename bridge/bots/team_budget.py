@@ -7,7 +7,8 @@ count: a message (or a request on its path) waits for the budget; a history read
 what messages leave over (below ``limit * (1 - reserve)``, and none within a window of a message
 having waited for the budget), and is otherwise put off with the time to come back. Each answer's
 ``X-RateLimit-Remaining`` raises the count to the server's (and a lower ``X-RateLimit-Limit``
-lowers the budget); a 429 pauses the whole team until its ``Retry-After``.
+lowers the budget) when the server's window is the bridge's; whatever its window, a server with
+nothing left (``Remaining`` 0) or a 429 pauses the whole team until its ``Reset``/``Retry-After``.
 """
 
 from __future__ import annotations
@@ -111,16 +112,17 @@ class TeamBudget:
     async def answered(self, status: int, raw: bytes, headers: Mapping[str, str]) -> None:
         """Follow the server's count (``X-RateLimit-*``) and its 429 (the team waits)."""
         ceiling, used = self._server_count(headers)
-        until = None
+        pause = spent_until(headers)  # nothing left: the next request would be refused
         if status == 429:
-            pause = retry_after(raw, headers)
+            pause = retry_after(raw, headers) or 1.0
             if self.metrics is not None:
                 self.metrics.bot_rate_limited.labels(self.name).inc()
             log.warning("OCS rate limit reached; the team's requests pause", seconds=pause)
+        if pause is not None:
             self.pool = (-1, 0)  # what this process took is not to be sent before the pause ends
-            until = utcnow() + timedelta(seconds=pause or 1.0)
         elif ceiling is None or ((used is None or used <= self.seen[0]) and ceiling == self.seen[1]):
             return  # nothing the count does not know
+        until = utcnow() + timedelta(seconds=pause) if pause is not None else None
         self.seen = (max(used or 0, self.seen[0]), ceiling if ceiling is not None else self.seen[1])
         if self.shared is not None:
             await self.shared.observed(self.key, self.rate, used or 0, ceiling, until)
@@ -132,8 +134,9 @@ class TeamBudget:
         self.local.paused_until = until or self.local.paused_until
 
     def _server_count(self, headers: Mapping[str, str]) -> tuple[int | None, int | None]:
-        """The server's limit, and the requests it counted in this window (``X-RateLimit-*``;
-        None for an answer counted in another window: its ``Reset`` names when that one ends)."""
+        """The server's limit and the requests it counted in this window (``X-RateLimit-*``);
+        neither for an answer counted in another window (its ``Reset`` names when that one ends):
+        a server whose window is not the bridge's has a limit that does not compare with its own."""
         try:
             limit = int(headers["X-RateLimit-Limit"])
             used = limit - int(headers["X-RateLimit-Remaining"])
@@ -143,7 +146,7 @@ class TeamBudget:
             now = time.time()
             left = self.rate.ends(self.rate.index(now), now)
             if abs(float(headers["X-RateLimit-Reset"]) - left) > 1.5:
-                return limit, None
+                return None, None
         except (KeyError, ValueError):
             pass
         return limit, used
@@ -153,6 +156,15 @@ def parse_rate(rate: str) -> tuple[int, float]:
     """OCS's notation of a rate (``2000/5m``, ``2000/300s``, ``10/s``): (requests, seconds)."""
     count, _, window = rate.partition("/")
     return int(count), float({"s": 1, "m": 60, "h": 3600}[window[-1]] * int(window[:-1] or 1))
+
+
+def spent_until(headers: Mapping[str, str]) -> float | None:
+    """Seconds until the server's window ends when it has nothing left in it (``X-RateLimit-Remaining``
+    0 and its ``Reset``), whatever the bridge's own window; otherwise None."""
+    try:
+        return float(headers["X-RateLimit-Reset"]) if int(headers["X-RateLimit-Remaining"]) <= 0 else None
+    except (KeyError, ValueError):
+        return None
 
 
 def retry_after(raw: bytes, headers: Mapping[str, str]) -> float | None:
