@@ -283,8 +283,9 @@ def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
                 print(f"FAIL  {what}: {getattr(exc, 'reason', None) or exc}")
 
         for line in unknown_variables(read_environment(), adapters.option_models()):
-            problems += 1
-            print(f"FAIL  environment: {line}")
+            typo = "did you mean" in line  # close to a name of ours: what was meant is not set
+            problems += typo
+            print(f"{'FAIL' if typo else 'warn'}  environment: {line}")
         if not settings.public_url:
             for name, channel in channels.items():
                 if channel.kind in ("telegram", "twilio"):

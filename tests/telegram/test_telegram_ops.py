@@ -81,8 +81,10 @@ async def test_delete_webhook(tg: FakeTelegram, tmp_path: Path) -> None:
 
 
 async def test_check_calls_get_me_and_never_prints_the_token(tg: FakeTelegram, tmp_path: Path) -> None:
-    code, output = await bridge_cli(tg, tmp_path, "check")
+    code, output = await bridge_cli(tg, tmp_path, "check", OCS_GIT="/src/ocs")  # someone else's variable
     assert "Telegram bot @bridge_test_bot" in output, output
+    assert "warn  environment: OCS_GIT: unknown variable, ignored" in output
+    assert code == 0, output  # a name close to none of ours is told, not counted as a problem
     assert len(tg.calls("getMe")) == 1
     tg.token = "999:wrong"  # the fake now rejects our token with 401
     code, output = await bridge_cli(tg, tmp_path, "check")
