@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bridge.body import json_object
 from bridge.core import Core
-from bridge.errors import BadRequest, NotFound
+from bridge.errors import BadRequest, Forbidden, NotFound
 from bridge.files import FileResponse, download_headers, under
 from bridge.model import Conversation, InboundMessage, Kind, Media, Received
 from bridge.typedefs import CORE
@@ -188,7 +188,10 @@ async def download(request: web.Request) -> web.FileResponse:
 
 # helpers --------------------------------------------------------------------------------------------
 async def _session(request: web.Request) -> Session:
-    """The conversation behind ``{session_id}``, after the origin, embed key and token checks."""
+    """The conversation behind ``{session_id}``, after the origin, embed key and token checks.
+
+    An unknown session is 403, as OCS answers on every session route (its permission check finds
+    no session): the widget (0.9.0 on) then starts a new chat, e.g. after the person was erased."""
     session_id = request.match_info["session_id"]
     if _SESSION_ID.match(session_id):
         store = request.app[CORE].store
@@ -200,7 +203,7 @@ async def _session(request: web.Request) -> Session:
                 lifetime = timedelta(days=channel.options.session_token_days)
                 check_session_token(request, conversation.state, lifetime, datetime.now(UTC))
                 return Session(channel, conversation)
-    raise NotFound("unknown session")
+    raise Forbidden("unknown session")
 
 
 async def _check_active(request: web.Request, conversation: Conversation) -> None:
@@ -214,7 +217,7 @@ async def _check_active(request: web.Request, conversation: Conversation) -> Non
 def _limit(value: str | None) -> int:
     if value is None:
         return POLL_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= 1000:
+    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= 1000):
         raise BadRequest("'limit' must be a number from 1 to 1000")
     return int(value)
 
