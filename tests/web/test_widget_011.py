@@ -233,6 +233,7 @@ async def test_refused_uploads_leave_the_chat_alive(
 
         step[0] = "the chat goes on without the file"
         await widget.element.locator(".selected-file-remove-button").click()
+        await expect(refusal).to_have_count(0)  # else say() takes the refusal for the text taken
         await widget.say("without the file")
         await expect(widget.answer("without the file")).to_be_visible(timeout=TIMEOUT_MS)
         await expect(widget.notices.filter(has_text="expired")).to_have_count(0)
