@@ -7,12 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from bridge.model import Conversation, Event, Kind, Media, Part, Person, Received
 from bridge.settings import BotSettings, ChannelSettings, Texts
+from bridge.store.records import Accepted, StoredMessage, StoredPart
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,57 @@ class Channel(abc.ABC):
         """Delete the files this channel keeps for people: one person's (an erase), or those older
         than ``before`` (retention); how many. Works without ``start`` (the CLI calls it)."""
         return 0
+
+
+# What adapters that take people's messages outside the webhook are given: never the core (which
+# satisfies these, so the app hands it over typed as one of them).
+class Receiver(Protocol):
+    async def receive(self, name: str, received: Received) -> list[Accepted]:
+        """The core's one accept path: store what one request carries and wake the workers."""
+        ...
+
+
+class PollHost(Receiver, Protocol):
+    """What a channel that fetches its updates itself (Telegram's long polling) is given."""
+
+    def context(self, channel: Channel) -> ChannelContext: ...
+
+
+class ChatReads(Protocol):
+    """The store's reads a channel serving its own chat API (the widget) makes."""
+
+    async def conversation(self, channel: str, key: str) -> Conversation | None: ...
+    async def conversations_with(self, channel: str, field: str, value: str) -> list[Conversation]: ...
+    async def message(self, public_id: str) -> StoredMessage | None: ...
+    async def parts_of(self, message_id: int) -> list[StoredPart]: ...
+    async def transcript(
+        self, conversation_id: int, since: datetime | None, limit: int, asked: datetime
+    ) -> list[StoredMessage | StoredPart]: ...
+    async def ended(self, conversation_id: int) -> str | None: ...
+
+
+class NamedBot(Protocol):
+    async def display_name(self) -> str | None: ...
+
+
+class ChatSettings(Protocol):
+    @property
+    def max_body_bytes(self) -> int: ...
+    @property
+    def serves_demo(self) -> bool: ...
+
+
+class ChatHost(Receiver, Protocol):
+    """What the routes of a channel serving its own chat API (the widget's) are given."""
+
+    @property
+    def store(self) -> ChatReads: ...
+    @property
+    def channels(self) -> Mapping[str, Channel]: ...
+    @property
+    def bots(self) -> Mapping[str, NamedBot]: ...
+    @property
+    def settings(self) -> ChatSettings: ...
 
 
 def command_kind(text: str) -> Kind:

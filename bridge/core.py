@@ -1,5 +1,6 @@
 """The running core: store, bots, channels and workers, as the HTTP app sees them. Channels never
-see it: they are given a ``ChannelContext`` (and report events back through it)."""
+see it: they are given a ``ChannelContext`` (and report events back through it); the widget's routes
+and Telegram's long polling get it as the narrow ``ChatHost`` and ``PollHost`` (bridge/channel.py)."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ from bridge.proactive import participants
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store.db import create_engine
-from bridge.typedefs import CORE
+from bridge.typedefs import CHAT_HOST, CORE
 from bridge.worker import Worker
 
 log = structlog.get_logger("bridge.web")
@@ -112,6 +112,7 @@ def _core_context(
                     for run in [*proactive.loops(), retain, keep_media]
                 ]
             app[CORE] = core
+            app[CHAT_HOST] = core
             try:
                 yield
             finally:

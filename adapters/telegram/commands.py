@@ -6,20 +6,17 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import structlog
 from telegram import BotCommand, Update
 from telegram import error as tg
 
-from bridge.channel import SendError
+from bridge.channel import PollHost, SendError
 from bridge.errors import BadRequest
 
 from .channel import TelegramChannel
 from .errors import retry_after
-
-if TYPE_CHECKING:
-    from bridge.core import Core
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -68,14 +65,14 @@ async def delete_webhook(channel: TelegramChannel) -> None:
         raise channel.scrub.send_error(exc) from None
 
 
-async def poll(channel: TelegramChannel, core: Core, stop: asyncio.Event) -> None:
+async def poll(channel: TelegramChannel, host: PollHost, stop: asyncio.Event) -> None:
     """Long-poll ``getUpdates`` and feed the same pipeline as the webhook, until ``stop`` is set.
 
     An update is confirmed (the next offset) only once it is stored, so a crash loses nothing;
     the store's de-duplication by ``update_id`` keeps a re-delivered one from being answered twice.
     """
     if getattr(channel, "context", None) is None:
-        await channel.start(core.context(channel))
+        await channel.start(host.context(channel))
     await delete_webhook(channel)
     log.info("polling Telegram", channel=channel.name)
     offset: int | None = None
@@ -91,7 +88,7 @@ async def poll(channel: TelegramChannel, core: Core, stop: asyncio.Event) -> Non
             if updates is None:
                 break
             for update in updates:
-                await feed(channel, core, update)
+                await feed(channel, host, update)
                 offset = update.update_id + 1
             delay = 1.0
         except tg.InvalidToken:
@@ -105,12 +102,12 @@ async def poll(channel: TelegramChannel, core: Core, stop: asyncio.Event) -> Non
             delay = min(delay * 2, 30.0)
 
 
-async def poll_or_exit(channel: TelegramChannel, core: Core, failed: list[str]) -> None:
+async def poll_or_exit(channel: TelegramChannel, host: PollHost, failed: list[str]) -> None:
     """``poll`` for ``bridge telegram poll``: if polling cannot start (Telegram unreachable, the
     token refused) or stops for good, say why in one line and stop the process, which then exits
     non-zero (``failed`` names the channel), so that a supervisor restarts it."""
     try:
-        await poll(channel, core, asyncio.Event())
+        await poll(channel, host, asyncio.Event())
     except Exception as exc:
         reason = exc.reason if isinstance(exc, SendError) else channel.scrub(repr(exc))
         log.error("Telegram polling failed; stopping", channel=channel.name, reason=reason)
@@ -118,7 +115,7 @@ async def poll_or_exit(channel: TelegramChannel, core: Core, failed: list[str]) 
         signal.raise_signal(signal.SIGTERM)  # the server stops as on Ctrl-C, cleanly
 
 
-async def feed(channel: TelegramChannel, core: Core, update: Update) -> None:
+async def feed(channel: TelegramChannel, host: PollHost, update: Update) -> None:
     """One update into the pipeline, exactly as the webhook handler does it (an unreadable one is
     skipped, as the webhook answers it 400, so polling moves past it)."""
     try:
@@ -126,7 +123,7 @@ async def feed(channel: TelegramChannel, core: Core, update: Update) -> None:
     except BadRequest:
         return
     if received.messages or received.events:
-        await core.receive(channel.name, received)
+        await host.receive(channel.name, received)
 
 
 async def _until_stopped(call: Awaitable[T], stop: asyncio.Event) -> T | None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from bridge.channel import Capabilities, Channel, ChannelContext, WebhookRequest, command_kind
 from bridge.errors import BadRequest, NotFound, TooLarge
 from bridge.model import Conversation, InboundMessage, Media, Opened, Part, Person, Received
-from bridge.typedefs import CORE
+from bridge.typedefs import CHAT_HOST
 
 from . import uploads
 
@@ -158,10 +158,10 @@ class WebChannel(Channel):
 
 
 def web_channels(app: web.Application) -> list[WebChannel]:
-    core = app.get(CORE)
-    if core is None:
+    host = app.get(CHAT_HOST)
+    if host is None:
         return []
-    return [c for c in core.channels.values() if isinstance(c, WebChannel)]
+    return [c for c in host.channels.values() if isinstance(c, WebChannel)]
 
 
 def _text(value: object, limit: int = 255) -> str:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bridge.errors import NotFound
 from bridge.files import FileResponse, under
-from bridge.typedefs import CORE
+from bridge.typedefs import CHAT_HOST
 
 from .channel import web_channels
 
@@ -33,7 +33,7 @@ async def vendor_file(request: web.Request) -> web.FileResponse:
 
 
 async def demo_page(request: web.Request) -> web.Response:
-    if not request.app[CORE].settings.serves_demo:
+    if not request.app[CHAT_HOST].settings.serves_demo:
         raise NotFound("Not found.")
     channels = web_channels(request.app)
     if not channels:

@@ -15,11 +15,11 @@ from typing import Any
 from aiohttp import web
 
 from bridge.body import json_object
-from bridge.core import Core
-from bridge.errors import BadRequest, NotFound
+from bridge.channel import ChatHost
+from bridge.errors import BadRequest, Forbidden, NotFound
 from bridge.files import FileResponse, download_headers, under
 from bridge.model import Conversation, InboundMessage, Kind, Media, Received
-from bridge.typedefs import CORE
+from bridge.typedefs import CHAT_HOST
 
 from . import uploads
 from .channel import REMOTE_ID, WebChannel, web_channels
@@ -78,23 +78,23 @@ async def start(request: web.Request) -> web.Response:
     session_id, token = new_session_id(), new_session_token()
     required = token_required(channel.options.auth, request)
     opened = channel.opened(session_id, body, token_digest(token), required, datetime.now(UTC))
-    core = request.app[CORE]
+    host = request.app[CHAT_HOST]
     remote_id = opened.state[REMOTE_ID]
     # The widget's "new chat": the participant's earlier chats end their bot sessions (in order,
     # after anything they still have pending), in the same transaction as the new one opens.
-    previous = await core.store.conversations_with(channel.name, REMOTE_ID, remote_id) if remote_id else []
+    previous = await host.store.conversations_with(channel.name, REMOTE_ID, remote_id) if remote_id else []
     ends = [
         InboundMessage(channel.name, f"end:{c.person.key}", c.person, kind=Kind.END)
         for c in previous
         if c.session_id
     ]
-    await core.receive(channel.name, Received(messages=tuple(ends), events=(opened,)))
+    await host.receive(channel.name, Received(messages=tuple(ends), events=(opened,)))
     name = opened.person.name
     return web.json_response(
         {
             "session_id": session_id,
             "session_token": token,
-            "chatbot": {"id": channel.chatbot_id, "name": await _chatbot_name(core, channel)},
+            "chatbot": {"id": channel.chatbot_id, "name": await _chatbot_name(host, channel)},
             # the identifier the bridge knows the person by (its trigger_bot and participants API)
             "participant": {"identifier": opened.person.key, "remote_id": remote_id, "name": name},
         },
@@ -102,9 +102,9 @@ async def start(request: web.Request) -> web.Response:
     )
 
 
-async def _chatbot_name(core: Core, channel: WebChannel) -> str:
+async def _chatbot_name(host: ChatHost, channel: WebChannel) -> str:
     """The chatbot's name as OCS shows it (its experiment's), else the bot's name in the settings."""
-    bot = core.bots.get(channel.bot)
+    bot = host.bots.get(channel.bot)
     return (await bot.display_name() if bot is not None else None) or channel.bot
 
 
@@ -119,13 +119,13 @@ async def message(request: web.Request) -> web.Response:
     if body.get("attachment_ids"):
         media = _attachments(channel, conversation, body["attachment_ids"])
         inbound = dataclasses.replace(inbound, media=media)
-    accepted = (await request.app[CORE].receive(channel.name, Received(messages=(inbound,))))[0]
+    accepted = (await request.app[CHAT_HOST].receive(channel.name, Received(messages=(inbound,))))[0]
     return web.json_response({"task_id": accepted.public_id, "status": "processing"}, status=202)
 
 
 async def poll_task(request: web.Request) -> web.Response:
     session = await _session(request)
-    store = request.app[CORE].store
+    store = request.app[CHAT_HOST].store
     stored = await store.message(request.match_info["task_id"])
     if stored is None or stored.conversation_id != session.conversation.id:
         raise NotFound("unknown task")
@@ -148,11 +148,11 @@ async def poll_messages(request: web.Request) -> web.Response:
     session = await _session(request)
     since = parse_since(request.query.get("since"))
     limit = _limit(request.query.get("limit"))
-    store = request.app[CORE].store
+    store = request.app[CHAT_HOST].store
     items = await store.transcript(session.conversation.id, since, limit + 1, asked)
     links = session.channel.options.attachment_links
     messages = [history_message(item, links=links) for item in items[:limit]]
-    status = "ended" if await request.app[CORE].store.ended(session.conversation.id) else "active"
+    status = "ended" if await request.app[CHAT_HOST].store.ended(session.conversation.id) else "active"
     return web.json_response({"messages": messages, "has_more": len(items) > limit, "session_status": status})
 
 
@@ -164,7 +164,7 @@ async def upload(request: web.Request) -> web.Response:
     await _check_active(request, session.conversation)
     _limit_address(request, session.channel)
     root = session.channel.uploads_dir
-    max_body = request.app[CORE].settings.max_body_bytes  # the app's client_max_size
+    max_body = request.app[CHAT_HOST].settings.max_body_bytes  # the app's client_max_size
     files = await uploads.receive(
         request, root, session.conversation.person.key, options.max_upload_bytes, max_body
     )
@@ -188,10 +188,13 @@ async def download(request: web.Request) -> web.FileResponse:
 
 # helpers --------------------------------------------------------------------------------------------
 async def _session(request: web.Request) -> Session:
-    """The conversation behind ``{session_id}``, after the origin, embed key and token checks."""
+    """The conversation behind ``{session_id}``, after the origin, embed key and token checks.
+
+    An unknown session is 403, as OCS answers on every session route (its permission check finds
+    no session): the widget (0.9.0 on) then starts a new chat, e.g. after the person was erased."""
     session_id = request.match_info["session_id"]
     if _SESSION_ID.match(session_id):
-        store = request.app[CORE].store
+        store = request.app[CHAT_HOST].store
         for channel in web_channels(request.app):
             conversation = await store.conversation(channel.name, session_id)
             if conversation is not None:
@@ -200,21 +203,21 @@ async def _session(request: web.Request) -> Session:
                 lifetime = timedelta(days=channel.options.session_token_days)
                 check_session_token(request, conversation.state, lifetime, datetime.now(UTC))
                 return Session(channel, conversation)
-    raise NotFound("unknown session")
+    raise Forbidden("unknown session")
 
 
 async def _check_active(request: web.Request, conversation: Conversation) -> None:
     """A session the widget's "new chat" left takes nothing more, as in OCS. One the bot's side
     closed shows as ended, but a message still gets through and opens a new session (the widget
     0.6.0 has no "ended" state, and a person who writes again wants an answer)."""
-    if await request.app[CORE].store.ended(conversation.id) == "left":
+    if await request.app[CHAT_HOST].store.ended(conversation.id) == "left":
         raise BadRequest("Session has ended")
 
 
 def _limit(value: str | None) -> int:
     if value is None:
         return POLL_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= 1000:
+    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= 1000):
         raise BadRequest("'limit' must be a number from 1 to 1000")
     return int(value)
 

@@ -24,6 +24,7 @@ from fakes.ocs import FakeOCS
 from fakes.server import serve_locally
 from tests.browser import ARGS, CHROMIUM, TIMEOUT_MS, bridge_serve, wait_ready
 from tests.harness import eventually
+from tests.test_cli import bridge_command
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "widget-0.11.0"
 DIST = SHARED / "dist" / "open-chat-studio-widget"
@@ -237,6 +238,32 @@ async def test_refused_uploads_leave_the_chat_alive(
         await expect(widget.answer("without the file")).to_be_visible(timeout=TIMEOUT_MS)
         await expect(widget.notices.filter(has_text="expired")).to_have_count(0)
         assert await widget.stored("session") == session
+
+
+async def test_a_chat_the_operator_erased_starts_anew(
+    serve: Callable[..., str], host: str, ocs: FakeOCS, tmp_path: Path
+) -> None:
+    bridge = serve()
+    async with widget_on(host, bridge, ocs, tmp_path) as (widget, step):
+        step[0] = "send a message"
+        await widget.say("remember me")
+        await expect(widget.answer("remember me")).to_be_visible(timeout=TIMEOUT_MS)
+        first = await widget.stored("session")
+
+        step[0] = "the operator erases the person"
+        env = {**ocs.env(), "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/b.db"}  # bridge serve's
+        env["DATA_DIR"] = str(tmp_path / "data")  # its ./data
+        erased = await bridge_command("people", "erase", "web", first, env=env)
+        assert erased.returncode == 0, erased.stderr
+
+        step[0] = "the next message: the widget's notice, then a new chat that works"
+        await widget.say("still there?")
+        await expect(widget.notices.filter(has_text="Your chat session expired")).to_be_visible(
+            timeout=TIMEOUT_MS
+        )
+        await widget.say("hello again")
+        await expect(widget.answer("hello again")).to_be_visible(timeout=TIMEOUT_MS)
+        assert await widget.stored("session") not in (None, first)
 
 
 async def start_for_the_page(http: aiohttp.ClientSession, bridge: str, ocs: FakeOCS) -> tuple[str, str]:

@@ -104,9 +104,17 @@ async def test_a_failed_answer_is_an_error_with_the_apology(
 async def test_unknown_session_task_and_chatbot(make_client: MakeClient) -> None:
     client = await make_client()
     assert (await client.post("/api/chat/start/", json={"chatbot_id": "nope"})).status == 404
-    unknown = "x" * 32
-    assert (await client.post(f"/api/chat/{unknown}/message/", json={"message": "hi"})).status == 404
-    assert (await client.get(f"/api/chat/{unknown}/poll/")).status == 404
+    # An unknown session is 403 on every session route, as in OCS: the widget starts a new chat.
+    for unknown in ("x" * 32, "short"):
+        for method, path, body in [
+            ("POST", f"/api/chat/{unknown}/message/", {"message": "hi"}),
+            ("GET", f"/api/chat/{unknown}/poll/", None),
+            ("GET", f"/api/chat/{unknown}/sometask/poll/", None),
+            ("POST", f"/api/chat/{unknown}/upload/", None),
+        ]:
+            response = await client.request(method, path, json=body)
+            assert response.status == 403, (path, await response.text())
+            assert await response.json() == {"detail": "unknown session", "error": "unknown session"}
     assert (await client.get("/api/chat/../poll/")).status == 404
     sid = (await start(client))["session_id"]
     other = (await start(client))["session_id"]
@@ -137,10 +145,13 @@ async def test_malformed_messages(
     assert "detail" in await response.json()
 
 
-async def test_bad_since_and_missing_chatbot_id(make_client: MakeClient) -> None:
+async def test_bad_since_limit_and_missing_chatbot_id(make_client: MakeClient) -> None:
     client = await make_client()
     sid = (await start(client))["session_id"]
     assert (await client.get(f"/api/chat/{sid}/poll/", params={"since": "yesterday"})).status == 400
+    for limit in ("many", "0", "1001", "²", "9" * 5000):  # 400, not OCS's 500 for a non-number
+        response = await client.get(f"/api/chat/{sid}/poll/", params={"limit": limit})
+        assert response.status == 400 and "limit" in (await response.json())["error"]
     assert (await client.post("/api/chat/start/", json={})).status == 400
 
 

@@ -60,7 +60,7 @@ async def test_foreign_origin_gets_403_without_cors_headers(make_client: MakeCli
 async def test_errors_to_allowed_origins_carry_cors_headers(make_client: MakeClient) -> None:
     client = await make_client()
     response = await client.get("/api/chat/nosuchsessionnosuchsession/poll/", headers={"Origin": ORIGIN})
-    assert response.status == 404
+    assert response.status == 403
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert (await response.json())["detail"] == "unknown session"
 
