@@ -61,3 +61,11 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
+
+
+def query_count(value: str, high: int) -> int | None:
+    """A query's whole number from 1 to ``high`` in plain ASCII digits ("²", "+5", thousands of
+    digits are not), or None."""
+    if value.isascii() and value.isdigit() and len(value) <= len(str(high)) and 1 <= int(value) <= high:
+        return int(value)
+    return None

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bridge.body import json_object
+from bridge.body import json_object, query_count
 from bridge.channel import ChatHost
 from bridge.errors import BadRequest, Forbidden, NotFound
 from bridge.files import FileResponse, download_headers, under
@@ -217,9 +217,10 @@ async def _check_active(request: web.Request, conversation: Conversation) -> Non
 def _limit(value: str | None) -> int:
     if value is None:
         return POLL_LIMIT
-    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= 1000):
+    limit = query_count(value, 1000)
+    if limit is None:
         raise BadRequest("'limit' must be a number from 1 to 1000")
-    return int(value)
+    return limit
 
 
 def _limit_address(request: web.Request, channel: WebChannel) -> None:

@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from bridge.api import authorize, state_change
-from bridge.body import json_object
+from bridge.body import json_object, query_count
 from bridge.bots import BotError, SessionGone
 from bridge.core import Core
 from bridge.errors import BadRequest
@@ -182,9 +182,10 @@ async def _into_session(target: Route, conversation: Conversation, merged: dict[
 def _page_size(value: str | None) -> int:
     if value is None:
         return PAGE_SIZE
-    if not value.isdigit() or not 0 < int(value) <= MAX_PAGE_SIZE:
+    size = query_count(value, MAX_PAGE_SIZE)
+    if size is None:
         raise fields.invalid("page_size", f"a number from 1 to {MAX_PAGE_SIZE}")
-    return int(value)
+    return size
 
 
 def _cursor(conversation_id: int) -> str:
