@@ -228,6 +228,13 @@ class Harness:
         """Until whatever was on its way has arrived (see ``idle``)."""
         await idle(self.core, timeout, settled=settled, others=others)
 
+    async def follower_rounds(self, count: int = 2, timeout: float = 10.0) -> None:
+        """Until the history follower finished ``count`` more rounds: a read under way has ended, and
+        the reads of a whole round began since."""
+        core = self.core
+        until = core.history_rounds + count
+        await eventually(lambda: core.history_rounds >= until, timeout, f"{count} follower rounds")
+
     # the recording test channel ---------------------------------------------------------------------
     async def say(self, sender: str, text: str, *, id: str | None = None, **extra: Any) -> int:
         """Post one message to the test channel's webhook; the HTTP status."""
