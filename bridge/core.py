@@ -48,6 +48,7 @@ class Core:
     # conversations whose history a bot's event says has something new (the follower reads them)
     history_due: set[int] = field(default_factory=set)
     history_event: asyncio.Event = field(default_factory=asyncio.Event)
+    history_rounds: int = 0  # rounds the follower finished (its reads done): tests wait on it, not time
 
     def context(self, channel: Channel) -> ChannelContext:
         """What ``channel`` is given at start."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import MultiDict
@@ -29,9 +30,11 @@ from sqlalchemy import Select, func, select
 from bridge.channel import Channel
 from bridge.core import Core
 from bridge.settings import BotSettings, ChannelSettings, Settings, WorkerSettings, load_settings
+from bridge.store.inbound import Inbound
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
 from bridge.typedefs import CORE
 from bridge.web import Plugin, create_app
+from bridge.worker import Worker
 from fakes.channel import SECRET as TEST_SECRET
 from fakes.channel import RecordingChannel
 from fakes.ocs import FakeOCS
@@ -60,6 +63,21 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def plant_accept_failure(monkeypatch: pytest.MonkeyPatch, times: int = 1) -> None:
+    """A bug of ours inside the webhook's accept: its first ``times`` calls raise ``KeyError``, the
+    later ones store as usual (the platform's retry)."""
+    original = Inbound.receive
+    left = [times]
+
+    def failing(self: Inbound, *args: Any, **kwargs: Any) -> Any:
+        if left[0]:
+            left[0] -= 1
+            raise KeyError("planted bug")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Inbound, "receive", failing)
 
 
 def ocs_bot(ocs: FakeOCS, **overrides: Any) -> BotSettings:
@@ -142,17 +160,21 @@ def build_channels(
     return channels
 
 
-async def idle(core: Core, timeout: float = 10.0, *, settled: bool = False) -> None:
-    """Until no work is due (messages, reply parts, conversations), no conversation runs and the
-    store's writer has nothing queued or running: whatever was on its way has arrived. (The
-    follower and the schedules, which wake on their own, are not work until they find some.)
-    With ``settled``, nothing may be pending for later either (no retry to come): a failure was final."""
+async def idle(
+    core: Core, timeout: float = 10.0, *, settled: bool = False, others: Iterable[Worker] = ()
+) -> None:
+    """Until no work is due (messages, reply parts, conversations), no conversation runs (on the
+    bridge's workers or the ``others`` a test started) and the store's writer has nothing queued or
+    running: whatever was on its way has arrived. (The follower and the schedules, which wake on their
+    own, are not work until they find some.) With ``settled``, nothing may be pending for later either
+    (no retry to come): a failure was final."""
+    workers = [*core.workers, *others]
 
     async def quiet() -> bool:
         writer = core.store.writer
-        if writer._urgent or writer._normal or writer._running:  # nothing public says so
+        if writer._lease or writer._urgent or writer._normal or writer._running:  # nothing public says so
             return False
-        if any(worker.active for worker in core.workers):
+        if any(worker.active for worker in workers):
             return False
         now = utcnow() + timedelta(days=365 if settled else 0)
         later = select(ConversationRow.id).where(ConversationRow.next_run_at > now)  # e.g. held parts
@@ -200,9 +222,18 @@ class Harness:
     def public_url(self) -> str:
         return self.settings.base_url
 
-    async def idle(self, timeout: float = 10.0, *, settled: bool = False) -> None:
+    async def idle(
+        self, timeout: float = 10.0, *, settled: bool = False, others: Iterable[Worker] = ()
+    ) -> None:
         """Until whatever was on its way has arrived (see ``idle``)."""
-        await idle(self.core, timeout, settled=settled)
+        await idle(self.core, timeout, settled=settled, others=others)
+
+    async def follower_rounds(self, count: int = 2, timeout: float = 10.0) -> None:
+        """Until the history follower finished ``count`` more rounds: a read under way has ended, and
+        the reads of a whole round began since."""
+        core = self.core
+        until = core.history_rounds + count
+        await eventually(lambda: core.history_rounds >= until, timeout, f"{count} follower rounds")
 
     # the recording test channel ---------------------------------------------------------------------
     async def say(self, sender: str, text: str, *, id: str | None = None, **extra: Any) -> int:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
+import structlog.testing
 
 from bridge.core import Core
 from bridge.errors import ConfigError
@@ -72,9 +71,9 @@ async def test_no_history_request_while_the_conversation_waits_for_the_bot(bridg
     h.ocs.latency = 1.5
     await h.say("ada", "a hard question")
     await eventually(lambda: len(h.ocs.messages(session.id)) == 2, what="the question at OCS")
-    await asyncio.sleep(0.3)  # a read already under way when it arrived may finish
+    await h.follower_rounds()  # a read already under way when it arrived has ended
     reads = h.ocs.history_reads(session.id)
-    await asyncio.sleep(0.8)
+    await h.follower_rounds()
     assert h.ocs.history_reads(session.id) == reads
     assert await h.replies("ada", 2) == ["bot: hi", "bot: a hard question"]
     await eventually(lambda: h.ocs.history_reads(session.id) > reads, what="reads again after the answer")
@@ -107,10 +106,15 @@ async def test_the_widget_shows_them_on_its_history_poll(make_client: MakeClient
 
 
 async def test_proactive_poll_seconds_0_turns_the_follower_off(bridge):
-    h = await bridge(proactive_poll_seconds=0)
-    session = await chatting(h)
-    h.ocs.says(session.id, "Are you still there?")
-    await asyncio.sleep(0.5)
+    with structlog.testing.capture_logs() as logs:
+        h = await bridge(proactive_poll_seconds=0)
+        session = await chatting(h)
+        h.ocs.says(session.id, "Are you still there?")
+        # the operator is told the follower is off: it ended without a round, so no read comes later
+        await eventually(
+            lambda: [e for e in logs if e["event"].startswith("follower: off")], what="the follower off"
+        )
+    await h.idle()
     assert h.ocs.history_reads() == 0 and h.channel.texts_to("ada") == ["bot: hi"]
 
 

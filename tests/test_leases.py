@@ -46,18 +46,9 @@ async def answered_once(h: Harness, people: int, fast: int = 0, *others: Worker)
     """Once nothing is left running or waiting (a message answered twice would show by then):
     each slow person got their one answer, ``fast`` fast messages theirs, the bot saw each
     message once, and nothing ended as a dead letter."""
-    workers = [*h.core.workers, *others]
-
-    async def idle() -> bool:
-        backlog = await h.core.store.backlog()
-        return backlog.depth == 0 and not any(worker.active for worker in workers)
-
     answers = people + fast
     await eventually(lambda: len(h.channel.sent) >= answers and h.ocs.answering == 0, 4 * SLOW, "answers")
-    deadline = asyncio.get_running_loop().time() + 10
-    while not await idle():
-        assert asyncio.get_running_loop().time() < deadline, "the bridge never settled"
-        await asyncio.sleep(0.05)
+    await h.idle(others=others)
     for n in range(people):
         assert h.channel.texts_to(f"slow{n}") == [f"bot: slow {n}"]
     assert len(h.channel.sent) == answers

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -131,7 +130,7 @@ async def test_agent_replies_arrive_by_the_history_alone_with_events_off(bridge,
 async def test_conversations_not_handed_off_have_no_history_read(bridge, cx: FakeOpenCx):
     h = await bridge(bot=cx_bot(cx), **FAST)
     session = await chatting(h, cx)
-    await asyncio.sleep(0.6)
+    await h.follower_rounds()  # a whole round read what it follows since she was answered
     assert cx.history_reads.get(session.id, 0) == 0
 
 

@@ -56,6 +56,7 @@ class Follower:
 
     async def run(self) -> None:
         if not self.channels:
+            log.info("follower: off, no conversation's history to read")
             return
         loop = asyncio.get_running_loop()
         while True:
@@ -70,6 +71,7 @@ class Follower:
             for conversation_id in due:
                 pause = await self.read(conversation_id)
                 await self._pause(max(spacing, pause))
+            self.core.history_rounds += 1
             await self._pause(max(0.0, started + self.interval - loop.time()))
 
     async def _pause(self, seconds: float) -> None:
