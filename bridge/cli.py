@@ -73,15 +73,6 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(run=_migrate)
     sub.add_parser("check", help="validate settings and reach every service").set_defaults(run=_check)
 
-    dead = sub.add_parser("dead-letters", help="messages that could not be answered or delivered")
-    dead_sub = dead.add_subparsers(required=True, metavar="ACTION")
-    dead_sub.add_parser("list", help="list dead letters").set_defaults(run=_dead_list)
-    retry = dead_sub.add_parser("retry", help="queue dead letters again")
-    target = retry.add_mutually_exclusive_group(required=True)
-    target.add_argument("id", nargs="?", help="a dead letter id from `list` (in-N or out-N)")
-    target.add_argument("--all", action="store_true", help="every dead letter")
-    retry.set_defaults(run=_dead_retry)
-
     send = sub.add_parser("send", help="send a message to a person (like trigger_bot's message_text)")
     send.add_argument("channel", help="a channel's name, or a platform (telegram, sms, whatsapp, web)")
     send.add_argument("id", help="the person's id on the platform (chat id, +number, whatsapp:+number)")
@@ -221,36 +212,6 @@ def _with_store(action: Callable[[Store], Awaitable[int]], settings: Settings) -
             await engine.dispose()
 
     return asyncio.run(run())
-
-
-def _dead_list(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
-    async def action(store: Store) -> int:
-        letters = await store.dead_letters()
-        if not letters:
-            print("no dead letters")
-        for letter in letters:
-            when = letter.at.strftime("%Y-%m-%d %H:%M:%S") if letter.at else "-"
-            print(f"{letter.ref}\t{when}\t{letter.channel}\t{logs.mask(letter.person_key)}\t{letter.reason}")
-        return 0
-
-    return _with_store(action, settings)
-
-
-def _dead_retry(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
-    async def action(store: Store) -> int:
-        refs = [d.ref for d in await store.dead_letters()] if args.all else [args.id]
-        failed = 0
-        for ref in refs:
-            if await store.revive(ref):
-                print(f"{ref} queued again")
-            else:
-                print(f"{ref}: no such dead letter", file=sys.stderr)
-                failed += 1
-        if not refs:
-            print("no dead letters")
-        return 1 if failed else 0
-
-    return _with_store(action, settings)
 
 
 # proactive --------------------------------------------------------------------------------------

@@ -167,6 +167,39 @@ async def test_retention_empties_old_texts_only_and_keeps_the_counts(bridge, mon
     assert parts == ["", "bot: new question"]
 
 
+async def test_a_dead_letter_whose_text_retention_removed_is_shown_so_and_its_retry_refused(
+    bridge, monkeypatch
+):
+    monkeypatch.setattr(people, "RETENTION_IDLE", 0.05)
+    h = await bridge(retain_days=2, admin_api_key=KEY)
+    h.ocs.fail_next(500, times=2)
+    await h.say("gus", "my old question")
+    await h.replies("gus", 1)
+    ago = utcnow() - timedelta(days=3)
+    await h.core.store.writer(lambda c: c.execute(update(MessageRow).values(received_at=ago)))
+    await h.say("hal", "a fresh question")
+    await h.replies("hal", 1)
+    csrf = await log_in(h)
+
+    async def removed() -> bool:
+        page = await (await h.client.get("/admin")).text()
+        return "<div class='text'>(removed by retention)</div>" in page
+
+    await eventually(removed, what="the old dead letter's text removed by retention")
+    refused = await h.client.post("/admin/dead-letters/in-1/retry", data={"csrf": csrf})
+    assert refused.status == 200
+    assert "Not retried: retention (RETAIN_DAYS) removed that dead letter" in await refused.text()
+    retried = await h.client.post("/admin/dead-letters/in-2/retry", data={"csrf": csrf})
+    assert "queued again" in await retried.text()
+    assert (await h.replies("hal", 2))[1] == "bot: a fresh question"
+    await h.idle()
+    sent = [c.json["message"] for c in h.ocs.calls if c.path.endswith("/incoming_message")]
+    assert sent == ["my old question", "a fresh question", "a fresh question"]  # nothing empty
+    assert len(h.channel.texts_to("gus")) == 1  # the apology only
+    page = await (await h.client.get("/admin")).text()
+    assert "Dead letters (1)" in page and "my old question" not in page
+
+
 async def test_retention_and_erase_delete_the_widgets_uploaded_files(make_client, tmp_path):
     client = await make_client(WIDGET_UPLOADS_ENABLED="true")
     channel = client.app[CORE].channels["web"]

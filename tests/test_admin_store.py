@@ -1,4 +1,5 @@
-"""The operator's reads, erase and retention on both backends (SQLite and PostgreSQL)."""
+"""The operator's reads, erase and retention (and the dead letters it emptied) on both backends
+(SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from bridge.model import InboundMessage, Person
 from bridge.store import Store
 from bridge.store import admin as records
+from bridge.store.letters import Revived
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
 
 
@@ -99,3 +101,33 @@ async def test_erase_and_retention_remove_the_chat_api_session_tokens(store):
     assert await store.session_token("s-left") is None  # no conversation is in it any more
     assert await store.session_token("s-bob") == ("token-s-bob", ago)  # bob wrote today
     assert await store.session_token("s-new") is not None  # just started, its conversation not set yet
+
+
+async def test_a_dead_letter_whose_text_retention_removed_is_marked_and_not_revived(store):
+    """An empty text alone does not tell: a photo without a caption has none either."""
+
+    async def dead(person: str, text: str, received_at) -> str:
+        message = InboundMessage("chan", f"{person}:{text}", Person(key=person, address=person), text=text)
+        accepted = await store.accept(message)
+        await store.writer(
+            lambda c: c.execute(
+                update(MessageRow)
+                .where(MessageRow.id == accepted.message_id)
+                .values(status="dead", error="OCS answered 500", received_at=received_at)
+            )
+        )
+        return f"in-{accepted.message_id}"
+
+    old = await dead("ann", "my old question", utcnow() - timedelta(days=3))
+    photo = await dead("bob", "", utcnow() - timedelta(hours=1))
+    fresh = await dead("cat", "a fresh question", utcnow())
+    await store.expire_texts(utcnow() - timedelta(days=2), records.RetentionCursor())
+
+    texts = {d.ref: d.text for d in await records.dead_letters(store)}
+    assert texts == {old: "(removed by retention)", photo: "", fresh: "a fresh question"}
+    assert [d.expired for d in await store.dead_letters()] == [True, False, False]
+    assert await store.revive(old) is Revived.EXPIRED
+    assert await store.revive(photo) is Revived.QUEUED
+    assert await store.revive(fresh) is Revived.QUEUED
+    assert await store.revive(fresh) is Revived.MISSING  # queued already: no longer a dead letter
+    assert [d.ref for d in await store.dead_letters()] == [old]

@@ -6,7 +6,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from datetime import timedelta
 
+from sqlalchemy import update
+
+from bridge.store.admin import RetentionCursor
+from bridge.store.tables import MessageRow, utcnow
 from tests.proc import ROOT
 
 
@@ -48,6 +53,41 @@ async def test_dead_letters_are_listed_and_retried_from_the_command_line(bridge,
     assert (await h.replies("+15551234567", 2))[1] == "bot: hello"  # the running bridge answers it
     listed = await bridge_command("dead-letters", "list", database_url=database_url)
     assert listed.stdout.strip() == "no dead letters"
+
+
+async def test_a_dead_letter_whose_text_retention_removed_is_not_retried(bridge, tmp_path):
+    """Retried, it would send the bot an empty message: refused by id, skipped (and counted) by --all."""
+    h = await bridge(retain_days=2)
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}"
+    h.ocs.fail_next(500, times=2)
+    await h.say("ann", "my old question")
+    await h.replies("ann", 1)
+    ago = utcnow() - timedelta(days=3)
+    await h.core.store.writer(lambda c: c.execute(update(MessageRow).values(received_at=ago)))
+    await h.core.store.expire_texts(utcnow() - timedelta(days=2), RetentionCursor())
+    await h.say("bob", "a fresh question")
+    await h.replies("bob", 1)
+
+    listed = await bridge_command("dead-letters", "list", database_url=database_url)
+    old, fresh = listed.stdout.splitlines()
+    assert old.startswith("in-1\t") and old.endswith("; text (removed by retention)")
+    assert fresh.startswith("in-2\t") and "retention" not in fresh
+    refused = await bridge_command("dead-letters", "retry", "in-1", database_url=database_url)
+    assert refused.returncode == 1 and "in-1: not retried, retention removed its text" in refused.stderr
+
+    retried = await bridge_command("dead-letters", "retry", "--all", database_url=database_url)
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.splitlines() == [
+        "in-2 queued again",
+        "1 dead letter(s) skipped: retention (RETAIN_DAYS) removed their text",
+    ]
+    assert (await h.replies("bob", 2))[1] == "bot: a fresh question"
+    await h.idle()
+    sent = [c.json["message"] for c in h.ocs.calls if c.path.endswith("/incoming_message")]
+    assert sent == ["my old question", "a fresh question", "a fresh question"]  # nothing empty
+    assert len(h.channel.texts_to("ann")) == 1  # the apology only
+    listed = await bridge_command("dead-letters", "list", database_url=database_url)
+    assert [line.split("\t")[0] for line in listed.stdout.splitlines()] == ["in-1"]
 
 
 async def test_send_and_participants_list_from_the_command_line(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 
 from bridge.bots import BotError, OcsBot
 from bridge.settings import BotSettings, Texts
+from bridge.store.letters import Revived
 from fakes.ocs import ERROR_REPLY, EXPERIMENT, FakeOCS
 from fakes.ocs_records import FakeSession
 from fakes.telegram import FakeTelegram
@@ -128,7 +129,7 @@ async def test_ocs_apology_is_one_apology_and_a_dead_letter_replayed_once_fixed(
     [letter] = await h.core.store.dead_letters()  # stored with the apology
     assert ("apology" if kind == "config" else "500") in letter.reason
     h.ocs.pipeline_error = None  # the bot is fixed
-    assert await h.core.store.revive(letter.ref)
+    assert await h.core.store.revive(letter.ref) is Revived.QUEUED
     h.core.wake()
     assert await h.replies("ada", 2) == [APOLOGY, "bot: hello"]
     assert ERROR_REPLY not in h.channel.texts_to("ada")

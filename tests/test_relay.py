@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 
 from bridge.channel import SendError, Unreachable
+from bridge.store.letters import Revived
 from fakes.channel import RecordingChannel
 from fakes.ocs import EXPERIMENT
 from tests.harness import eventually, ocs_bot
@@ -112,7 +113,7 @@ async def test_500_gives_one_apology_and_a_dead_letter_that_can_be_retried(bridg
     [letter] = await h.core.store.dead_letters()
     assert letter.ref.startswith("in-") and "500" in letter.reason
 
-    assert await h.core.store.revive(letter.ref)
+    assert await h.core.store.revive(letter.ref) is Revived.QUEUED
     h.core.wake()
     assert (await h.replies("fay", 2))[1] == "bot: hello"
     assert await h.core.store.dead_letters() == []

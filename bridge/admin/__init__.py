@@ -17,6 +17,7 @@ from bridge.admin.people import erase_person
 from bridge.core import Core
 from bridge.settings import Settings
 from bridge.store import admin as records
+from bridge.store.letters import Revived
 from bridge.typedefs import CORE
 
 log = structlog.get_logger("bridge.admin")
@@ -133,6 +134,7 @@ async def erase(request: web.Request, core: Core, current: auth.Session) -> web.
 
 async def retry(request: web.Request, core: Core, current: auth.Session) -> web.StreamResponse:
     revived = await core.store.revive(request.match_info["ref"])
-    if revived:
+    if revived is Revived.QUEUED:
         core.wake()
-    raise web.HTTPSeeOther(f"/admin?notice={'retried' if revived else 'missing'}", headers=HEADERS)
+    notice = {Revived.QUEUED: "retried", Revived.MISSING: "missing", Revived.EXPIRED: "expired"}[revived]
+    raise web.HTTPSeeOther(f"/admin?notice={notice}", headers=HEADERS)

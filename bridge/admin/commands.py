@@ -1,5 +1,5 @@
-"""``bridge conversations list/show`` and ``bridge people export/erase``: the operator's page's data
-from the command line, against the database a running bridge uses."""
+"""``chatbridge dead-letters list/retry``, ``conversations list/show`` and ``people export/erase``:
+the operator's page's data from the command line, against the database a running bridge uses."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bridge import logs
 from bridge.admin.people import erase_person
 from bridge.bots import build_bot
 from bridge.channel import Channel
@@ -17,6 +18,7 @@ from bridge.proactive.route import channel_named, identifier_on
 from bridge.settings import Settings
 from bridge.store import Store
 from bridge.store import admin as records
+from bridge.store.letters import REMOVED, Revived
 
 WithStore = Callable[[Callable[[Store], Awaitable[int]], Settings], int]
 Run = Callable[[Settings, dict[str, Channel], argparse.Namespace], int]
@@ -31,6 +33,15 @@ def add_parsers(sub: argparse._SubParsersAction, with_store: WithStore) -> None:
         return lambda settings, channels, args: with_store(
             lambda store: action(store, settings, channels, args), settings
         )
+
+    dead = sub.add_parser("dead-letters", help="messages that could not be answered or delivered")
+    dead_actions = dead.add_subparsers(required=True, metavar="ACTION")
+    dead_actions.add_parser("list", help="list dead letters").set_defaults(run=run(_dead_list))
+    retry = dead_actions.add_parser("retry", help="queue dead letters again")
+    target = retry.add_mutually_exclusive_group(required=True)
+    target.add_argument("id", nargs="?", help="a dead letter id from `list` (in-N or out-N)")
+    target.add_argument("--all", action="store_true", help="every dead letter")
+    retry.set_defaults(run=run(_dead_retry))
 
     conversations = sub.add_parser("conversations", help="conversations and their transcripts")
     actions = conversations.add_subparsers(required=True, metavar="ACTION")
@@ -47,6 +58,47 @@ def add_parsers(sub: argparse._SubParsersAction, with_store: WithStore) -> None:
         parser = people_actions.add_parser(name, help=f"{what} everything kept about one person")
         parser.add_argument("who", nargs="+", metavar="ID", help="a conversation id, or CHANNEL PERSON-ID")
         parser.set_defaults(run=run(action))
+
+
+async def _dead_list(
+    store: Store, settings: Settings, channels: dict[str, Channel], args: argparse.Namespace
+) -> int:
+    letters = await store.dead_letters()
+    if not letters:
+        print("no dead letters")
+    for letter in letters:
+        when = letter.at.strftime("%Y-%m-%d %H:%M:%S") if letter.at else "-"
+        reason = f"{letter.reason}; text {REMOVED}" if letter.expired else letter.reason
+        print(f"{letter.ref}\t{when}\t{letter.channel}\t{logs.mask(letter.person_key)}\t{reason}")
+    return 0
+
+
+async def _dead_retry(
+    store: Store, settings: Settings, channels: dict[str, Channel], args: argparse.Namespace
+) -> int:
+    """Queue one dead letter, or all; one whose text retention removed is refused (``--all``:
+    skipped and counted), as there is nothing left to send."""
+    refs = [d.ref for d in await store.dead_letters()] if args.all else [args.id]
+    failed = skipped = 0
+    for ref in refs:
+        revived = await store.revive(ref)
+        if revived is Revived.QUEUED:
+            print(f"{ref} queued again")
+        elif revived is Revived.EXPIRED and args.all:
+            skipped += 1
+        else:
+            why = (
+                "no such dead letter"
+                if revived is Revived.MISSING
+                else "not retried, retention removed its text"
+            )
+            print(f"{ref}: {why}", file=sys.stderr)
+            failed += 1
+    if skipped:
+        print(f"{skipped} dead letter(s) skipped: retention (RETAIN_DAYS) removed their text")
+    if not refs:
+        print("no dead letters")
+    return 1 if failed else 0
 
 
 async def _list(

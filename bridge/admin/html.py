@@ -18,6 +18,7 @@ th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-
 NOTICES = {
     "retried": "The dead letter was queued again.",
     "missing": "There is no such dead letter any more.",
+    "expired": "Not retried: retention (RETAIN_DAYS) removed that dead letter's text.",
     "erased": "The person's data was erased.",
     "erased-session-kept": "The person's data was erased, but the bot's session could not be ended.",
 }

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, case, delete, func, select, update
 
 from bridge.store.db import Reader
+from bridge.store.letters import REMOVED
 from bridge.store.proactive_tables import HistoryCursorRow, ParticipantDataRow, ScheduleRow
 from bridge.store.session_tokens import SessionTokenRow
 from bridge.store.tables import ConversationRow, MessageRow, PartRow, utcnow
@@ -57,7 +58,7 @@ class DeadLetterText:
     channel: str
     person_key: str
     at: datetime
-    text: str
+    text: str  # "(removed by retention)" once retention emptied it
     reason: str
 
 
@@ -154,15 +155,17 @@ def _when(at: datetime) -> str:
 
 async def dead_letters(store: Reader) -> list[DeadLetterText]:
     """Messages not answered and parts not delivered, with their text and reason, oldest first."""
-    query_in = select(M.id, M.conversation_id, C.channel, C.person_key, M.received_at, M.text, M.error)
-    query_out = select(P.id, P.conversation_id, C.channel, C.person_key, P.created_at, P.text, P.error)
+    letters = []
     async with store.reading() as session:
-        messages = await session.execute(
-            query_in.join_from(MessageRow, ConversationRow).where(M.status == "dead")
-        )
-        parts = await session.execute(query_out.join_from(PartRow, ConversationRow).where(P.status == "dead"))
-        letters = [DeadLetterText(f"in-{i}", c, ch, k, at, t, e or "") for i, c, ch, k, at, t, e in messages]
-        letters += [DeadLetterText(f"out-{i}", c, ch, k, at, t, e or "") for i, c, ch, k, at, t, e in parts]
+        for kind, row, T, at in (("in", MessageRow, M, M.received_at), ("out", PartRow, P, P.created_at)):
+            query = select(
+                T.id, T.conversation_id, C.channel, C.person_key, at, T.text, T.error, T.expired_at
+            )
+            for i, c, ch, k, when, text, error, expired in await session.execute(
+                query.join_from(row, ConversationRow).where(T.status == "dead")
+            ):
+                shown = REMOVED if expired is not None else text
+                letters.append(DeadLetterText(f"{kind}-{i}", c, ch, k, when, shown, error or ""))
     return sorted(letters, key=lambda d: d.at)
 
 
@@ -290,11 +293,13 @@ def expire(
     connection: Connection, before: datetime, cursor: RetentionCursor, batch: int = RETENTION_BATCH
 ) -> tuple[RetentionCursor, int]:
     """Empty the texts of the next ``batch`` messages and parts past ``cursor`` stored before
-    ``before`` (rows stay, so counts do; work still waiting keeps its text). The cursor moved on,
-    and how many rows it went past (0: nothing older is left). (``Store.expire_texts``)"""
+    ``before`` (rows stay, so counts do; work still waiting keeps its text) and mark them
+    ``expired_at`` (a dead letter without its text is not retried). The cursor moved on, and how
+    many rows it went past (0: nothing older is left). (``Store.expire_texts``)"""
+    now = utcnow()
     tables = (
-        (MessageRow, M.received_at, cursor.message_id, {"text": "", "context": {}}),
-        (PartRow, P.created_at, cursor.part_id, {"text": "", "attachments": []}),
+        (MessageRow, M.received_at, cursor.message_id, {"text": "", "context": {}, "expired_at": now}),
+        (PartRow, P.created_at, cursor.part_id, {"text": "", "attachments": [], "expired_at": now}),
     )
     ids, passed = [], 0
     for table, at, after, emptied in tables:
@@ -303,7 +308,9 @@ def expire(
         old = list(itertools.takewhile(lambda row: row[1] < before, rows))
         finished = [row[0] for row in old if row[2] != "pending"]
         if finished:
-            connection.execute(update(table).where(c.id.in_(finished)).values(**emptied))
+            connection.execute(
+                update(table).where(c.id.in_(finished), c.expired_at.is_(None)).values(**emptied)
+            )
         ids.append(old[-1][0] if old else after)
         passed += len(old)
     return RetentionCursor(*ids), passed

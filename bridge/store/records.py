@@ -93,6 +93,7 @@ class DeadLetter:
     person_key: str
     at: datetime
     reason: str
+    expired: bool = False  # retention emptied its text: it cannot be retried
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +237,8 @@ def to_schedule(row: Any) -> Schedule:
 
 def to_dead_letter(row: Any) -> DeadLetter:
     """A row of ``letters.DEAD``."""
-    return DeadLetter(f"{row.kind}-{row.id}", row.channel, row.person_key, row.at, row.error or "")
+    ref = f"{row.kind}-{row.id}"
+    return DeadLetter(ref, row.channel, row.person_key, row.at, row.error or "", row.expired_at is not None)
 
 
 def attachments_json(attachments: tuple[Attachment, ...]) -> list[dict[str, Any]]:

@@ -226,7 +226,7 @@ class Store:
         async with self.reading() as session:
             return letters.letters(await session.execute(letters.DEAD))
 
-    async def revive(self, ref: str) -> bool:
+    async def revive(self, ref: str) -> letters.Revived:
         return await self._write(letters.revive, ref=ref)
 
     # reading back (web channel, CLI) ------------------------------------------------------------

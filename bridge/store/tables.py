@@ -109,6 +109,7 @@ class MessageRow(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     relayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last handed to the bot
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # text emptied by retention
 
 
 class PartRow(Base):
@@ -134,6 +135,7 @@ class PartRow(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(16))  # as the platform last reported
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # text emptied by retention
 
 
 class HeartbeatRow(Base):
