@@ -29,7 +29,7 @@ from bridge.settings import CONFIG, Settings, exit_on_config_error, load_setting
 from bridge.store import Store
 from bridge.store.db import DATABASE_ERRORS, create_engine, migrate, schema_problem, short, sqlite_file
 from bridge.typedefs import CORE
-from bridge.variables import check_environment, unknown_variables
+from bridge.variables import check_environment, unknown_line, unknown_names, unknown_variables
 from bridge.web import create_app
 
 log = structlog.get_logger("bridge.cli")
@@ -243,10 +243,9 @@ def _check(settings: Settings, channels: dict[str, Channel], args: Args) -> int:
                 problems += 1
                 print(f"FAIL  {what}: {getattr(exc, 'reason', None) or exc}")
 
-        for line in unknown_variables(read_environment(), adapters.option_models()):
-            typo = "did you mean" in line  # close to a name of ours: what was meant is not set
-            problems += typo
-            print(f"{'FAIL' if typo else 'warn'}  environment: {line}")
+        for name, hint in unknown_names(read_environment(), adapters.option_models()):
+            problems += bool(hint)  # a likely typo: what was meant is not set
+            print(f"{'FAIL' if hint else 'warn'}  environment: {unknown_line(name, hint)}")
         if not settings.public_url:
             for name, channel in channels.items():
                 if channel.kind in ("telegram", "twilio"):

@@ -60,18 +60,28 @@ def known_variables(models: OptionModels) -> set[str]:
     return names
 
 
-def unknown_variables(env: Mapping[str, str], models: OptionModels) -> list[str]:
-    """One line per variable under our prefixes that nothing reads (never its value)."""
+def unknown_names(env: Mapping[str, str], models: OptionModels) -> list[tuple[str, str]]:
+    """Each variable under our prefixes that nothing reads, with its "did you mean" hint ("" when it
+    is close to none of our names: more likely someone else's than a typo)."""
     known = known_variables(models) | config_references(env)
-    lines = []
+    found = []
     for name in sorted(env):
         if name in known or not name.startswith(PREFIXES):
             continue
         hint = did_you_mean(name, known)
         if name.startswith(LOOSE) and not hint:
             continue
-        lines.append(f"{name}: unknown variable, ignored{hint}")
-    return lines
+        found.append((name, hint))
+    return found
+
+
+def unknown_line(name: str, hint: str) -> str:
+    return f"{name}: unknown variable, ignored{hint}"
+
+
+def unknown_variables(env: Mapping[str, str], models: OptionModels) -> list[str]:
+    """One line per variable under our prefixes that nothing reads (never its value)."""
+    return [unknown_line(name, hint) for name, hint in unknown_names(env, models)]
 
 
 def check_environment(env: Mapping[str, str], models: OptionModels) -> None:
